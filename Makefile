@@ -1,0 +1,45 @@
+# Cible — two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: demo test lint format bench install dev clean-var
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet ".[dev]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/python manage.py run_demo
+
+lint: dev
+	$(BIN)/ruff check .
+
+format: dev
+	$(BIN)/ruff format .
+
+# SQLite pass (everything not marked postgres), then the PostgreSQL pass against a throwaway
+# server that the test session starts itself. REQUIRE_SERVICES=1 turns missing servers into failures.
+test: dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not postgres"
+	CIBLE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m postgres
+
+bench: dev
+	$(BIN)/python -m benchmarks.run
+
+clean-var:
+	rm -rf var/

@@ -1,0 +1,225 @@
+"""Bulk loading of generated or imported rows: PostgreSQL ``COPY`` (psycopg 3), batched
+``executemany`` on SQLite. Used by ``seed_demo`` and the benchmarks.
+
+Contract: rows are written inside one transaction per call (all or nothing); contact ids are
+allocated explicitly under a table lock so concurrent writers cannot collide.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from contacts.demo import CATEGORIES, DEVICES, EVENT_TYPES, PERSONAS, DemoContacts, DemoEvents
+from contacts.models import Contact, Event
+
+Progress = Callable[[str, int, int], None]
+
+CONTACT_COLUMNS = (
+    "id",
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "timezone",
+    "country",
+    "city",
+    "birth_year",
+    "attributes",
+    "is_anonymous",
+    "created_at",
+    "updated_at",
+)
+EVENT_COLUMNS = (
+    "contact_id",
+    "type",
+    "occurred_at",
+    "received_at",
+    "properties",
+    "channel",
+    "device",
+    "country",
+    "city",
+    "source",
+    "idempotency_key",
+)
+# Secondary indexes rebuilt once after very large PostgreSQL loads (faster than row-by-row upkeep).
+EVENT_SECONDARY_INDEXES = ("event_contact_by_time", "event_type_by_time")
+LARGE_LOAD_EVENTS = 2_000_000
+
+
+def _timestamps(epoch_seconds: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(epoch_seconds, unit="s", utc=True))
+
+
+def contacts_frame(contacts: DemoContacts, *, first_id: int, now: datetime) -> pd.DataFrame:
+    persona_names = np.array([p.name for p in PERSONAS], dtype=object)
+    attributes = '{"persona": "' + persona_names[contacts.persona] + '"}'
+    n = len(contacts)
+    return pd.DataFrame(
+        {
+            "id": np.arange(first_id, first_id + n),
+            "external_id": contacts.external_id,
+            "email": contacts.email,
+            "phone": contacts.phone,
+            "first_name": contacts.first_name,
+            "last_name": contacts.last_name,
+            "locale": contacts.locale,
+            "timezone": contacts.timezone,
+            "country": contacts.country,
+            "city": contacts.city,
+            "birth_year": contacts.birth_year,
+            "attributes": attributes,
+            "is_anonymous": np.zeros(n, dtype=bool),
+            "created_at": _timestamps(contacts.created_at),
+            "updated_at": pd.Series([pd.Timestamp(now)] * n) if n else pd.Series([], dtype=object),
+        },
+        columns=list(CONTACT_COLUMNS),
+    )
+
+
+def events_frame(
+    events: DemoEvents, contacts: DemoContacts, *, first_id: int, seed: int, now: datetime
+) -> pd.DataFrame:
+    etype = np.array(EVENT_TYPES, dtype=object)[events.type]
+    device = np.array(DEVICES, dtype=object)[events.device]
+    is_purchase = events.type == 0
+    amount = pd.Series(events.amount).map("{:.2f}".format).to_numpy(dtype=object)
+    category = np.array(CATEGORIES + ("",), dtype=object)[events.category]
+    properties = np.where(
+        is_purchase, '{"amount": ' + amount + ', "category": "' + category + '"}', "{}"
+    )
+    mobile = events.device == 1
+    channel = np.select(
+        [(events.type == 1) | (events.type == 2), events.type == 5, mobile],
+        ["email", "app", "app"],
+        default="web",
+    ).astype(object)
+    contact_index = events.contact
+    keys = (
+        pd.Series(contacts.external_id[contact_index]).to_numpy(dtype=object)
+        + "-"
+        + pd.Series(events.sequence).astype(str).to_numpy(dtype=object)
+    )
+    n = len(events)
+    return pd.DataFrame(
+        {
+            "contact_id": contact_index + first_id,
+            "type": etype,
+            "occurred_at": _timestamps(events.occurred_at),
+            "received_at": pd.Series([pd.Timestamp(now)] * n) if n else pd.Series([], dtype=object),
+            "properties": properties,
+            "channel": channel,
+            "device": device,
+            "country": contacts.country[contact_index],
+            "city": contacts.city[contact_index],
+            "source": f"seed_demo:{seed}",
+            "idempotency_key": keys,
+        },
+        columns=list(EVENT_COLUMNS),
+    )
+
+
+def _copy_frame(cursor, table: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, header=False, index=False, na_rep="\\N")
+    columns = ", ".join(frame.columns)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+        copy.write(buffer.getvalue())
+
+
+def _insert_frame(cursor, table: str, frame: pd.DataFrame, batch_size: int = 20_000) -> None:
+    columns = ", ".join(frame.columns)
+    placeholders = ", ".join(["%s"] * len(frame.columns))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 (fixed identifiers)
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda ts: ts.isoformat())
+        elif frame[column].dtype == bool:
+            frame[column] = frame[column].astype(int)
+    rows = frame.itertuples(index=False, name=None)
+    while True:
+        batch = [
+            tuple(v.item() if isinstance(v, np.generic) else v for v in row)
+            for _, row in zip(range(batch_size), rows, strict=False)
+        ]
+        if not batch:
+            return
+        cursor.executemany(sql, batch)
+
+
+def write_frame(cursor, table: str, frame: pd.DataFrame) -> None:
+    if connection.vendor == "postgresql":
+        _copy_frame(cursor, table, frame)
+    else:
+        _insert_frame(cursor, table, frame)
+
+
+def load_population(
+    *,
+    contacts: DemoContacts,
+    events: Iterable[DemoEvents],
+    expected_events: int,
+    seed: int,
+    now: datetime,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Write ``contacts`` then ``events`` in one transaction; return the contact ids (in order)."""
+    progress = progress or (lambda stage, done, total: None)
+    contact_table = Contact._meta.db_table
+    event_table = Event._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(f"LOCK TABLE {contact_table} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {contact_table}")  # noqa: S608
+        first_id = int(cursor.fetchone()[0]) + 1
+        chunk = 100_000
+        for start in range(0, len(contacts), chunk):
+            part = _slice_contacts(contacts, start, start + chunk)
+            write_frame(
+                cursor, contact_table, contacts_frame(part, first_id=first_id + start, now=now)
+            )
+            progress("contacts", min(start + chunk, len(contacts)), len(contacts))
+        if postgres:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
+                [contact_table, first_id + len(contacts) - 1 if len(contacts) else first_id],
+            )
+        rebuild = postgres and expected_events >= LARGE_LOAD_EVENTS
+        if rebuild:
+            for name in EVENT_SECONDARY_INDEXES:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        done = 0
+        for part in events:
+            write_frame(
+                cursor,
+                event_table,
+                events_frame(part, contacts, first_id=first_id, seed=seed, now=now),
+            )
+            done += len(part)
+            progress("events", done, expected_events)
+        if rebuild:
+            progress("indexes", 0, len(EVENT_SECONDARY_INDEXES))
+            cursor.execute(
+                f"CREATE INDEX event_contact_by_time ON {event_table} (contact_id, occurred_at)"
+            )
+            cursor.execute(f"CREATE INDEX event_type_by_time ON {event_table} (type, occurred_at)")
+            progress("indexes", len(EVENT_SECONDARY_INDEXES), len(EVENT_SECONDARY_INDEXES))
+        if postgres:
+            cursor.execute(f"ANALYZE {contact_table}")
+            cursor.execute(f"ANALYZE {event_table}")
+    return np.arange(first_id, first_id + len(contacts))
+
+
+def _slice_contacts(contacts: DemoContacts, start: int, stop: int) -> DemoContacts:
+    return DemoContacts(
+        **{name: getattr(contacts, name)[start:stop] for name in contacts.__dataclass_fields__}
+    )

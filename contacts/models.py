@@ -1,0 +1,131 @@
+"""Contacts and their behavioural events — the data every other app reads.
+
+Values are stored normalised (E.164 phones, lower-cased emails, aware UTC timestamps,
+ISO 3166-1 alpha-2 countries, IANA time zones); normalisation happens at the door
+(contacts.services / ingestion), the database enforces what it can.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.utils.translation import gettext_lazy as _
+
+models.CharField.register_lookup(Length)
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    PUSH = "push", _("Push")
+    WEB = "web", _("Web")
+    APP = "app", _("Mobile app")
+    STORE = "store", _("Store")
+
+
+class Contact(models.Model):
+    external_id = models.CharField(_("external ID"), max_length=128, unique=True)
+    email = models.CharField(_("email"), max_length=254, blank=True, default="")
+    phone = models.CharField(_("phone (E.164)"), max_length=16, blank=True, default="")
+    first_name = models.CharField(_("first name"), max_length=150, blank=True, default="")
+    last_name = models.CharField(_("last name"), max_length=150, blank=True, default="")
+    locale = models.CharField(_("locale"), max_length=10, blank=True, default="fr")
+    timezone = models.CharField(_("time zone (IANA)"), max_length=64, default="Europe/Paris")
+    country = models.CharField(
+        _("country (ISO 3166-1 alpha-2)"), max_length=2, blank=True, default=""
+    )
+    city = models.CharField(_("city"), max_length=120, blank=True, default="")
+    birth_year = models.PositiveSmallIntegerField(_("birth year"), null=True, blank=True)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    is_anonymous = models.BooleanField(
+        _("anonymous profile"),
+        default=False,
+        help_text=_("Created from an event naming an unknown contact."),
+    )
+    created_at = models.DateTimeField(_("created at"), db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        indexes = [
+            models.Index(fields=["email"], name="contact_by_email"),
+            models.Index(fields=["phone"], name="contact_by_phone"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__startswith="+"),
+                name="contact_phone_is_e164",
+            ),
+            models.CheckConstraint(
+                condition=Q(country="") | Q(country__length=2),
+                name="contact_country_is_alpha2",
+            ),
+            models.CheckConstraint(
+                condition=Q(birth_year__isnull=True)
+                | Q(birth_year__gte=1900, birth_year__lte=2100),
+                name="contact_birth_year_plausible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.external_id
+
+
+class Event(models.Model):
+    """A behavioural event. Idempotent by ``(source, idempotency_key)``."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(_("type"), max_length=64)
+    occurred_at = models.DateTimeField(_("occurred at (UTC)"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, blank=True, default=""
+    )
+    device = models.CharField(_("device"), max_length=32, blank=True, default="")
+    country = models.CharField(_("country"), max_length=2, blank=True, default="")
+    city = models.CharField(_("city"), max_length=120, blank=True, default="")
+    source = models.CharField(_("source"), max_length=64)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"], name="event_unique_per_source_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="event_contact_by_time"),
+            models.Index(fields=["type", "occurred_at"], name="event_type_by_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class PushSubscription(models.Model):
+    """A Web Push subscription (endpoint + keys) of a contact's browser or device."""
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.URLField(_("endpoint"), max_length=1000, unique=True)
+    p256dh = models.CharField(_("p256dh key"), max_length=200)
+    auth = models.CharField(_("auth secret"), max_length=100)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True, default="")
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("push subscription")
+        verbose_name_plural = _("push subscriptions")
+        indexes = [models.Index(fields=["contact", "active"], name="push_active_by_contact")]
+
+    def __str__(self) -> str:
+        return self.endpoint[:60]

@@ -1,0 +1,21 @@
+"""Create the Marketer, Analyst and DPO groups. Permissions are attached by ops.roles.roles_sync
+after every migrate (post_migrate), so models added by later migrations are covered too."""
+
+from django.db import migrations
+
+ROLES = ("Marketer", "Analyst", "DPO")
+
+
+def create_roles(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def remove_roles(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ops", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
+    operations = [migrations.RunPython(create_roles, remove_roles)]

@@ -1,0 +1,80 @@
+"""Test session set-up.
+
+`make test` runs two passes: SQLite (everything not marked ``postgres``) and PostgreSQL
+(``CIBLE_TEST_DATABASE=postgresql``, tests marked ``postgres``) against a throwaway server this
+session starts. Redis is started per session by pytest-redis for tests that ask for it.
+A missing server binary skips those tests with the reason; with ``REQUIRE_SERVICES=1`` it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import environ
+import pytest
+from pytest_redis import factories as redis_factories
+
+from tests.services import PostgresServer, ServiceUnavailable
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+POSTGRES_PASS = os.environ.get("CIBLE_TEST_DATABASE") == "postgresql"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+_postgres: PostgresServer | None = None
+_postgres_error: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _postgres, _postgres_error
+    if not POSTGRES_PASS:
+        return
+    try:
+        _postgres = PostgresServer.start()
+    except ServiceUnavailable as exc:
+        _postgres_error = str(exc)
+        if REQUIRE_SERVICES:
+            pytest.exit(f"REQUIRE_SERVICES=1 and PostgreSQL is unavailable: {exc}", returncode=1)
+        return
+    config.add_cleanup(_postgres.stop)
+    from django.conf import settings
+    from django.db import connections
+
+    # pytest-django imported the settings already: point the default alias at the new server
+    # and rebuild the connection handler's view of them (no connection has been opened yet).
+    settings.DATABASES["default"] = environ.Env.db_url_config(_postgres.url)
+    settings.DATABASES["default"]["TEST"] = {"NAME": "test_cible"}
+    connections.close_all()
+    connections.__dict__["settings"] = connections.configure_settings(settings.DATABASES)
+    if hasattr(connections._connections, "default"):
+        delattr(connections._connections, "default")
+    os.environ["DATABASE_URL"] = _postgres.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if POSTGRES_PASS and _postgres is None and "postgres" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL unavailable: {_postgres_error}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the session's PostgreSQL server (only in the PostgreSQL pass)."""
+    if _postgres is None:
+        pytest.fail("postgres_url used by a test not marked @pytest.mark.postgres")
+    return _postgres.url
+
+
+redis_proc = redis_factories.redis_proc(executable=REDIS_SERVER, port=None)
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """A real Redis server for this session (pytest-redis), as a URL."""
+    if not os.path.exists(REDIS_SERVER):
+        message = "redis-server binary not found (apt-get install redis-server)"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 and {message}")
+        pytest.skip(message)
+    proc = request.getfixturevalue("redis_proc")
+    return f"redis://{proc.host}:{proc.port}/0"

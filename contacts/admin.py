@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from contacts.models import Contact, Event, PushSubscription
+from contacts.models import ApiKey, Contact, Event, PushSubscription
 
 
 class PushSubscriptionInline(admin.TabularInline):
@@ -66,3 +66,22 @@ class PushSubscriptionAdmin(admin.ModelAdmin):
         from django.utils import timezone
 
         queryset.update(active=False, deactivated_at=timezone.now())
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are created with `manage.py create_api_key` so the secret is shown once
+
+    @admin.action(description=_("Revoke selected API keys"))
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, _("%(count)d key(s) revoked.") % {"count": count})

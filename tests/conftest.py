@@ -78,3 +78,22 @@ def redis_url(request: pytest.FixtureRequest) -> str:
         pytest.skip(message)
     proc = request.getfixturevalue("redis_proc")
     return f"redis://{proc.host}:{proc.port}/0"
+
+
+@pytest.fixture
+def api_key_value(db) -> str:
+    """Clear-text value of a fresh all-scopes API key."""
+    from contacts.api_keys import api_key_create
+
+    _key, raw = api_key_create(name="test", scopes=["*"])
+    return raw
+
+
+@pytest.fixture
+def api_client(api_key_value):
+    """DRF test client authenticated with ``Authorization: Api-Key …``."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_value}")
+    return client

@@ -127,13 +127,22 @@ CELERY_BEAT_SCHEDULE = {
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "contacts.api_keys.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["contacts.api_keys.HasScope"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cible API",
     "DESCRIPTION": "Contacts, events, consent, segments and experiment results.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
+    },
+    "SECURITY": [{"ApiKey": []}],
 }
 
 # --- Cible domain defaults ----------------------------------------------------------------
@@ -153,3 +162,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- App sections. Each app's settings live in its own block below (read from the environment
+# here, nowhere else). Keep edits inside your app's block.
+
+# --- contacts (ingestion) ---
+
+# --- consent ---
+
+# --- segments ---
+
+# --- activation ---
+
+# --- experiments ---

@@ -1,0 +1,49 @@
+"""Seed benchmark: generate + load the population with ``seed_demo`` (target ≤ 180 s for
+1M contacts + 10M events on PostgreSQL), compared with a raw ``COPY`` of the same rows into
+scratch tables with the same indexes and constraints."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from benchmarks.harness import Context, Result, timed
+
+
+def _raw_copy_seconds(table: str, path: Path) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        with path.open("wb") as fh, cursor.copy(f"COPY {table} TO STDOUT") as copy:
+            for chunk in copy:
+                fh.write(chunk)
+        cursor.execute(f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
+        with timed() as t:
+            with path.open("rb") as fh, cursor.copy(f"COPY bench_{table} FROM STDIN") as copy:
+                while data := fh.read(1 << 20):
+                    copy.write(data)
+        cursor.execute(f"DROP TABLE bench_{table}")
+    return t["seconds"]
+
+
+def run(ctx: Context) -> None:
+    from django.core.management import call_command
+
+    from contacts.models import Event
+
+    with timed() as t:
+        call_command("seed_demo", contacts=ctx.contacts, events_per_contact=ctx.events_per_contact, seed=1)
+    events = Event.objects.count()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_contacts = _raw_copy_seconds("contacts_contact", Path(tmp) / "contacts.copy")
+        raw_events = _raw_copy_seconds("contacts_event", Path(tmp) / "events.copy")
+    full_scale = ctx.contacts >= 1_000_000 and ctx.events_per_contact >= 10
+    ctx.record(Result(
+        benchmark="seed_demo generate+load",
+        value=t["seconds"], unit="s",
+        target="≤ 180 s for 1M contacts + 10M events",
+        passed=(t["seconds"] <= 180) if full_scale else None,
+        comparison=f"raw COPY of the same rows: {raw_contacts + raw_events:.1f} s "
+                   f"(contacts {raw_contacts:.1f} s, events {raw_events:.1f} s)",
+        details={"contacts": ctx.contacts, "events": events},
+    ))

@@ -1,0 +1,101 @@
+"""Benchmark harness: a throwaway PostgreSQL, Django on it, a seeded population, a report.
+
+``make bench`` runs ``python -m benchmarks.run``: it starts PostgreSQL (as the ``postgres`` user
+when run as root), migrates, loads ``--contacts`` contacts and ``--events-per-contact`` events
+with ``seed_demo`` once, then runs every ``benchmarks/bench_*.py`` module's ``run(ctx)``.
+Results are printed and written to ``benchmarks/results/latest.json`` and ``latest.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Result:
+    benchmark: str
+    value: float
+    unit: str
+    target: str = ""
+    comparison: str = ""  # e.g. "raw COPY of the same data: 41.2 s"
+    passed: bool | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What a benchmark module receives."""
+
+    database_url: str
+    contacts: int
+    events_per_contact: float
+    results: list[Result] = field(default_factory=list)
+
+    def record(self, result: Result) -> Result:
+        self.results.append(result)
+        verdict = "" if result.passed is None else (" PASS" if result.passed else " MISS")
+        print(f"  {result.benchmark}: {result.value:,.3f} {result.unit}"
+              f"{f' (target {result.target})' if result.target else ''}{verdict}"
+              f"{f' — {result.comparison}' if result.comparison else ''}", flush=True)
+        return result
+
+
+@contextmanager
+def timed() -> Iterator[dict]:
+    """``with timed() as t: ...`` then ``t["seconds"]``."""
+    box: dict = {}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["seconds"] = time.perf_counter() - start
+
+
+@contextmanager
+def postgres_django() -> Iterator[str]:
+    """Start PostgreSQL, point Django at it, migrate; yield the DATABASE_URL."""
+    from tests.services import PostgresServer
+
+    server = PostgresServer.start()
+    try:
+        os.environ["DATABASE_URL"] = server.url
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+        os.environ["DEBUG"] = "0"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+        yield server.url
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        server.stop()
+
+
+def write_report(ctx: Context) -> None:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "contacts": ctx.contacts,
+        "events_per_contact": ctx.events_per_contact,
+        "results": [asdict(r) for r in ctx.results],
+    }
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(payload, indent=2))
+    lines = [f"# Benchmark results ({payload['when']}, {ctx.contacts:,} contacts)", "",
+             "| benchmark | value | target | comparison |", "|---|---|---|---|"]
+    for r in ctx.results:
+        lines.append(f"| {r.benchmark} | {r.value:,.3f} {r.unit} | {r.target} | {r.comparison} |")
+    (RESULTS_DIR / "latest.md").write_text("\n".join(lines) + "\n")

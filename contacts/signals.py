@@ -1,7 +1,30 @@
-"""Signals other apps listen to (dependencies flow contacts ← consent ← segments …)."""
+"""Signals other apps listen to (dependencies flow contacts ← consent ← segments ← activation).
+
+Receivers must be idempotent and cheap: heavy work goes to a Celery task. All signals are sent
+after the writing transaction commits (``transaction.on_commit``), never inside it.
+"""
 
 from django.dispatch import Signal
 
-# Sent by seed_demo after contacts and events are loaded, inside no transaction.
+# Sent by seed_demo after contacts and events are loaded.
 # kwargs: contact_ids (numpy array, same order as population), population (DemoContacts), now.
 demo_population_loaded = Signal()
+
+# Sent after new events are stored (API, CSV import, webhooks, tracking, activation's own events).
+# kwargs: contact_ids (list[int]), event_types (set[str]), source (str).
+# Well-known event types written by ingestion/webhooks and read by other apps:
+#   purchase (properties.amount, properties.category), page_view, cart_updated, app_open,
+#   email_delivered, email_open (properties.machine_open: bool), email_click (properties.url),
+#   email_bounce (properties.bounce_type: "hard" | "soft", properties.address),
+#   email_complaint (properties.address), sms_delivered, sms_inbound (properties.body,
+#   properties.from), push_delivered, push_click, unsubscribe, conversion.
+events_ingested = Signal()
+
+# Sent after merge_contacts moved everything from the duplicates to the survivor.
+# kwargs: survivor_id (int), merged_ids (list[int]). Receivers move their own rows
+# (consent ledger + state, segment memberships, outbox…) from merged_ids to survivor_id.
+contacts_merged = Signal()
+
+# Sent just before a contact is erased (right to erasure), so apps delete/anonymise their rows.
+# kwargs: contact_id (int). Consent owns erase_contact and sends it.
+contact_erasing = Signal()

@@ -207,6 +207,9 @@ def load_population(
     postgres = connection.vendor == "postgresql"
     with transaction.atomic(), connection.cursor() as cursor:
         if postgres:
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: millions of deferred
+            # checks would queue up until commit. Check each row as it arrives instead.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"LOCK TABLE {contact_table} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {contact_table}")  # noqa: S608
         first_id = int(cursor.fetchone()[0]) + 1

@@ -7,6 +7,7 @@ ISO 3166-1 alpha-2 countries, IANA time zones); normalisation happens at the doo
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
@@ -159,3 +160,154 @@ class ApiKey(models.Model):
 
     def allows(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes
+
+
+class AliasKind(models.TextChoices):
+    EVENT_TYPE = "event_type", _("Event type")
+    CATEGORY = "category", _("Product category")
+    CITY = "city", _("City")
+
+
+class Alias(models.Model):
+    """One spelling marketers' data uses → the canonical value stored (editable in the admin).
+
+    ``key`` is the folded form of ``alias`` (accents, case and punctuation ignored; for cities
+    "St"/"Ste" expanded), so "Page View", "page-view" and "PAGE_VIEW" share one row.
+    """
+
+    kind = models.CharField(_("kind"), max_length=16, choices=AliasKind.choices)
+    alias = models.CharField(_("alias"), max_length=120)
+    key = models.CharField(_("matching key"), max_length=120, editable=False)
+    canonical = models.CharField(_("canonical value"), max_length=120)
+
+    class Meta:
+        verbose_name = _("alias")
+        verbose_name_plural = _("aliases")
+        ordering = ("kind", "key")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key"], name="alias_unique_per_kind_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.canonical}"
+
+    def save(self, *args, **kwargs):
+        from contacts.normalisation import alias_key, city_key
+
+        self.key = city_key(self.alias) if self.kind == AliasKind.CITY else alias_key(self.alias)
+        super().save(*args, **kwargs)
+
+
+class ImportJob(models.Model):
+    """A CSV import started from the admin (or a command): its file, mapping, progress and counts."""
+
+    class Kind(models.TextChoices):
+        CONTACTS = "contacts", _("Contacts")
+        EVENTS = "events", _("Events")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a worker")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255, blank=True, default="")
+    source = models.CharField(_("source"), max_length=64)
+    delimiter = models.CharField(_("delimiter"), max_length=1, blank=True, default="")
+    encoding = models.CharField(_("encoding"), max_length=16, blank=True, default="")
+    default_timezone = models.CharField(
+        _("default time zone"), max_length=64, blank=True, default=""
+    )
+    column_map = models.JSONField(
+        _("column mapping"),
+        default=dict,
+        blank=True,
+        help_text=_("CSV column → field; an empty target ignores the column."),
+    )
+    total_lines = models.PositiveIntegerField(_("lines"), default=0)
+    processed_lines = models.PositiveIntegerField(_("lines processed"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    rejects_file = models.FileField(_("reject file"), upload_to="imports/rejects/", blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("CSV import")
+        verbose_name_plural = _("CSV imports")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.original_name or self.file.name}"
+
+    @property
+    def percent(self) -> int:
+        if not self.total_lines:
+            return 100 if self.status == self.Status.DONE else 0
+        return min(100, round(100 * self.processed_lines / self.total_lines))
+
+
+class ContactMerge(models.Model):
+    """Audit row of one merge: who merged which contacts into which survivor, what moved."""
+
+    survivor = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="merges",
+        verbose_name=_("survivor"),
+    )
+    survivor_external_id = models.CharField(_("survivor external ID"), max_length=128)
+    merged_ids = models.JSONField(_("merged contact IDs"), default=list)
+    merged_external_ids = models.JSONField(_("merged external IDs"), default=list)
+    fields_filled = models.JSONField(
+        _("fields filled from duplicates"), default=dict, blank=True
+    )
+    moved_events = models.PositiveIntegerField(_("events moved"), default=0)
+    moved_push_subscriptions = models.PositiveIntegerField(
+        _("push subscriptions moved"), default=0
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("by")
+    )
+    actor_label = models.CharField(_("by (label)"), max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(_("merged at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("contact merge")
+        verbose_name_plural = _("contact merges")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.merged_external_ids)} → {self.survivor_external_id}"
+
+
+class DuplicateReport(models.Model):
+    """Probable duplicates found by the scheduled scan (same email, phone or external ID)."""
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    group_counts = models.JSONField(_("groups per key"), default=dict)
+    contacts_involved = models.PositiveIntegerField(_("contacts involved"), default=0)
+    groups = models.JSONField(
+        _("groups"), default=list, help_text=_("At most 1,000 groups are kept per report.")
+    )
+
+    class Meta:
+        verbose_name = _("duplicate report")
+        verbose_name_plural = _("duplicate reports")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} — {self.contacts_involved}"

@@ -167,11 +167,143 @@ LOGGING = {
 # here, nowhere else). Keep edits inside your app's block.
 
 # --- contacts (ingestion) ---
+# Events naming an unknown contact create an anonymous profile (True) or are rejected (False).
+CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool("CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True)
+# IANA zone applied to timestamps without UTC offset; empty = such timestamps are rejected.
+CIBLE_INGEST_DEFAULT_TIMEZONE = env.str("CIBLE_INGEST_DEFAULT_TIMEZONE", default="")
+# Largest request body the bulk API reads (bytes); larger bodies get 413 before parsing.
+CIBLE_API_MAX_BODY_BYTES = env.int("CIBLE_API_MAX_BODY_BYTES", default=32 * 1024 * 1024)
+# Provider webhooks: per-provider HMAC-SHA256 secrets ("sendgrid=s3cret,twilio=…"), replay window.
+CIBLE_WEBHOOK_SECRETS = env.dict("CIBLE_WEBHOOK_SECRETS", default={})
+CIBLE_WEBHOOK_TOLERANCE_SECONDS = env.int("CIBLE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Tracking endpoint /t/e: browser origins allowed (CORS) and requests per minute per client IP.
+CIBLE_TRACKING_ALLOWED_ORIGINS = env.list("CIBLE_TRACKING_ALLOWED_ORIGINS", default=[])
+CIBLE_TRACKING_RATE_PER_MINUTE = env.int("CIBLE_TRACKING_RATE_PER_MINUTE", default=600)
+CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
+    "task": "contacts.tasks.duplicate_report",
+    "schedule": 24 * 3600.0,
+}
 
 # --- consent ---
+# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in).
+CIBLE_PUBLIC_BASE_URL = env.str("CIBLE_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Key of the HMAC kept for erased people's email/phone (defaults to one derived from SECRET_KEY).
+CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
+CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS = env.int("CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7)
+CONSENT_LINK_MAX_AGE_DAYS = env.int("CONSENT_LINK_MAX_AGE_DAYS", default=400)
+# Retention (CNIL guidance for prospects): events 25 months, contacts 3 years without interaction.
+CONSENT_RETENTION_EVENTS_DAYS = env.int("CONSENT_RETENTION_EVENTS_DAYS", default=761)
+CONSENT_RETENTION_INACTIVE_CONTACT_DAYS = env.int(
+    "CONSENT_RETENTION_INACTIVE_CONTACT_DAYS", default=1095
+)
+# The nightly purge only reports (dry run) unless this is true.
+CONSENT_RETENTION_APPLY = env.bool("CONSENT_RETENTION_APPLY", default=False)
+CONSENT_SMS_STOP_WORDS = env.list(
+    "CONSENT_SMS_STOP_WORDS",
+    default=["STOP", "STOP SMS", "STOPSMS", "ARRET", "ARRETER", "UNSUBSCRIBE", "DESABONNER"],
+)
+# Event properties kept (for aggregates) when a contact is erased; everything else is dropped.
+CONSENT_ERASURE_KEEP_EVENT_PROPERTIES = env.list(
+    "CONSENT_ERASURE_KEEP_EVENT_PROPERTIES", default=["amount", "category", "currency"]
+)
+CELERY_BEAT_SCHEDULE["consent-retention-purge"] = {
+    "task": "consent.tasks.retention_purge",
+    "schedule": 24 * 3600.0,
+}
 
 # --- segments ---
+# Engagement score: sum over events of weight[type] * 0.5 ** (age_days / half_life).
+SEGMENTS_ENGAGEMENT_WEIGHTS = env.json(
+    "SEGMENTS_ENGAGEMENT_WEIGHTS",
+    default={
+        "email_open": 1.0,
+        "email_click": 3.0,
+        "page_view": 0.5,
+        "app_open": 1.0,
+        "push_click": 2.0,
+        "cart_updated": 2.0,
+    },
+)
+SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS = env.float("SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS", default=30.0)
+# Warnings in the admin: segments smaller than this, or above this share of all contacts.
+SEGMENTS_MIN_SIZE = env.int("SEGMENTS_MIN_SIZE", default=50)
+SEGMENTS_MAX_SHARE = env.float("SEGMENTS_MAX_SHARE", default=0.9)
+# Real-time re-evaluation when events arrive (contacts.signals.events_ingested).
+SEGMENTS_REALTIME = env.bool("SEGMENTS_REALTIME", default=True)
+CELERY_BEAT_SCHEDULE["segments-refresh-features-incremental"] = {
+    "task": "segments.tasks.refresh_features_incremental",
+    "schedule": env.float("SEGMENTS_INCREMENTAL_EVERY_SECONDS", default=300.0),
+}
+CELERY_BEAT_SCHEDULE["segments-refresh-features-full"] = {
+    "task": "segments.tasks.refresh_features_full",
+    "schedule": env.float("SEGMENTS_FULL_REFRESH_EVERY_SECONDS", default=86_400.0),
+}
+CELERY_BEAT_SCHEDULE["segments-compute"] = {
+    "task": "segments.tasks.compute_segments",
+    "schedule": env.float("SEGMENTS_COMPUTE_EVERY_SECONDS", default=900.0),
+}
+# plotly.min.js served from the installed plotly package as static/plotly/plotly.min.js (no CDN).
+STATICFILES_DIRS += [("plotly", str(Path(__import__("plotly").__file__).parent / "package_data"))]
 
 # --- activation ---
+# Tracking pixels and click redirects use CIBLE_PUBLIC_BASE_URL (consent block) as their base.
+# SMS: "file:///dir" (embedded sink, one JSON line per SMS), "console://", or an https URL of a
+# Brevo-shaped transactional SMS endpoint (POST JSON, header "api-key").
+SMS_PROVIDER_URL = env.str("SMS_PROVIDER_URL", default="file://" + str(VAR_DIR / "sms"))
+SMS_PROVIDER_API_KEY = env.str("SMS_PROVIDER_API_KEY", default="")
+SMS_PROVIDER_TIMEOUT = env.float("SMS_PROVIDER_TIMEOUT", default=10.0)
+SMS_SENDER_ID = env.str("SMS_SENDER_ID", default="Cible")
+SMS_STOP_MENTION = env.str("SMS_STOP_MENTION", default="STOP au 36111")
+# Push: with VAPID_PRIVATE_KEY set, Web Push (pywebpush); otherwise "file:///dir" or "console://".
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@cible.localhost")
+PUSH_SINK_URL = env.str("PUSH_SINK_URL", default="file://" + str(VAR_DIR / "push"))
+PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
+# Delivery: rows claimed per batch, lease of a claim, retries (exponential backoff + jitter).
+ACTIVATION_BATCH_SIZE = env.int("ACTIVATION_BATCH_SIZE", default=100)
+ACTIVATION_LEASE_SECONDS = env.int("ACTIVATION_LEASE_SECONDS", default=300)
+ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=5)
+ACTIVATION_RETRY_BASE_SECONDS = env.float("ACTIVATION_RETRY_BASE_SECONDS", default=30.0)
+ACTIVATION_RETRY_MAX_SECONDS = env.float("ACTIVATION_RETRY_MAX_SECONDS", default=3600.0)
+ACTIVATION_DELIVERY_TASKS = env.int("ACTIVATION_DELIVERY_TASKS", default=4)
+ACTIVATION_TASK_BUDGET_SECONDS = env.float("ACTIVATION_TASK_BUDGET_SECONDS", default=120.0)
+# Messages per second per channel (token bucket; in Redis when ACTIVATION_RATE_LIMIT_REDIS_URL
+# or a redis:// broker is configured, else per process). 0 = unlimited.
+ACTIVATION_RATE_LIMITS = {
+    "email": env.float("EMAIL_RATE_PER_SECOND", default=0.0),
+    "sms": env.float("SMS_RATE_PER_SECOND", default=20.0),
+    "push": env.float("PUSH_RATE_PER_SECOND", default=0.0),
+}
+ACTIVATION_RATE_LIMIT_REDIS_URL = env.str(
+    "ACTIVATION_RATE_LIMIT_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
+)
+# Frequency caps: at most N messages per window (days), per channel and over all channels.
+ACTIVATION_FREQUENCY_CAPS = {
+    "email": env.int("FREQUENCY_CAP_EMAIL", default=3),
+    "sms": env.int("FREQUENCY_CAP_SMS", default=2),
+    "push": env.int("FREQUENCY_CAP_PUSH", default=5),
+    "global": env.int("FREQUENCY_CAP_GLOBAL", default=7),
+}
+ACTIVATION_FREQUENCY_WINDOW_DAYS = env.int("FREQUENCY_CAP_WINDOW_DAYS", default=7)
+# Conversions (these event types) are credited to the last message sent within the window.
+ACTIVATION_CONVERSION_EVENT_TYPES = env.list(
+    "CONVERSION_EVENT_TYPES", default=[CIBLE_PURCHASE_EVENT_TYPE, "conversion"]
+)
+ACTIVATION_ATTRIBUTION_WINDOW_HOURS = env.int("ATTRIBUTION_WINDOW_HOURS", default=72)
+# Opens from these networks / user agents are flagged machine opens (Apple MPP, scanners).
+ACTIVATION_MACHINE_OPEN_NETWORKS = env.list("MACHINE_OPEN_NETWORKS", default=["17.0.0.0/8"])
+# Apple MPP fetches with the bare user agent "Mozilla/5.0" (exact match); scanners by substring.
+ACTIVATION_MACHINE_OPEN_EXACT_USER_AGENTS = env.list(
+    "MACHINE_OPEN_EXACT_USER_AGENTS", default=["Mozilla/5.0", ""]
+)
+ACTIVATION_MACHINE_OPEN_USER_AGENTS = env.list(
+    "MACHINE_OPEN_USER_AGENTS", default=["Barracuda", "Mimecast", "Proofpoint", "python-requests"]
+)
+CELERY_BEAT_SCHEDULE["activation-outbox-sweep"] = {
+    "task": "activation.tasks.outbox_sweep",
+    "schedule": 30.0,
+}
 
 # --- experiments ---

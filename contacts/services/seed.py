@@ -1,4 +1,4 @@
-"""Services of the contacts app: everything that writes contacts and events."""
+"""Demo population seeding (seed_demo)."""
 
 from __future__ import annotations
 

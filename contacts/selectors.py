@@ -1,0 +1,117 @@
+"""Read queries of the contacts app (set-based; none loops over contacts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models.functions import Lower, Trim
+
+from contacts.models import Alias, AliasKind, Contact, Event
+
+
+def alias_table(kind: str) -> dict[str, str]:
+    """``matching key → canonical value`` for one alias kind (small table, one query)."""
+    return dict(Alias.objects.filter(kind=kind).values_list("key", "canonical"))
+
+
+@dataclass
+class AliasTables:
+    event_type: dict[str, str] = field(default_factory=dict)
+    category: dict[str, str] = field(default_factory=dict)
+    city: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> AliasTables:
+        tables = cls()
+        for kind, key, canonical in Alias.objects.values_list("kind", "key", "canonical"):
+            getattr(tables, kind)[key] = canonical
+        return tables
+
+
+@dataclass
+class IdentityIndex:
+    """Existing contacts of a batch, by external_id, email and phone (lowest id wins)."""
+
+    by_external_id: dict[str, int] = field(default_factory=dict)
+    by_email: dict[str, int] = field(default_factory=dict)
+    by_phone: dict[str, int] = field(default_factory=dict)
+
+    def find(self, *, external_id: str = "", email: str = "", phone: str = "") -> int | None:
+        if external_id:
+            return self.by_external_id.get(external_id)
+        if email:
+            return self.by_email.get(email)
+        if phone:
+            return self.by_phone.get(phone)
+        return None
+
+
+def contacts_identity_index(
+    *, external_ids: Iterable[str], emails: Iterable[str] = (), phones: Iterable[str] = ()
+) -> IdentityIndex:
+    """One query: the contacts a batch names, indexed by each identity it may use."""
+    external_ids, emails, phones = set(external_ids), set(emails), set(phones)
+    index = IdentityIndex()
+    if not (external_ids or emails or phones):
+        return index
+    query = Q(external_id__in=external_ids) if external_ids else Q(pk__in=[])
+    if emails:
+        query |= Q(email__in=emails)
+    if phones:
+        query |= Q(phone__in=phones)
+    rows = (
+        Contact.objects.filter(query)
+        .order_by("-id")
+        .values_list("id", "external_id", "email", "phone")
+    )
+    for pk, external_id, email, phone in rows:  # descending: the lowest id is written last
+        index.by_external_id[external_id] = pk
+        if email in emails:
+            index.by_email[email] = pk
+        if phone in phones:
+            index.by_phone[phone] = pk
+    return index
+
+
+def contact_by_external_id(external_id: str) -> Contact | None:
+    return Contact.objects.filter(external_id=external_id).first()
+
+
+def contact_event_summary(contact: Contact) -> dict:
+    summary = Event.objects.filter(contact=contact).aggregate(
+        events=Count("id"), last_event_at=Max("occurred_at")
+    )
+    return summary
+
+
+DUPLICATE_KEYS = ("email", "phone", "external_id")
+
+
+def duplicate_groups(*, limit: int = 1000) -> list[dict]:
+    """Probable duplicates: contacts sharing an email, a phone, or an external ID that differs
+    only by case/spaces. One grouped query per key, one query for the members; oldest first."""
+    expressions = {
+        "email": F("email"),
+        "phone": F("phone"),
+        "external_id": Lower(Trim("external_id")),
+    }
+    groups: list[dict] = []
+    for key_name, expression in expressions.items():
+        base: QuerySet = Contact.objects.annotate(dup_key=expression)
+        keys = list(
+            base.exclude(dup_key="")
+            .values("dup_key")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .order_by("-n", "dup_key")
+            .values_list("dup_key", flat=True)[: max(0, limit - len(groups))]
+        )
+        if not keys:
+            continue
+        members: dict[str, list[int]] = {k: [] for k in keys}
+        for dup_key, pk in base.filter(dup_key__in=keys).order_by("id").values_list("dup_key", "id"):
+            members[dup_key].append(pk)
+        groups.extend({"key": key_name, "value": k, "contact_ids": members[k]} for k in keys)
+    return groups

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "contacts",
     "consent",
     "segments",
+    "segments.ml",
+    "segments.scoring",
     "activation",
     "experiments",
 ]
@@ -307,3 +309,26 @@ CELERY_BEAT_SCHEDULE["activation-outbox-sweep"] = {
 }
 
 # --- experiments ---
+
+# --- segments.scoring ---
+# Predictive scores (CLV, churn, purchase propensity) and cohorts; see docs/predictive.md.
+CELERY_TASK_ROUTES["segments.scoring.*"] = {"queue": "ml"}
+# CLV: fewest customers (people with a purchase before the calibration end) a fit accepts,
+# future horizon of expected purchases / CLV, and the monthly discount rate of the CLV.
+SCORING_CLV_MIN_CUSTOMERS = env.int("SCORING_CLV_MIN_CUSTOMERS", default=200)
+SCORING_CLV_HORIZON_DAYS = env.int("SCORING_CLV_HORIZON_DAYS", default=365)
+SCORING_CLV_MONTHLY_DISCOUNT = env.float("SCORING_CLV_MONTHLY_DISCOUNT", default=0.01)
+# Propensity: horizon of the churn label (no purchase within N days), fewest labelled rows per
+# period, most training rows (sampled above), and permutation-importance sample size.
+SCORING_CHURN_HORIZON_DAYS = env.int("SCORING_CHURN_HORIZON_DAYS", default=90)
+SCORING_PURCHASE_HORIZON_DAYS = env.int("SCORING_PURCHASE_HORIZON_DAYS", default=30)
+SCORING_MIN_TRAINING_ROWS = env.int("SCORING_MIN_TRAINING_ROWS", default=200)
+SCORING_MAX_TRAINING_ROWS = env.int("SCORING_MAX_TRAINING_ROWS", default=200_000)
+CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
+    "task": "segments.scoring.tasks.refresh_clv",
+    "schedule": env.float("SCORING_CLV_EVERY_SECONDS", default=86_400.0),
+}
+CELERY_BEAT_SCHEDULE["scoring-refresh-propensity"] = {
+    "task": "segments.scoring.tasks.refresh_propensity",
+    "schedule": env.float("SCORING_PROPENSITY_EVERY_SECONDS", default=86_400.0),
+}

@@ -8,6 +8,7 @@ import secrets
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from contacts.models import ApiKey
@@ -103,3 +104,18 @@ class HasScope(permissions.BasePermission):
         if isinstance(request.auth, ApiKey):
             return scope is None or request.auth.allows(scope)
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Api-Key <key>`` in the OpenAPI schema."""
+
+    target_class = "contacts.api_keys.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Api-Key <prefix>.<secret> (manage.py create_api_key NAME)",
+        }

@@ -153,8 +153,10 @@ class TableWriter:
 
     def __enter__(self) -> TableWriter:
         if connection.vendor == "postgresql":
-            sql = (f"COPY {self.table} ({', '.join(self.columns)}) "
-                   "FROM STDIN WITH (FORMAT csv, NULL '\\N')")
+            sql = (
+                f"COPY {self.table} ({', '.join(self.columns)}) "
+                "FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+            )
             raw = self.cursor.cursor  # the psycopg cursor behind Django's wrapper
             self._copy_context = raw.copy(sql, writer=QueuedLibpqWriter(raw))
             self._copy = self._copy_context.__enter__()

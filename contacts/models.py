@@ -238,7 +238,11 @@ class ImportJob(models.Model):
     rejects_file = models.FileField(_("reject file"), upload_to="imports/rejects/", blank=True)
     error = models.TextField(_("error"), blank=True, default="")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
@@ -272,15 +276,15 @@ class ContactMerge(models.Model):
     survivor_external_id = models.CharField(_("survivor external ID"), max_length=128)
     merged_ids = models.JSONField(_("merged contact IDs"), default=list)
     merged_external_ids = models.JSONField(_("merged external IDs"), default=list)
-    fields_filled = models.JSONField(
-        _("fields filled from duplicates"), default=dict, blank=True
-    )
+    fields_filled = models.JSONField(_("fields filled from duplicates"), default=dict, blank=True)
     moved_events = models.PositiveIntegerField(_("events moved"), default=0)
-    moved_push_subscriptions = models.PositiveIntegerField(
-        _("push subscriptions moved"), default=0
-    )
+    moved_push_subscriptions = models.PositiveIntegerField(_("push subscriptions moved"), default=0)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("by")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        verbose_name=_("by"),
     )
     actor_label = models.CharField(_("by (label)"), max_length=150, blank=True, default="")
     created_at = models.DateTimeField(_("merged at"), auto_now_add=True)

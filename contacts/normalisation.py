@@ -180,7 +180,9 @@ def parse_timestamp(raw: Any, *, default_zone: ZoneInfo | None, now: datetime) -
     if moment.tzinfo is None:
         if default_zone is None:
             raise InvalidValue(
-                _("The date-time has no UTC offset (add e.g. +01:00 or Z, or configure a default time zone).")
+                _(
+                    "The date-time has no UTC offset (add e.g. +01:00 or Z, or configure a default time zone)."
+                )
             )
         moment = moment.replace(tzinfo=default_zone)
     moment = moment.astimezone(UTC)
@@ -247,7 +249,9 @@ def _country_index() -> dict[str, str]:
 
     import pycountry
 
-    french = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["fr"], fallback=True)
+    french = gettext.translation(
+        "iso3166-1", pycountry.LOCALES_DIR, languages=["fr"], fallback=True
+    )
     index: dict[str, str] = {}
     for country in pycountry.countries:
         names = [country.alpha_2, country.alpha_3, country.name]

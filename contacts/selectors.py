@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.functions import Lower, Trim
 
-from contacts.models import Alias, AliasKind, Contact, Event
+from contacts.models import Alias, Contact, Event
 
 
 def alias_table(kind: str) -> dict[str, str]:
@@ -111,7 +111,9 @@ def duplicate_groups(*, limit: int = 1000) -> list[dict]:
         if not keys:
             continue
         members: dict[str, list[int]] = {k: [] for k in keys}
-        for dup_key, pk in base.filter(dup_key__in=keys).order_by("id").values_list("dup_key", "id"):
+        for dup_key, pk in (
+            base.filter(dup_key__in=keys).order_by("id").values_list("dup_key", "id")
+        ):
             members[dup_key].append(pk)
         groups.extend({"key": key_name, "value": k, "contact_ids": members[k]} for k in keys)
     return groups

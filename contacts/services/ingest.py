@@ -116,9 +116,7 @@ def derived_external_id(*, email: str = "", phone: str = "") -> str:
 
 
 def _unknown_fields(item: dict, allowed: tuple[str, ...]) -> dict[str, str]:
-    return {
-        str(name)[:64]: _("Unknown field.") for name in item if name not in allowed
-    }
+    return {str(name)[:64]: _("Unknown field.") for name in item if name not in allowed}
 
 
 # --- contacts -------------------------------------------------------------------------------
@@ -329,7 +327,9 @@ def event_item_clean(
             errors[name] = exc.reason
 
     take("type", lambda v: normalise_event_type(v, aliases=aliases.event_type), required=True)
-    take("timestamp", lambda v: parse_timestamp(v, default_zone=default_zone, now=now), required=True)
+    take(
+        "timestamp", lambda v: parse_timestamp(v, default_zone=default_zone, now=now), required=True
+    )
     take("idempotency_key", lambda v: clean_text(v, field_max=128), required=True)
     take("properties", check_json_object)
     take("channel", _channel)
@@ -367,7 +367,8 @@ def _channel(value: Any) -> str:
     text = clean_text(value, field_max=16).lower()
     if text and text not in Channel.values:
         raise InvalidValue(
-            _("Unknown channel; expected one of %(choices)s.") % {"choices": ", ".join(Channel.values)}
+            _("Unknown channel; expected one of %(choices)s.")
+            % {"choices": ", ".join(Channel.values)}
         )
     return text
 

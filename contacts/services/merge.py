@@ -90,7 +90,9 @@ def merge_contacts(
         survivor.attributes = {**attributes, **(survivor.attributes or {})}
         survivor.is_anonymous = survivor.is_anonymous and all(d.is_anonymous for d in dups)
         moved_types = set(
-            Event.objects.filter(contact_id__in=duplicate_ids).values_list("type", flat=True).distinct()
+            Event.objects.filter(contact_id__in=duplicate_ids)
+            .values_list("type", flat=True)
+            .distinct()
         )
         moved_events = Event.objects.filter(contact_id__in=duplicate_ids).update(contact=survivor)
         moved_push = PushSubscription.objects.filter(contact_id__in=duplicate_ids).update(

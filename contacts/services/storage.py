@@ -70,9 +70,7 @@ def _insert_returning(
             for position, name in enumerate(names):
                 if name in JSON_COLUMNS:
                     arrays[position] = [_json_text(v) for v in arrays[position]]
-            select = ", ".join(
-                f"{name}::jsonb" if name in JSON_COLUMNS else name for name in names
-            )
+            select = ", ".join(f"{name}::jsonb" if name in JSON_COLUMNS else name for name in names)
             unnest = ", ".join(f"%s::{kind}[]" for kind in columns.values())
             sql = (
                 f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
@@ -95,7 +93,9 @@ def _insert_returning(
                 )
                 params: list[Any] = []
                 for row in chunk:
-                    params.extend(_sqlite_value(name, v) for name, v in zip(names, row, strict=True))
+                    params.extend(
+                        _sqlite_value(name, v) for name, v in zip(names, row, strict=True)
+                    )
                 cursor.execute(sql, params)
                 out.extend(cursor.fetchall())
     return out

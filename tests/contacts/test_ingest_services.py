@@ -124,7 +124,12 @@ def test_event_rejections_name_the_field_and_valid_items_still_land():
             {**base, "timestamp": "2026-05-01T10:00:00", "idempotency_key": "naive"},
             {**base, "timestamp": "2026-05-01T10:00:00Z", "idempotency_key": "ok", "colour": 1},
             {**base, "timestamp": "2026-05-01T10:00:00Z", "idempotency_key": "nul\x00"},
-            {**base, "timestamp": "2026-05-01T10:00:00Z", "type": "purchase", "idempotency_key": "p"},
+            {
+                **base,
+                "timestamp": "2026-05-01T10:00:00Z",
+                "type": "purchase",
+                "idempotency_key": "p",
+            },
             "not an object",
             {**base, "timestamp": "2026-05-01T10:00:00Z", "idempotency_key": "good"},
         ],
@@ -146,8 +151,14 @@ def test_event_rejections_name_the_field_and_valid_items_still_land():
 def test_naive_timestamp_accepted_with_default_zone():
     ContactFactory(external_id="c-1")
     outcome = events_record_bulk(
-        items=[{"external_id": "c-1", "type": "page_view", "timestamp": "2026-05-01T10:00:00",
-                "idempotency_key": "k"}],
+        items=[
+            {
+                "external_id": "c-1",
+                "type": "page_view",
+                "timestamp": "2026-05-01T10:00:00",
+                "idempotency_key": "k",
+            }
+        ],
         source="csv",
         default_timezone="Europe/Paris",
         now=NOW,
@@ -157,8 +168,12 @@ def test_naive_timestamp_accepted_with_default_zone():
 
 
 def test_unknown_contacts_become_anonymous_profiles_or_are_rejected_by_setting():
-    item = {"email": "visitor@example.fr", "type": "page_view",
-            "timestamp": "2026-05-01T10:00:00Z", "idempotency_key": "v1"}
+    item = {
+        "email": "visitor@example.fr",
+        "type": "page_view",
+        "timestamp": "2026-05-01T10:00:00Z",
+        "idempotency_key": "v1",
+    }
     with override_settings(CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS=False):
         outcome = events_record_bulk(items=[item], source="web", now=NOW)
     assert outcome.results[0].status == "rejected"
@@ -178,8 +193,14 @@ def test_erased_identity_is_never_recreated():
     try:
         upsert = contacts_upsert_bulk(items=[{"email": "gone@example.fr"}], source="t", now=NOW)
         events = events_record_bulk(
-            items=[{"email": "gone@example.fr", "type": "page_view",
-                    "timestamp": "2026-05-01T10:00:00Z", "idempotency_key": "g"}],
+            items=[
+                {
+                    "email": "gone@example.fr",
+                    "type": "page_view",
+                    "timestamp": "2026-05-01T10:00:00Z",
+                    "idempotency_key": "g",
+                }
+            ],
             source="t",
             now=NOW,
         )

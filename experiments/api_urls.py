@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from django.urls import path
+
+from experiments.api import ExperimentResultsApi
+
+urlpatterns = [
+    path(
+        "experiments/<int:pk>/results",
+        ExperimentResultsApi.as_view(),
+        name="experiment-results-api",
+    ),
+]

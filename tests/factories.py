@@ -32,3 +32,28 @@ class EventFactory(factory.django.DjangoModelFactory):
     occurred_at = factory.LazyFunction(lambda: datetime(2026, 6, 1, 12, tzinfo=UTC))
     source = "test"
     idempotency_key = factory.Sequence(lambda n: f"evt-{n}")
+
+
+# --- experiments ---------------------------------------------------------------------------
+
+
+class ExperimentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.Experiment"
+
+    name = factory.Sequence(lambda n: f"Experiment {n}")
+    salt = factory.Sequence(lambda n: f"salt-{n}")
+    primary_metric = "click"
+    guardrail_unsubscribe = True
+    guardrail_complaint = True
+
+
+class VariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.Variant"
+
+    experiment = factory.SubFactory(ExperimentFactory)
+    key = factory.Sequence(lambda n: f"V{n}")
+    name = factory.LazyAttribute(lambda o: f"Variant {o.key}")
+    weight = 1
+    position = factory.Sequence(lambda n: n)

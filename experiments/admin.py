@@ -1,0 +1,177 @@
+"""Admin: experiments with their variants and decision log, links to the results page."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from experiments import services
+from experiments.models import DecisionLog, Experiment, ExperimentStatus, Variant
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 0
+    fields = (
+        "position",
+        "key",
+        "name",
+        "weight",
+        "is_control",
+        "is_holdout",
+        "subject",
+        "template_name",
+        "channel",
+        "send_time",
+        "targeting_description",
+    )
+
+    def has_change_permission(self, request, obj=None):
+        # Weights and keys are frozen once contacts have been assigned.
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            return False
+        return super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+class DecisionInline(admin.TabularInline):
+    model = DecisionLog
+    extra = 0
+    can_delete = False
+    fields = ("decided_at", "kind", "variant", "reason", "decided_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "status", "primary_metric", "started_at", "results_link")
+    list_filter = ("status", "kind", "primary_metric")
+    search_fields = ("name",)
+    readonly_fields = ("status", "started_at", "decided_at", "winner", "results_link", "salt")
+    inlines = [VariantInline, DecisionInline]
+    actions = ["start_experiments"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "status", "results_link", "salt")}),
+        (
+            _("Metrics"),
+            {
+                "fields": (
+                    "primary_metric",
+                    "conversion_event_type",
+                    "conversion_window_days",
+                    "guardrail_unsubscribe",
+                    "guardrail_complaint",
+                )
+            },
+        ),
+        (
+            _("Statistics"),
+            {
+                "fields": (
+                    "alpha",
+                    "power",
+                    "minimum_detectable_effect",
+                    "baseline_rate",
+                    "sequential",
+                    "msprt_tau2",
+                )
+            },
+        ),
+        (
+            _("Auto-winner"),
+            {
+                "fields": (
+                    "auto_winner",
+                    "sample_share",
+                    "decision_wait_hours",
+                    "fallback",
+                    "winner",
+                    "decided_at",
+                )
+            },
+        ),
+        (_("Dates"), {"fields": ("started_at",)}),
+    )
+
+    @admin.display(description=_("Results"))
+    def results_link(self, obj: Experiment) -> str:
+        if obj.pk is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("experiments:results", args=[obj.pk]), _("Open results")
+        )
+
+    @admin.action(description=_("Start the selected experiments"), permissions=["change"])
+    def start_experiments(self, request, queryset):
+        for experiment in queryset:
+            try:
+                services.experiment_start(experiment=experiment)
+            except services.ExperimentError as exc:
+                self.message_user(request, f"{experiment}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(name)s started.") % {"name": experiment})
+
+
+@admin.register(Variant)
+class VariantAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "experiment", "weight", "is_control", "is_holdout")
+    list_filter = ("is_control", "is_holdout")
+    search_fields = ("key", "name", "experiment__name")
+    actions = ["send_to_remainder"]
+
+    @admin.action(
+        description=_("Send this variant to the remainder (choose the winner)"),
+        permissions=["change"],
+    )
+    def send_to_remainder(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one variant."), messages.ERROR)
+            return
+        variant = queryset.get()
+        try:
+            services.winner_choose(
+                experiment=variant.experiment,
+                variant=variant,
+                decided_by=request.user.get_username(),
+            )
+        except services.ExperimentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request, _("Variant %(key)s will be sent to the remainder.") % {"key": variant.key}
+            )
+
+
+@admin.register(DecisionLog)
+class DecisionLogAdmin(admin.ModelAdmin):
+    list_display = ("experiment", "decided_at", "kind", "variant", "decided_by")
+    list_filter = ("kind",)
+    readonly_fields = (
+        "experiment",
+        "decided_at",
+        "kind",
+        "variant",
+        "reason",
+        "numbers",
+        "decided_by",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

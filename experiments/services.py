@@ -1,0 +1,402 @@
+"""Everything that writes or decides in experiments: start, assignment, targeting, auto-winner.
+
+Assignment contract: a contact's variant is ``hash(salt, contact id)`` mapped onto the variants'
+cumulative weights (``experiments.assignment``), computed once and stored in ``Assignment``
+(bulk insert, conflicts ignored): later calls — other runs, other workers, after a weight edit —
+read the stored row, so a contact keeps its variant for the life of the experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Min, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from experiments.assignment import buckets_for, in_test_sample, variant_index_for
+from experiments.models import (
+    Assignment,
+    DecisionKind,
+    DecisionLog,
+    Experiment,
+    ExperimentKind,
+    ExperimentStatus,
+    Fallback,
+    Variant,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 5_000
+
+
+class ExperimentError(ValueError):
+    """An experiment cannot do what was asked; the message says why (translated)."""
+
+
+def _ordered_variants(experiment: Experiment) -> list[Variant]:
+    return list(experiment.variants.order_by("position", "pk"))
+
+
+def experiment_validate(*, experiment: Experiment) -> list[str]:
+    """Reasons (translated) why the experiment cannot start; empty when it can."""
+    variants = _ordered_variants(experiment)
+    problems = []
+    if len(variants) < 2:
+        problems.append(_("An experiment needs at least two variants."))
+    if sum(v.is_control for v in variants) != 1:
+        problems.append(_("Exactly one variant must be the control."))
+    if not any(not v.is_control and not v.is_holdout for v in variants) and not (
+        experiment.kind == ExperimentKind.MESSAGE
+        and any(v.is_holdout for v in variants)
+        and len(variants) >= 2
+    ):
+        problems.append(_("Add at least one variant to compare with the control."))
+    if experiment.kind == ExperimentKind.TARGETING and any(v.is_holdout for v in variants):
+        problems.append(_("A targeting experiment compares strategies; it has no holdout."))
+    return problems
+
+
+def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> Experiment:
+    """Move a draft experiment to running. Raises :class:`ExperimentError` if it is invalid."""
+    if experiment.status != ExperimentStatus.DRAFT:
+        raise ExperimentError(_("Only a draft experiment can be started."))
+    problems = experiment_validate(experiment=experiment)
+    if problems:
+        raise ExperimentError(" ".join(problems))
+    experiment.status = ExperimentStatus.RUNNING
+    experiment.started_at = now or timezone.now()
+    experiment.save(update_fields=["status", "started_at"])
+    return experiment
+
+
+# --------------------------------------------------------------------------------------------
+# Assignment
+# --------------------------------------------------------------------------------------------
+
+
+def _stored_assignments(experiment: Experiment, ids: np.ndarray) -> dict[int, int]:
+    rows = Assignment.objects.filter(experiment=experiment, contact_id__in=ids.tolist())
+    return dict(rows.values_list("contact_id", "variant_id"))
+
+
+def assignments_ensure(
+    *,
+    experiment: Experiment,
+    contact_ids: Iterable[int],
+    now: datetime | None = None,
+    targeted: np.ndarray | None = None,
+) -> dict[int, Variant]:
+    """Give each contact of the *test sample* its variant and store it; return them all.
+
+    Contacts outside the test sample of an auto-winner experiment (``sample_share``) are not
+    assigned and are absent from the result. Already-assigned contacts keep their stored
+    variant. ``targeted`` (same length as ``contact_ids``, targeting experiments) records
+    whether the arm's strategy selects the contact; it is only written for new rows.
+    Set-based: numpy bucketing per chunk and ``bulk_create(ignore_conflicts=True)``.
+    """
+    ids = np.asarray(list(contact_ids) if not isinstance(contact_ids, np.ndarray) else contact_ids)
+    ids = ids.astype(np.int64)
+    variants = _ordered_variants(experiment)
+    if len(variants) < 2:
+        raise ExperimentError(_("An experiment needs at least two variants."))
+    by_pk = {v.pk: v for v in variants}
+    weights = [v.weight for v in variants]
+    now = now or timezone.now()
+    result: dict[int, Variant] = {}
+    for start in range(0, ids.size, CHUNK):
+        chunk = ids[start : start + CHUNK]
+        targeted_chunk = None if targeted is None else np.asarray(targeted[start : start + CHUNK])
+        sampled = in_test_sample(experiment.salt, chunk, experiment.effective_sample_share)
+        chunk_ids = chunk[sampled]
+        if targeted_chunk is not None:
+            targeted_chunk = targeted_chunk[sampled]
+        if chunk_ids.size == 0:
+            continue
+        stored = _stored_assignments(experiment, chunk_ids)
+        new_mask = ~np.isin(chunk_ids, np.fromiter(stored.keys(), dtype=np.int64))
+        if new_mask.any():
+            new_ids = chunk_ids[new_mask]
+            buckets = buckets_for(experiment.salt, new_ids)
+            index = variant_index_for(buckets, weights)
+            flags = (
+                np.ones(new_ids.size, dtype=bool)
+                if targeted_chunk is None
+                else targeted_chunk[new_mask].astype(bool)
+            )
+            Assignment.objects.bulk_create(
+                [
+                    Assignment(
+                        experiment_id=experiment.pk,
+                        contact_id=int(cid),
+                        variant_id=variants[int(i)].pk,
+                        bucket=int(b),
+                        targeted=bool(t),
+                        assigned_at=now,
+                    )
+                    for cid, i, b, t in zip(new_ids, index, buckets, flags, strict=True)
+                ],
+                ignore_conflicts=True,
+                batch_size=1000,
+            )
+            # Read back: a concurrent worker may have inserted first; the stored row wins.
+            stored.update(_stored_assignments(experiment, new_ids))
+        result.update({cid: by_pk[vid] for cid, vid in stored.items()})
+    return result
+
+
+def assign_variant(
+    *, experiment: Experiment, contact_id: int, now: datetime | None = None
+) -> Variant | None:
+    """The stored (or newly stored) variant of one contact; None outside the test sample."""
+    return assignments_ensure(experiment=experiment, contact_ids=[contact_id], now=now).get(
+        contact_id
+    )
+
+
+def targeting_assign(
+    *,
+    experiment: Experiment,
+    audiences: Mapping[str, QuerySet | Iterable[int]],
+    now: datetime | None = None,
+) -> dict[int, Variant]:
+    """Randomise the union of the arms' audiences into the arms (targeting experiment).
+
+    ``audiences`` maps each variant key to the contact IDs its strategy selects (a queryset of
+    IDs, e.g. ``segment.members.values_list("contact_id", flat=True)``, or any iterable). Every
+    contact of the union is assigned an arm by the usual hash; ``targeted`` records whether that
+    arm's strategy selects the contact. Analysis is per assigned contact (intention to treat),
+    so the comparison is not biased by whom each strategy selects; only targeted contacts are
+    sent the arm's message.
+    """
+    if experiment.kind != ExperimentKind.TARGETING:
+        raise ExperimentError(_("Only a targeting experiment randomises audiences."))
+    variants = _ordered_variants(experiment)
+    keys = {v.key for v in variants}
+    if set(audiences) != keys:
+        raise ExperimentError(
+            _("Give one audience per variant (%(keys)s).") % {"keys": ", ".join(sorted(keys))}
+        )
+    members = {
+        key: np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
+        for key, ids in audiences.items()
+    }
+    union = np.unique(np.concatenate(list(members.values()))) if members else np.array([])
+    if union.size == 0:
+        return {}
+    weights = [v.weight for v in variants]
+    arm = variant_index_for(buckets_for(experiment.salt, union), weights)
+    targeted = np.zeros(union.size, dtype=bool)
+    for index, variant in enumerate(variants):
+        in_arm = arm == index
+        targeted[in_arm] = np.isin(union[in_arm], members[variant.key])
+    return assignments_ensure(experiment=experiment, contact_ids=union, now=now, targeted=targeted)
+
+
+def variant_keys_for_contacts(
+    *, experiment: Experiment, contact_ids: list[int], now: datetime | None = None
+) -> dict[int, str | None]:
+    """What activation sends each contact: a variant key, or None (receives nothing now).
+
+    - Running: test-sample contacts get their variant (None for the holdout, and for contacts
+      of a targeting arm whose strategy does not select them); contacts outside the sample of
+      an auto-winner experiment get None (they wait for the decision).
+    - Rolling out / completed with a winner: the remainder (contacts never assigned) gets the
+      winner; contacts of the test sample get None (they already received their variant).
+    - Draft or awaiting the marketer's decision: None for everyone.
+    """
+    ids = [int(i) for i in contact_ids]
+    out: dict[int, str | None] = dict.fromkeys(ids)
+    if experiment.status == ExperimentStatus.RUNNING:
+        assigned = assignments_ensure(experiment=experiment, contact_ids=ids, now=now)
+        if experiment.kind == ExperimentKind.TARGETING:
+            untargeted = set(
+                Assignment.objects.filter(
+                    experiment=experiment, contact_id__in=list(assigned), targeted=False
+                ).values_list("contact_id", flat=True)
+            )
+        else:
+            untargeted = set()
+        for cid, variant in assigned.items():
+            if not variant.is_holdout and cid not in untargeted:
+                out[cid] = variant.key
+    elif experiment.winner_id and experiment.status in (
+        ExperimentStatus.ROLLING_OUT,
+        ExperimentStatus.COMPLETED,
+    ):
+        winner_key = experiment.winner.key
+        already = set()
+        for start in range(0, len(ids), CHUNK):
+            already.update(
+                Assignment.objects.filter(
+                    experiment=experiment, contact_id__in=ids[start : start + CHUNK]
+                ).values_list("contact_id", flat=True)
+            )
+        for cid in ids:
+            if cid not in already:
+                out[cid] = winner_key
+    return out
+
+
+def assignments_move_merged(*, survivor_id: int, merged_ids: list[int]) -> int:
+    """After a contact merge: the survivor keeps its own assignments; for experiments where it
+    had none, it takes the oldest assignment of the merged contacts; the others are deleted (a
+    contact is counted once per experiment). Returns the number of rows moved."""
+    with transaction.atomic():
+        taken = Assignment.objects.filter(contact_id=survivor_id).values("experiment_id")
+        candidates = Assignment.objects.filter(contact_id__in=merged_ids).exclude(
+            experiment_id__in=taken
+        )
+        keep = (
+            candidates.values("experiment_id")
+            .annotate(first=Min("pk"))
+            .values_list("first", flat=True)
+        )
+        moved = Assignment.objects.filter(pk__in=list(keep)).update(contact_id=survivor_id)
+        Assignment.objects.filter(contact_id__in=merged_ids).delete()
+    return moved
+
+
+# --------------------------------------------------------------------------------------------
+# Auto-winner
+# --------------------------------------------------------------------------------------------
+
+
+def _rollout_hooks() -> list[Any]:
+    from experiments import rollout
+
+    return rollout.hooks
+
+
+def _decide(
+    *,
+    experiment: Experiment,
+    kind: str,
+    variant: Variant | None,
+    reason: str,
+    numbers: dict,
+    now: datetime,
+    decided_by: str = "auto-winner",
+) -> DecisionLog:
+    log = DecisionLog.objects.create(
+        experiment=experiment,
+        decided_at=now,
+        kind=kind,
+        variant=variant,
+        reason=reason,
+        numbers=numbers,
+        decided_by=decided_by,
+    )
+    if variant is not None:
+        experiment.winner = variant
+        experiment.status = ExperimentStatus.ROLLING_OUT
+    else:
+        experiment.status = ExperimentStatus.AWAITING_DECISION
+    experiment.decided_at = now
+    experiment.save(update_fields=["winner", "status", "decided_at"])
+    if variant is not None:
+        transaction.on_commit(lambda: [hook(experiment=experiment) for hook in _rollout_hooks()])
+    return log
+
+
+def auto_winner_decide(
+    *, experiment: Experiment, now: datetime | None = None
+) -> DecisionLog | None:
+    """Decide the variant sent to the remainder of an auto-winner experiment, once.
+
+    Runs when the experiment is running with auto-winner on and ``decision_wait_hours`` have
+    passed since it started; otherwise returns None and writes nothing. The best treatment
+    (largest effect on the primary metric) wins only if its Holm-adjusted p-value (always-valid
+    in sequential mode) is below alpha, the sample ratio is healthy, and no guardrail metric
+    (unsubscribes, complaints) is significantly worse than the control's. Otherwise the
+    fallback applies: the control is sent, or the experiment waits for a marketer. The decision
+    and its numbers are written to ``DecisionLog``.
+    """
+    from experiments.results import experiment_results
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if not (experiment.auto_winner and experiment.status == ExperimentStatus.RUNNING):
+            return None
+        if experiment.started_at is None or now < experiment.started_at + timedelta(
+            hours=experiment.decision_wait_hours
+        ):
+            return None
+        results = experiment_results(experiment=experiment, now=now)
+        decision = results.auto_winner_recommendation()
+        numbers = results.decision_numbers()
+        control = next(v for v in _ordered_variants(experiment) if v.is_control)
+        if decision.variant_key is not None:
+            winner = experiment.variants.get(key=decision.variant_key)
+            return _decide(
+                experiment=experiment,
+                kind=DecisionKind.WINNER,
+                variant=winner,
+                reason=decision.reason,
+                numbers=numbers,
+                now=now,
+            )
+        kind_if_control = DecisionKind.BLOCKED_GUARDRAIL if decision.blocked_by_guardrail else None
+        if experiment.fallback == Fallback.CONTROL:
+            return _decide(
+                experiment=experiment,
+                kind=kind_if_control or DecisionKind.FALLBACK_CONTROL,
+                variant=control,
+                reason=decision.reason,
+                numbers=numbers,
+                now=now,
+            )
+        return _decide(
+            experiment=experiment,
+            kind=DecisionKind.ASK_MARKETER,
+            variant=None,
+            reason=decision.reason,
+            numbers=numbers,
+            now=now,
+        )
+
+
+def winner_choose(
+    *, experiment: Experiment, variant: Variant, decided_by: str, now: datetime | None = None
+) -> DecisionLog:
+    """A marketer picks the variant sent to the remainder (after "ask the marketer")."""
+    from experiments.results import experiment_results
+
+    now = now or timezone.now()
+    if variant.experiment_id != experiment.pk:
+        raise ExperimentError(_("This variant belongs to another experiment."))
+    if variant.is_holdout:
+        raise ExperimentError(_("The holdout cannot be sent to the remainder."))
+    if experiment.status not in (ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_DECISION):
+        raise ExperimentError(_("A variant has already been chosen for this experiment."))
+    numbers = experiment_results(experiment=experiment, now=now).decision_numbers()
+    return _decide(
+        experiment=experiment,
+        kind=DecisionKind.MANUAL,
+        variant=variant,
+        reason=_("Chosen by %(user)s.") % {"user": decided_by},
+        numbers=numbers,
+        now=now,
+        decided_by=decided_by,
+    )
+
+
+def auto_winner_due(*, now: datetime | None = None) -> list[DecisionLog]:
+    """Decide every running auto-winner experiment whose wait is over (beat task)."""
+    now = now or timezone.now()
+    due = Experiment.objects.filter(
+        auto_winner=True, status=ExperimentStatus.RUNNING, started_at__isnull=False
+    )
+    logs = []
+    for experiment in due:
+        log = auto_winner_decide(experiment=experiment, now=now)
+        if log is not None:
+            logs.append(log)
+    return logs

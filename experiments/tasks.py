@@ -1,0 +1,11 @@
+"""Thin Celery wrappers around experiments.services."""
+
+from celery import shared_task
+
+from experiments import services
+
+
+@shared_task(name="experiments.tasks.decide_auto_winners")
+def decide_auto_winners() -> int:
+    """Beat: decide every auto-winner experiment whose wait is over; returns decisions made."""
+    return len(services.auto_winner_due())

@@ -8,7 +8,9 @@ class ConsentConfig(AppConfig):
 
     def ready(self) -> None:
         from consent import receivers
-        from contacts import signals
+        from consent.selectors import consent_summary
+        from consent.services import is_erased_identity
+        from contacts import hooks, signals
 
         signals.events_ingested.connect(
             receivers.on_events_ingested, dispatch_uid="consent-events-ingested"
@@ -19,3 +21,7 @@ class ConsentConfig(AppConfig):
         signals.demo_population_loaded.connect(
             receivers.on_demo_population_loaded, dispatch_uid="consent-demo-population"
         )
+        # Ingestion refuses to re-create an erased person; the contact API shows consent.
+        if is_erased_identity not in hooks.identity_blockers:
+            hooks.identity_blockers.append(is_erased_identity)
+        hooks.contact_detail_sections["consent"] = consent_summary

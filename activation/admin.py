@@ -1,0 +1,397 @@
+"""Admin: templates (preview for a sample contact, test send), campaigns (dry run, launch),
+runs (progress bar and counts, retry failed, cancel), outbox and delivery log with filters."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from activation import services
+from activation.models import (
+    Attribution,
+    Campaign,
+    CampaignRun,
+    DeliveryAttempt,
+    OutboxMessage,
+    OutboxState,
+    RunStatus,
+    SkipReason,
+    Template,
+    TemplateVersion,
+)
+from activation.rendering import message_render, template_source_errors, template_version_for
+from activation.selectors import run_progress, run_reason_counts
+from activation.sms import sms_segments, with_stop_mention
+from contacts.models import Contact
+
+
+class TemplateVersionForm(forms.ModelForm):
+    class Meta:
+        model = TemplateVersion
+        fields = (
+            "locale",
+            "subject",
+            "html",
+            "text",
+            "sms_body",
+            "push_title",
+            "push_body",
+            "push_url",
+        )
+
+    def clean(self):
+        data = super().clean()
+        probe = TemplateVersion(**{k: v for k, v in data.items() if k not in ("id", "template")})
+        errors = template_source_errors(probe)
+        if errors:
+            raise ValidationError({field: message for field, message in errors.items()})
+        return data
+
+
+class TemplateVersionInline(admin.StackedInline):
+    model = TemplateVersion
+    form = TemplateVersionForm
+    extra = 0
+    readonly_fields = ("sms_length",)
+
+    @admin.display(description=_("SMS length (with STOP mention)"))
+    def sms_length(self, obj):
+        if obj is None or not obj.sms_body:
+            return "—"
+        counted = sms_segments(with_stop_mention(obj.sms_body, marketing=True))
+        return _("%(encoding)s, %(units)s characters, %(segments)s SMS") % {
+            "encoding": counted.encoding,
+            "units": counted.units,
+            "segments": counted.segments,
+        }
+
+
+class TestSendForm(forms.Form):
+    contact = forms.IntegerField(label=_("Sample contact ID"))
+    locale = forms.ChoiceField(
+        label=_("Locale"),
+        choices=[("", _("Contact's")), ("fr", "fr"), ("en", "en")],
+        required=False,
+    )
+    to = forms.CharField(
+        label=_("Send a test to (email address or phone)"), required=False, max_length=254
+    )
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "channel", "default_locale", "updated_at", "preview_link")
+    list_filter = ("channel",)
+    search_fields = ("name",)
+    inlines = [TemplateVersionInline]
+
+    @admin.display(description=_("Preview"))
+    def preview_link(self, obj):
+        url = reverse("admin:activation_template_preview", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Preview / test send"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="activation_template_preview",
+            )
+        ] + super().get_urls()
+
+    def preview_view(self, request, pk: int):
+        template = get_object_or_404(Template, pk=pk)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else request.GET
+        form = TestSendForm(data or None)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": template,
+            "title": _("Preview of %(name)s") % {"name": template.name},
+            "form": form,
+        }
+        if form.is_valid():
+            contact = Contact.objects.filter(pk=form.cleaned_data["contact"]).first()
+            if contact is None:
+                form.add_error("contact", _("No contact with this ID."))
+            else:
+                locale = form.cleaned_data["locale"] or contact.locale
+                version = template_version_for(template, locale)
+                if version is None:
+                    messages.error(request, _("This template has no version yet."))
+                else:
+                    rendered = message_render(version=version, contact=contact, campaign=None)
+                    context.update(rendered=rendered, version=version, contact=contact)
+                    if rendered.sms_body:
+                        body = with_stop_mention(rendered.sms_body, marketing=True)
+                        context.update(sms_body=body, sms_count=sms_segments(body))
+                    if request.method == "POST" and request.POST.get("action") == "send":
+                        if not self.has_change_permission(request, template):
+                            raise PermissionDenied
+                        result = services.message_send_test(
+                            template=template,
+                            contact=contact,
+                            to=form.cleaned_data["to"],
+                            locale=form.cleaned_data["locale"],
+                        )
+                        if result.ok:
+                            messages.success(request, _("Test message sent."))
+                        else:
+                            messages.error(
+                                request,
+                                _("The test message was not sent: %(error)s")
+                                % {"error": result.error},
+                            )
+        return TemplateResponse(request, "admin/activation/template/preview.html", context)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "channel", "purpose", "template", "status", "created_at")
+    list_filter = ("channel", "status", "purpose")
+    search_fields = ("name",)
+    filter_horizontal = ("segments", "exclusion_segments")
+    actions = ["dry_run", "launch"]
+
+    @admin.action(description=_("Dry run: show who would get the message, and why not"))
+    def dry_run(self, request, queryset):
+        for campaign in queryset:
+            run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=True)
+            url = reverse("admin:activation_campaignrun_change", args=[run.pk])
+            messages.info(
+                request,
+                format_html(
+                    '{}: <a href="{}">{}</a>',
+                    campaign.name,
+                    url,
+                    _("%(eligible)s of %(audience)s contacts would receive it")
+                    % {"eligible": run.counts["eligible"], "audience": run.audience_size},
+                ),
+            )
+
+    @admin.action(description=_("Launch now"), permissions=["change"])
+    def launch(self, request, queryset):
+        from activation.tasks import prepare_run
+
+        for campaign in queryset:
+            run = services.campaign_run_create(campaign=campaign, now=timezone.now())
+            prepare_run.delay(run.pk)
+            messages.success(
+                request,
+                _("%(name)s: run #%(run)s is being prepared; follow it in Campaign runs.")
+                % {"name": campaign.name, "run": run.pk},
+            )
+
+
+def progress_bar(counts: dict[str, int]) -> str:
+    total = sum(counts.values()) or 1
+    done = sum(counts.get(s, 0) for s in ("sent", "failed", "skipped", "cancelled"))
+    percent = round(100 * done / total)
+    return format_html(
+        '<div style="width:12em;background:#eee;border-radius:3px">'
+        '<div style="width:{}%;background:#417690;color:#fff;padding:0 .3em;'
+        'border-radius:3px;white-space:nowrap">{}%</div></div>',
+        percent,
+        percent,
+    )
+
+
+@admin.register(CampaignRun)
+class CampaignRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "status",
+        "created_at",
+        "audience_size",
+        "progress",
+        "sent",
+        "failed",
+    )
+    list_filter = ("status", "dry_run", "campaign__channel")
+    search_fields = ("campaign__name",)
+    list_select_related = ("campaign",)
+    readonly_fields = (
+        "campaign",
+        "status",
+        "dry_run",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "audience_size",
+        "progress",
+        "state_table",
+        "reason_table",
+        "samples",
+    )
+    exclude = ("counts", "report")
+    actions = ["retry_failed", "cancel"]
+
+    def _states(self, obj) -> dict[str, int]:
+        if obj.status == RunStatus.SENDING:
+            return run_progress(obj)
+        return obj.counts.get("by_state", {})
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj):
+        if obj.dry_run:
+            return "—"
+        return progress_bar(self._states(obj))
+
+    @admin.display(description=_("sent"))
+    def sent(self, obj):
+        return self._states(obj).get(OutboxState.SENT, 0)
+
+    @admin.display(description=_("failed"))
+    def failed(self, obj):
+        return self._states(obj).get(OutboxState.FAILED, 0)
+
+    @admin.display(description=_("messages by state"))
+    def state_table(self, obj):
+        if obj.dry_run:
+            return format_html("{}: {}", _("Would receive"), obj.counts.get("eligible", 0))
+        labels = dict(OutboxState.choices)
+        rows = [(labels.get(k, k), v) for k, v in self._states(obj).items() if v]
+        return _table(rows)
+
+    @admin.display(description=_("not sent, by reason"))
+    def reason_table(self, obj):
+        reasons = obj.counts.get("by_reason", {}) if obj.dry_run else run_reason_counts(obj)
+        labels = dict(SkipReason.choices)
+        return _table([(labels.get(k, k), v) for k, v in reasons.items()])
+
+    @admin.display(description=_("samples per reason"))
+    def samples(self, obj):
+        labels = dict(SkipReason.choices)
+        rows = []
+        for reason, contacts in obj.report.get("samples", {}).items():
+            ids = ", ".join(c.get("external_id", str(c.get("id"))) for c in contacts)
+            rows.append((labels.get(reason, reason), ids))
+        return _table(rows)
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Retry failed messages"), permissions=["change"])
+    def retry_failed(self, request, queryset):
+        count = services.outbox_retry_failed(
+            messages=OutboxMessage.objects.filter(run__in=queryset), now=timezone.now()
+        )
+        _retry_message(request, count)
+        for channel in set(queryset.values_list("campaign__channel", flat=True)):
+            services.outbox_delivery_start(channel=channel, tasks=1)
+
+    @admin.action(
+        description=_("Cancel (messages not yet sent are not sent)"), permissions=["change"]
+    )
+    def cancel(self, request, queryset):
+        total = sum(
+            services.campaign_run_cancel(run=run, now=timezone.now())
+            for run in queryset.exclude(status__in=[RunStatus.DONE, RunStatus.DRY_RUN])
+        )
+        messages.success(
+            request,
+            ngettext("%(n)s message cancelled.", "%(n)s messages cancelled.", total) % {"n": total},
+        )
+
+
+def _table(rows) -> str:
+    if not rows:
+        return "—"
+    body = format_html(
+        "".join("<tr><td>{}</td><td style='text-align:right'>{}</td></tr>" for _ in rows),
+        *[value for row in rows for value in row],
+    )
+    return format_html("<table>{}</table>", body)
+
+
+def _retry_message(request, count: int) -> None:
+    messages.success(
+        request,
+        ngettext("%(n)s failed message queued again.", "%(n)s failed messages queued again.", count)
+        % {"n": count},
+    )
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("attempt", "at", "outcome", "provider_message_id", "error")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "run",
+        "contact",
+        "channel",
+        "variant",
+        "state",
+        "skip_reason",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+    )
+    list_filter = ("state", "channel", "skip_reason", "run__campaign")
+    search_fields = ("contact__external_id", "contact__email", "provider_message_id", "message_id")
+    list_select_related = ("run__campaign", "contact")
+    raw_id_fields = ("run", "contact")
+    show_full_result_count = False
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_failed"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Retry failed messages"), permissions=["change"])
+    def retry_failed(self, request, queryset):
+        count = services.outbox_retry_failed(messages=queryset, now=timezone.now())
+        _retry_message(request, count)
+        for channel in set(queryset.values_list("channel", flat=True)):
+            services.outbox_delivery_start(channel=channel, tasks=1)
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    """The delivery log is a record of facts: read-only."""
+
+    list_display = ("at", "message", "attempt", "outcome", "provider_message_id", "error")
+    list_filter = ("outcome", "message__channel", "message__run__campaign")
+    search_fields = ("provider_message_id", "message__contact__email")
+    raw_id_fields = ("message",)
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Attribution)
+class AttributionAdmin(admin.ModelAdmin):
+    list_display = ("event", "message", "run", "variant", "value", "attributed_at")
+    list_filter = ("run__campaign",)
+    raw_id_fields = ("event", "message", "run")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

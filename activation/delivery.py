@@ -1,0 +1,368 @@
+"""Delivery: claim outbox rows, re-check consent, render, hand off, record — never twice.
+
+State machine of an outbox row during delivery::
+
+    queued/deferred (due) --claim--> sending --sent--> sent
+                                        |--retryable, attempts left--> deferred (backoff)
+                                        |--permanent / attempts exhausted--> failed
+                                        |--consent withdrawn since the snapshot--> skipped
+                                        '--lease expired (worker died)--> queued
+
+A claim sets a random ``claim_token`` and a lease; every write of a result is conditioned on
+that token, and a row leaves ``sending`` only through one of those writes or lease recovery.
+The result of each hand-off is committed right after it, so a worker killed mid-batch leaves
+only its unsent rows (and at most the one message in flight) to be re-queued when the lease
+expires; a re-sent message keeps its ``Message-ID`` so receivers can collapse it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, Min, OuterRef, Q
+from django.template import TemplateSyntaxError
+from django.utils import timezone
+
+from activation.channels import OutgoingMessage, PushTarget, SendResult, channel_backend
+from activation.models import (
+    CLAIMABLE_STATES,
+    OPEN_STATES,
+    AttemptOutcome,
+    CampaignRun,
+    DeliveryAttempt,
+    OutboxMessage,
+    OutboxState,
+    RunStatus,
+    SkipReason,
+)
+from activation.ratelimit import rate_limit_acquire
+from activation.rendering import message_render, template_version_for
+from activation.sms import with_stop_mention
+from activation.tracking import click_url, links_rewrite
+from consent.models import LegalBasis
+from consent.selectors import contactable
+from consent.tokens import list_unsubscribe_headers, preference_centre_url, unsubscribe_url
+from contacts.models import Contact, PushSubscription
+from segments.models import ContactFeatures
+
+
+@dataclass
+class DeliveryStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    recovered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DeliveryStats) -> None:
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "recovered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors[:20])
+
+
+def retry_delay_seconds(attempt: int, *, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter in [½, 1½] × base × 2^(attempt-1), capped;
+    a provider's ``Retry-After`` is a floor."""
+    base = settings.ACTIVATION_RETRY_BASE_SECONDS * (2 ** max(0, attempt - 1))
+    delay = min(settings.ACTIVATION_RETRY_MAX_SECONDS, base) * random.uniform(0.5, 1.5)
+    return max(delay, retry_after or 0.0)
+
+
+def outbox_leases_recover(*, now: datetime) -> int:
+    """Re-queue rows whose claim lease expired (their worker died); returns how many."""
+    return OutboxMessage.objects.filter(state=OutboxState.SENDING, lease_expires_at__lt=now).update(
+        state=OutboxState.QUEUED, claim_token="", lease_expires_at=None, next_attempt_at=now
+    )
+
+
+def outbox_claim(*, channel: str, limit: int, now: datetime) -> str:
+    """Claim up to ``limit`` due rows of ``channel`` for this caller; return the claim token.
+
+    PostgreSQL: candidates are locked with ``SELECT … FOR UPDATE SKIP LOCKED`` so concurrent
+    workers take disjoint rows. SQLite (one writer at a time): the conditional
+    ``UPDATE … WHERE state IN (queued, deferred)`` is the arbiter; rows another worker took
+    first are simply not updated, and only rows carrying our token are ours.
+    """
+    token = uuid.uuid4().hex
+    lease = now + timedelta(seconds=settings.ACTIVATION_LEASE_SECONDS)
+    due = OutboxMessage.objects.filter(
+        channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
+    ).order_by("next_attempt_at", "id")
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if ids:
+            OutboxMessage.objects.filter(id__in=ids, state__in=CLAIMABLE_STATES).update(
+                state=OutboxState.SENDING,
+                claim_token=token,
+                lease_expires_at=lease,
+                attempts=F("attempts") + 1,
+                skip_reason="",
+            )
+    return token
+
+
+def _record(message: OutboxMessage, token: str, result: SendResult, stats: DeliveryStats) -> None:
+    now = timezone.now()
+    mine = OutboxMessage.objects.filter(pk=message.pk, claim_token=token, state=OutboxState.SENDING)
+    release = {"claim_token": "", "lease_expires_at": None}
+    with transaction.atomic():
+        if result.ok:
+            updated = mine.update(
+                state=OutboxState.SENT,
+                sent_at=now,
+                provider_message_id=result.provider_message_id[:255],
+                message_id=message.message_id,
+                error="",
+                **release,
+            )
+            outcome = AttemptOutcome.SENT
+            stats.sent += updated
+        elif result.retryable and message.attempts < settings.ACTIVATION_MAX_ATTEMPTS:
+            delay = retry_delay_seconds(message.attempts, retry_after=result.retry_after)
+            updated = mine.update(
+                state=OutboxState.DEFERRED,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error=result.error[:2000],
+                message_id=message.message_id,
+                **release,
+            )
+            outcome = AttemptOutcome.RETRYABLE
+            stats.retried += updated
+        else:
+            updated = mine.update(
+                state=OutboxState.FAILED,
+                error=result.error[:2000],
+                message_id=message.message_id,
+                **release,
+            )
+            outcome = AttemptOutcome.GAVE_UP if result.retryable else AttemptOutcome.PERMANENT
+            stats.failed += updated
+            if result.error and len(stats.errors) < 20:
+                stats.errors.append(result.error[:200])
+        if updated:
+            DeliveryAttempt.objects.create(
+                message_id=message.pk,
+                attempt=message.attempts,
+                at=now,
+                outcome=outcome,
+                provider_message_id=result.provider_message_id[:255],
+                error=result.error[:2000],
+            )
+        if result.deactivated_subscription_ids:
+            PushSubscription.objects.filter(pk__in=result.deactivated_subscription_ids).update(
+                active=False, deactivated_at=now
+            )
+
+
+def _message_id_header(message: OutboxMessage) -> str:
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "cible.localhost"
+    return f"<cible.{message.run_id}.{message.pk}.{message.step}@{domain}>"
+
+
+def _is_marketing(purpose) -> bool:
+    return purpose.legal_basis != LegalBasis.CONTRACT
+
+
+def _skip_withdrawn(rows: list[OutboxMessage], token: str, stats: DeliveryStats) -> list:
+    """Consent re-checked at the moment of sending, one query per run in the batch."""
+    by_run: dict[int, list[OutboxMessage]] = defaultdict(list)
+    for row in rows:
+        by_run[row.run_id].append(row)
+    keep: list[OutboxMessage] = []
+    for run_rows in by_run.values():
+        campaign = run_rows[0].run.campaign
+        ids = [row.contact_id for row in run_rows]
+        allowed = set(
+            contactable(
+                Contact.objects.filter(pk__in=ids), purpose=campaign.purpose, channel=row.channel
+            ).values_list("pk", flat=True)
+        )
+        refused = [row.pk for row in run_rows if row.contact_id not in allowed]
+        if refused:
+            stats.skipped += OutboxMessage.objects.filter(
+                pk__in=refused, claim_token=token, state=OutboxState.SENDING
+            ).update(
+                state=OutboxState.SKIPPED,
+                skip_reason=SkipReason.CONSENT_WITHDRAWN,
+                claim_token="",
+                lease_expires_at=None,
+            )
+        keep.extend(row for row in run_rows if row.contact_id in allowed)
+    return keep
+
+
+def message_build(
+    *,
+    message: OutboxMessage,
+    contact: Contact,
+    features,
+    push_targets: list[PushTarget],
+    versions: dict,
+) -> OutgoingMessage:
+    """Render ``message`` for ``contact`` into an ``OutgoingMessage`` (tracking links, headers,
+    STOP mention). Raises TemplateSyntaxError / ValueError for an unrenderable message."""
+    campaign = message.run.campaign
+    template = campaign.template
+    if template.pk not in versions:
+        versions[template.pk] = {v.locale: v for v in template.versions.all()}
+    version = template_version_for(template, contact.locale, versions[template.pk])
+    if version is None:
+        raise ValueError(f"template {template} has no version")
+    marketing = _is_marketing(campaign.purpose)
+    unsubscribe = unsubscribe_url(
+        contact=contact, purpose=campaign.purpose, channel=message.channel
+    )
+    rendered = message_render(
+        version=version,
+        contact=contact,
+        features=features,
+        campaign=campaign,
+        unsubscribe_url=unsubscribe,
+        preferences_url=preference_centre_url(contact=contact),
+    )
+    out = OutgoingMessage(outbox_id=message.pk, channel=message.channel)
+    if message.channel == "email":
+        base = settings.CIBLE_PUBLIC_BASE_URL.rstrip("/")
+        out.to = contact.email
+        out.subject = rendered.subject
+        out.text = rendered.text
+        out.html = (
+            links_rewrite(rendered.html, message_id=message.pk, skip_prefixes=(base,))
+            if rendered.html
+            else ""
+        )
+        out.message_id = message.message_id or _message_id_header(message)
+        if marketing:
+            out.headers.update(list_unsubscribe_headers(contact=contact, purpose=campaign.purpose))
+    elif message.channel == "sms":
+        out.to = contact.phone
+        out.sms_marketing = marketing
+        out.sms_body = with_stop_mention(rendered.sms_body, marketing=marketing)
+    else:
+        out.push_targets = push_targets
+        out.push_payload = {
+            "title": rendered.push_title,
+            "body": rendered.push_body,
+            "url": click_url(message.pk, rendered.push_url) if rendered.push_url else "",
+            "tag": f"cible-run-{message.run_id}",
+        }
+    message.message_id = out.message_id
+    return out
+
+
+def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = None) -> DeliveryStats:
+    """Claim up to ``limit`` due rows of ``channel``, send them, record each result.
+
+    Guarantees: a row is handed off only while claimed by this call; consent (and suppression,
+    erasure) is re-checked for the claimed rows just before sending — refused rows are recorded
+    ``skipped`` with reason ``consent_withdrawn``; each result is committed right after its
+    hand-off; retryable errors are retried with backoff up to ``ACTIVATION_MAX_ATTEMPTS``.
+    """
+    now = now or timezone.now()
+    stats = DeliveryStats(recovered=outbox_leases_recover(now=now))
+    token = outbox_claim(channel=channel, limit=limit, now=now)
+    rows = list(
+        OutboxMessage.objects.filter(claim_token=token, state=OutboxState.SENDING)
+        .select_related("contact", "run__campaign__template", "run__campaign__purpose")
+        .order_by("id")
+    )
+    stats.claimed = len(rows)
+    if not rows:
+        return stats
+    rows = _skip_withdrawn(rows, token, stats)
+    contact_ids = [row.contact_id for row in rows]
+    features = {f.contact_id: f for f in ContactFeatures.objects.filter(contact_id__in=contact_ids)}
+    targets: dict[int, list[PushTarget]] = defaultdict(list)
+    if channel == "push":
+        for sub in PushSubscription.objects.filter(contact_id__in=contact_ids, active=True):
+            targets[sub.contact_id].append(PushTarget(sub.pk, sub.endpoint, sub.p256dh, sub.auth))
+    versions: dict = {}
+    ready: list[tuple[OutboxMessage, OutgoingMessage]] = []
+    for row in rows:
+        try:
+            outgoing = message_build(
+                message=row,
+                contact=row.contact,
+                features=features.get(row.contact_id),
+                push_targets=targets.get(row.contact_id, []),
+                versions=versions,
+            )
+        except (TemplateSyntaxError, ValueError) as exc:
+            _record(row, token, SendResult.permanent(row.pk, f"rendering failed: {exc}"), stats)
+            continue
+        ready.append((row, outgoing))
+    with channel_backend(channel) as backend:
+        size = max(1, backend.batch_size)
+        for start in range(0, len(ready), size):
+            chunk = ready[start : start + size]
+            rate_limit_acquire(channel, len(chunk))
+            results = {r.outbox_id: r for r in backend.send([out for _row, out in chunk])}
+            for row, out in chunk:
+                result = results.get(out.outbox_id) or SendResult.retry(
+                    out.outbox_id, "the channel backend returned no result"
+                )
+                _record(row, token, result, stats)
+    return stats
+
+
+def outbox_next_due_in(*, channel: str, now: datetime, horizon: float = 60.0) -> float | None:
+    """Seconds until the next row of ``channel`` becomes due (deferred row or expired lease),
+    if within ``horizon`` seconds; ``None`` when nothing is pending that soon."""
+    pending = OutboxMessage.objects.filter(channel=channel).aggregate(
+        due=Min("next_attempt_at", filter=Q(state__in=CLAIMABLE_STATES)),
+        lease=Min("lease_expires_at", filter=Q(state=OutboxState.SENDING)),
+    )
+    times = [t for t in (pending["due"], pending["lease"]) if t is not None]
+    if not times:
+        return None
+    wait = max(0.0, (min(times) - now).total_seconds())
+    return wait if wait <= horizon else None
+
+
+def outbox_deliver_pending(*, channel: str, budget_seconds: float | None = None) -> tuple:
+    """Deliver due rows of ``channel`` batch after batch until none is due or the time budget
+    is spent; returns ``(stats, next_due_in)`` where ``next_due_in`` (seconds, or ``None``)
+    tells the caller when to come back for rows deferred or leased a short while."""
+    budget = (
+        budget_seconds if budget_seconds is not None else settings.ACTIVATION_TASK_BUDGET_SECONDS
+    )
+    deadline = time.monotonic() + budget
+    total = DeliveryStats()
+    while time.monotonic() < deadline:
+        stats = outbox_deliver_batch(channel=channel, limit=settings.ACTIVATION_BATCH_SIZE)
+        total.add(stats)
+        if not stats.claimed:
+            break
+    campaign_runs_finish(now=timezone.now())
+    return total, outbox_next_due_in(channel=channel, now=timezone.now())
+
+
+def campaign_runs_finish(*, now: datetime) -> int:
+    """Mark ``sending`` runs with no open row left as done, storing their final counts."""
+    from activation.selectors import run_progress, run_reason_counts
+
+    open_rows = OutboxMessage.objects.filter(run=OuterRef("pk"), state__in=OPEN_STATES)
+    done = 0
+    for run in CampaignRun.objects.filter(status=RunStatus.SENDING).exclude(Exists(open_rows)):
+        run.counts = {
+            **run.counts,
+            "by_state": run_progress(run),
+            "by_reason": run_reason_counts(run),
+        }
+        run.status = RunStatus.DONE
+        run.finished_at = now
+        run.save(update_fields=["counts", "status", "finished_at"])
+        done += 1
+    return done

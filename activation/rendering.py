@@ -1,0 +1,94 @@
+"""Rendering templates for one contact: Django template language, per-locale versions.
+
+Context of every template: ``contact`` (the Contact row), ``features`` (its
+``segments.ContactFeatures`` row, or ``None`` before the first feature refresh), ``campaign``
+(or ``None`` for a test send), ``unsubscribe_url`` and ``preferences_url`` (consent's signed
+links). Use fallbacks for missing values: ``{{ contact.first_name|default:"" }}``. HTML is
+auto-escaped; subject, text, SMS and push fields are not (they are not HTML).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.template import Context, Engine, TemplateSyntaxError
+from django.utils.html import strip_tags
+
+from activation.models import Template, TemplateVersion
+
+TEXT_FIELDS = ("subject", "text", "sms_body", "push_title", "push_body", "push_url")
+ALL_FIELDS = ("html", *TEXT_FIELDS)
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    sms_body: str = ""
+    push_title: str = ""
+    push_body: str = ""
+    push_url: str = ""
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Engine:
+    return Engine(debug=False)
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str, autoescape: bool):
+    if not autoescape:
+        source = "{% autoescape off %}" + source + "{% endautoescape %}"
+    return _engine().from_string(source)
+
+
+def template_source_errors(version: TemplateVersion) -> dict[str, str]:
+    """Syntax errors per field (empty dict when every field compiles)."""
+    errors = {}
+    for field in ALL_FIELDS:
+        try:
+            _compiled(getattr(version, field) or "", field == "html")
+        except TemplateSyntaxError as exc:
+            errors[field] = str(exc)
+    return errors
+
+
+def template_version_for(template: Template, locale: str, versions: dict | None = None):
+    """The version for ``locale`` (``fr-CA`` → ``fr``), else the template's default locale,
+    else any version; ``None`` when the template has no version at all."""
+    if versions is None:
+        versions = {v.locale: v for v in template.versions.all()}
+    language = (locale or "").split("-")[0].split("_")[0].lower()
+    return (
+        versions.get(language)
+        or versions.get(template.default_locale)
+        or next(iter(versions.values()), None)
+    )
+
+
+def _html_to_text(html: str) -> str:
+    text = re.sub(r"(?is)<(script|style).*?</\1>", "", html)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h\d>|</li>|</tr>", "\n", text)
+    text = strip_tags(text)
+    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def message_render(
+    *, version: TemplateVersion, contact: Any, features: Any = None, **context: Any
+) -> RenderedMessage:
+    """Render every field of ``version`` for ``contact``. Raises TemplateSyntaxError on a
+    broken template (reported by the caller as a permanent failure of that message)."""
+    ctx = Context({"contact": contact, "features": features, **context}, autoescape=True)
+    values = {
+        field: _compiled(getattr(version, field) or "", field == "html").render(ctx)
+        for field in ALL_FIELDS
+    }
+    values["subject"] = " ".join(values["subject"].split())
+    if not values["text"].strip() and values["html"].strip():
+        values["text"] = _html_to_text(values["html"])
+    return RenderedMessage(**{k: v.strip() if k != "html" else v for k, v in values.items()})

@@ -1,0 +1,570 @@
+"""Services of activation: launching runs (eligibility + outbox), delivery, test sends,
+operator actions, tracking and attribution, and the contact lifecycle hooks.
+
+Delivery itself lives in ``activation.delivery`` (re-exported here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Subquery,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from activation.channels import PushTarget, SendResult, channel_backend
+from activation.delivery import (
+    DeliveryStats,
+    campaign_runs_finish,
+    outbox_deliver_batch,
+    outbox_deliver_pending,
+    outbox_leases_recover,
+)
+from activation.models import (
+    CLAIMABLE_STATES,
+    OPEN_STATES,
+    Attribution,
+    Campaign,
+    CampaignRun,
+    DeliveryAttempt,
+    OutboxMessage,
+    OutboxState,
+    QuietHoursPolicy,
+    RunStatus,
+    SkipReason,
+    Template,
+)
+from activation.selectors import eligibility_queryset, run_progress, run_reason_counts
+from activation.variants import VARIANT_CHUNK, assign_variants, has_variant_assigner
+from contacts.models import Contact, Event, PushSubscription
+from contacts.signals import events_ingested
+
+__all__ = [
+    "DeliveryStats",
+    "EligibilityReport",
+    "campaign_run_cancel",
+    "campaign_run_create",
+    "campaign_run_launch",
+    "campaign_run_prepare",
+    "campaign_run_prepare_and_deliver",
+    "campaign_runs_finish",
+    "conversions_attribute",
+    "eligibility_report",
+    "message_send_test",
+    "outbox_deliver_batch",
+    "outbox_deliver_pending",
+    "outbox_delivery_start",
+    "outbox_retry_failed",
+    "outbox_sweep",
+    "tracking_click_record",
+    "tracking_open_record",
+]
+
+SAMPLES_PER_REASON = 5
+
+
+@dataclass
+class EligibilityReport:
+    """What a launch would do now: audience size, eligible count, excluded counts per reason
+    (``quiet_hours`` counts are deferred or skipped per the campaign), samples per reason."""
+
+    audience: int
+    eligible: int
+    by_reason: dict[str, int]
+    samples: dict[str, list[dict]] = field(default_factory=dict)
+    quiet_hours_policy: str = QuietHoursPolicy.DEFER
+
+    @property
+    def deferred(self) -> int:
+        if self.quiet_hours_policy == QuietHoursPolicy.DEFER:
+            return self.by_reason.get(SkipReason.QUIET_HOURS, 0)
+        return 0
+
+    def as_dict(self) -> dict:
+        return {
+            "audience": self.audience,
+            "eligible": self.eligible,
+            "deferred": self.deferred,
+            "by_reason": self.by_reason,
+            "samples": self.samples,
+        }
+
+
+def eligibility_report(*, campaign: Campaign, now: datetime) -> EligibilityReport:
+    """Counts by reason (one GROUP BY over the eligibility statement) and up to
+    ``SAMPLES_PER_REASON`` sample contacts per reason. Writes nothing."""
+    qs = eligibility_queryset(campaign=campaign, now=now)
+    by_reason: dict[str, int] = {}
+    for row in qs.order_by().values("exclusion_reason").annotate(n=Count("pk")):
+        by_reason[row["exclusion_reason"]] = row["n"]
+    eligible = by_reason.pop("", 0)
+    samples = {
+        reason: [
+            {
+                "id": c["pk"],
+                "external_id": c["external_id"],
+                "email": c["email"],
+                "phone": c["phone"],
+            }
+            for c in qs.filter(exclusion_reason=reason)
+            .order_by("pk")
+            .values("pk", "external_id", "email", "phone")[:SAMPLES_PER_REASON]
+        ]
+        for reason in sorted(by_reason)
+    }
+    return EligibilityReport(
+        audience=eligible + sum(by_reason.values()),
+        eligible=eligible,
+        by_reason=dict(sorted(by_reason.items())),
+        samples=samples,
+        quiet_hours_policy=campaign.quiet_hours_policy,
+    )
+
+
+def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: datetime) -> None:
+    """INSERT … SELECT of the whole audience into the outbox: one SQL statement compiled by the
+    ORM from the eligibility queryset (identifiers come from model metadata only)."""
+    defer = campaign.quiet_hours_policy == QuietHoursPolicy.DEFER
+    quiet = SkipReason.QUIET_HOURS.value
+    state = Case(
+        When(exclusion_reason="", then=Value(OutboxState.QUEUED.value)),
+        When(
+            exclusion_reason=quiet,
+            then=Value(OutboxState.DEFERRED.value if defer else OutboxState.SKIPPED.value),
+        ),
+        default=Value(OutboxState.SKIPPED.value),
+        output_field=CharField(),
+    )
+    columns = {
+        "run_id": Value(run.pk, output_field=IntegerField()),
+        "contact_id": F("pk"),
+        "step": Value(0, output_field=IntegerField()),
+        "channel": Value(campaign.channel, output_field=CharField()),
+        "variant": Value("", output_field=CharField()),
+        "state": state,
+        "skip_reason": F("exclusion_reason"),
+        "attempts": Value(0, output_field=IntegerField()),
+        "next_attempt_at": F("due_at"),
+        "claim_token": Value("", output_field=CharField()),
+        "lease_expires_at": Value(None, output_field=DateTimeField()),
+        "provider_message_id": Value("", output_field=CharField()),
+        "message_id": Value("", output_field=CharField()),
+        "error": Value("", output_field=CharField()),
+        "sent_at": Value(None, output_field=DateTimeField()),
+        "created_at": Value(now, output_field=DateTimeField()),
+    }
+    aliases = {f"out_{name}": expr for name, expr in columns.items()}
+    select = (
+        eligibility_queryset(campaign=campaign, now=now)
+        .annotate(**aliases)
+        .order_by()
+        .values_list(*aliases)
+    )
+    sql, params = select.query.sql_with_params()
+    meta = OutboxMessage._meta
+    names = [meta.get_field(name.removesuffix("_id")).column for name in columns]
+    quoted = ", ".join(connection.ops.quote_name(n) for n in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({quoted}) {sql}", params
+        )
+
+
+def _variants_assign(*, run: CampaignRun) -> None:
+    """Ask the registered assigner (experiments) for each eligible contact's variant, in
+    chunks of contact ids; holdouts become ``skipped``/``holdout``."""
+    if not has_variant_assigner():
+        return
+    rows = OutboxMessage.objects.filter(run=run, step=0, state__in=CLAIMABLE_STATES)
+    last = 0
+    while True:
+        ids = list(
+            rows.filter(contact_id__gt=last)
+            .order_by("contact_id")
+            .values_list("contact_id", flat=True)[:VARIANT_CHUNK]
+        )
+        if not ids:
+            return
+        last = ids[-1]
+        assigned = assign_variants(run=run, contact_ids=ids)
+        by_variant: dict[str | None, list[int]] = {}
+        for contact_id in ids:
+            by_variant.setdefault(assigned.get(contact_id, ""), []).append(contact_id)
+        for variant, members in by_variant.items():
+            chunk = rows.filter(contact_id__in=members)
+            if variant is None:
+                chunk.update(state=OutboxState.SKIPPED, skip_reason=SkipReason.HOLDOUT)
+            elif variant:
+                chunk.update(variant=variant[:64])
+
+
+def campaign_run_create(*, campaign: Campaign, now: datetime) -> CampaignRun:
+    """A run in status ``preparing``; ``campaign_run_prepare`` fills it (idempotently)."""
+    return CampaignRun.objects.create(campaign=campaign, status=RunStatus.PREPARING, created_at=now)
+
+
+def campaign_run_prepare(*, run: CampaignRun, now: datetime) -> CampaignRun:
+    """Snapshot the audience of ``run.campaign`` into the outbox, once.
+
+    In one transaction: every audience contact gets exactly one outbox row (unique
+    ``(run, contact, step)``) — ``queued``, ``deferred`` until quiet hours end, or ``skipped``
+    with its reason — variants are assigned (holdouts skipped) and the counts stored. A run
+    that is no longer ``preparing`` is returned unchanged, so a redelivered task is harmless.
+    """
+    campaign = run.campaign
+    with transaction.atomic():
+        locked = CampaignRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.PREPARING:
+            return locked
+        run = locked
+        _outbox_insert_snapshot(run=run, campaign=campaign, now=now)
+        _variants_assign(run=run)
+        by_state = run_progress(run)
+        run.audience_size = sum(by_state.values())
+        run.counts = {
+            "audience": run.audience_size,
+            "by_state": by_state,
+            "by_reason": run_reason_counts(run),
+        }
+        run.status = RunStatus.SENDING
+        run.started_at = now
+        if not by_state[OutboxState.QUEUED] and not by_state[OutboxState.DEFERRED]:
+            run.status = RunStatus.DONE
+            run.finished_at = now
+        run.save(update_fields=["audience_size", "counts", "status", "started_at", "finished_at"])
+    return run
+
+
+def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = False) -> CampaignRun:
+    """Snapshot the audience of ``campaign`` as of ``now`` and decide each contact's fate.
+
+    Dry run: writes only a ``CampaignRun`` (status ``dry_run``) whose ``counts``/``report`` hold
+    the eligibility report (counts and samples per reason); no outbox row. Otherwise creates
+    the run and prepares it (see ``campaign_run_prepare``). Nothing is sent here: call
+    ``outbox_delivery_start`` (or let the sweep do it) afterwards.
+    """
+    if dry_run:
+        report = eligibility_report(campaign=campaign, now=now)
+        return CampaignRun.objects.create(
+            campaign=campaign,
+            status=RunStatus.DRY_RUN,
+            dry_run=True,
+            created_at=now,
+            audience_size=report.audience,
+            counts={
+                "audience": report.audience,
+                "eligible": report.eligible,
+                "by_reason": report.by_reason,
+            },
+            report=report.as_dict(),
+        )
+    with transaction.atomic():
+        run = campaign_run_create(campaign=campaign, now=now)
+        return campaign_run_prepare(run=run, now=now)
+
+
+def campaign_run_prepare_and_deliver(*, run_id: int, now: datetime) -> CampaignRun:
+    """Task body: prepare the run (idempotent) and start delivery of its channel."""
+    run = campaign_run_prepare(
+        run=CampaignRun.objects.select_related("campaign").get(pk=run_id), now=now
+    )
+    if run.status == RunStatus.SENDING:
+        outbox_delivery_start(channel=run.campaign.channel)
+    return run
+
+
+def outbox_delivery_start(*, channel: str, tasks: int | None = None) -> None:
+    """Enqueue ``tasks`` delivery tasks for ``channel`` (after the current transaction
+    commits); each claims rows until none is due, so more tasks = more parallel workers."""
+    from activation.tasks import deliver
+
+    count = tasks if tasks is not None else settings.ACTIVATION_DELIVERY_TASKS
+    transaction.on_commit(lambda: [deliver.delay(channel) for _ in range(count)])
+
+
+def outbox_sweep(*, now: datetime) -> dict[str, int]:
+    """Periodic upkeep (beat): recover expired leases, finish drained runs, and start delivery
+    for each channel with due rows. Returns what it did."""
+    recovered = outbox_leases_recover(now=now)
+    finished = campaign_runs_finish(now=now)
+    started = 0
+    for channel in ("email", "sms", "push"):
+        if OutboxMessage.objects.filter(
+            channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
+        ).exists():
+            outbox_delivery_start(channel=channel, tasks=1)
+            started += 1
+    return {"recovered": recovered, "finished": finished, "started": started}
+
+
+def outbox_retry_failed(*, messages, now: datetime) -> int:
+    """Put ``failed`` rows of ``messages`` (a queryset) back in the queue, attempts reset,
+    and reopen their runs. Other states are left alone. Returns how many were re-queued."""
+    with transaction.atomic():
+        failed = messages.filter(state=OutboxState.FAILED)
+        run_ids = set(failed.values_list("run_id", flat=True))
+        count = failed.update(
+            state=OutboxState.QUEUED, attempts=0, next_attempt_at=now, error="", claim_token=""
+        )
+        CampaignRun.objects.filter(pk__in=run_ids, status=RunStatus.DONE).update(
+            status=RunStatus.SENDING, finished_at=None
+        )
+    return count
+
+
+def campaign_run_cancel(*, run: CampaignRun, now: datetime) -> int:
+    """Cancel a run: rows not yet handed off become ``cancelled`` (rows being sent right now
+    finish their hand-off). Returns how many rows were cancelled."""
+    with transaction.atomic():
+        count = OutboxMessage.objects.filter(run=run, state__in=CLAIMABLE_STATES).update(
+            state=OutboxState.CANCELLED, skip_reason=""
+        )
+        run.status = RunStatus.CANCELLED
+        run.finished_at = now
+        run.counts = {**run.counts, "by_state": run_progress(run)}
+        run.save(update_fields=["status", "finished_at", "counts"])
+    return count
+
+
+def message_send_test(
+    *, template: Template, contact: Contact, to: str = "", locale: str = ""
+) -> SendResult:
+    """Render ``template`` for ``contact`` (in ``locale`` or the contact's) and send it now to
+    ``to`` (an email address or E.164 phone; push goes to the contact's active subscriptions),
+    subject prefixed ``[TEST]``. No outbox row, no tracking; returns the channel's result."""
+    from activation.channels import OutgoingMessage
+    from activation.models import MessageChannel
+    from activation.rendering import message_render, template_version_for
+    from activation.sms import with_stop_mention
+    from segments.models import ContactFeatures
+
+    version = template_version_for(template, locale or contact.locale)
+    if version is None:
+        return SendResult.permanent(0, "template has no version")
+    features = ContactFeatures.objects.filter(contact=contact).first()
+    rendered = message_render(version=version, contact=contact, features=features, campaign=None)
+    out = OutgoingMessage(outbox_id=0, channel=template.channel)
+    if template.channel == MessageChannel.EMAIL:
+        domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].rstrip(">") or "cible.localhost"
+        out.to = to or contact.email
+        out.subject = f"[TEST] {rendered.subject}"
+        out.html, out.text = rendered.html, rendered.text
+        out.message_id = f"<cible.test.{timezone.now().timestamp():.6f}@{domain}>"
+    elif template.channel == MessageChannel.SMS:
+        out.to = to or contact.phone
+        out.sms_body = with_stop_mention(rendered.sms_body, marketing=True)
+    else:
+        out.push_targets = [
+            PushTarget(s.pk, s.endpoint, s.p256dh, s.auth)
+            for s in PushSubscription.objects.filter(contact=contact, active=True)
+        ]
+        out.push_payload = {
+            "title": rendered.push_title,
+            "body": rendered.push_body,
+            "url": rendered.push_url,
+        }
+    with channel_backend(template.channel) as backend:
+        return backend.send([out])[0]
+
+
+# --- tracking -------------------------------------------------------------------------------
+
+
+def _tracking_event(
+    *, message: OutboxMessage, type: str, key: str, properties: dict, at: datetime
+) -> bool:
+    run = message.run
+    props = {
+        "message_id": message.pk,
+        "campaign_id": run.campaign_id,
+        "run_id": run.pk,
+        "variant": message.variant,
+        "step": message.step,
+        **properties,
+    }
+    _event, created = Event.objects.get_or_create(
+        source="activation",
+        idempotency_key=key[:128],
+        defaults={
+            "contact_id": message.contact_id,
+            "type": type,
+            "occurred_at": at,
+            "properties": props,
+            "channel": message.channel if message.channel in ("email", "sms", "push") else "",
+        },
+    )
+    if created:
+        transaction.on_commit(
+            lambda: events_ingested.send(
+                sender=Event,
+                contact_ids=[message.contact_id],
+                event_types={type},
+                source="activation",
+            )
+        )
+    return created
+
+
+def tracking_open_record(*, message_id: int, user_agent: str, ip: str, at: datetime) -> bool:
+    """Record an ``email_open`` event (``properties.machine_open`` flags Apple MPP / proxies /
+    scanners). Repeated fetches within the same second are one event. Returns True if new."""
+    from activation.tracking import is_machine_open
+
+    message = OutboxMessage.objects.select_related("run").filter(pk=message_id).first()
+    if message is None:
+        return False
+    machine = is_machine_open(user_agent=user_agent, ip=ip)
+    return _tracking_event(
+        message=message,
+        type="email_open",
+        key=f"open:{message.pk}:{int(at.timestamp())}",
+        properties={"machine_open": machine, "user_agent": user_agent[:200]},
+        at=at,
+    )
+
+
+def tracking_click_record(*, message_id: int, url: str, user_agent: str, at: datetime) -> bool:
+    """Record a click (``email_click`` / ``push_click`` / ``sms_click``) with its URL."""
+    message = OutboxMessage.objects.select_related("run").filter(pk=message_id).first()
+    if message is None:
+        return False
+    return _tracking_event(
+        message=message,
+        type=f"{message.channel}_click",
+        key=f"click:{message.pk}:{int(at.timestamp())}:{hash(url) & 0xFFFFFFFF:x}",
+        properties={"url": url[:1000], "user_agent": user_agent[:200]},
+        at=at,
+    )
+
+
+def conversions_attribute(*, contact_ids: list[int], now: datetime) -> int:
+    """Credit the unattributed conversion events of ``contact_ids`` (types
+    ``ACTIVATION_CONVERSION_EVENT_TYPES``, within the window before ``now``) to the last
+    message sent to the same contact within ``ACTIVATION_ATTRIBUTION_WINDOW_HOURS`` before the
+    conversion. Set-based (one SELECT with a correlated subquery, one bulk insert);
+    idempotent (one attribution per event). Returns how many were created."""
+    window = timedelta(hours=settings.ACTIVATION_ATTRIBUTION_WINDOW_HOURS)
+    last_message = (
+        OutboxMessage.objects.filter(
+            contact_id=OuterRef("contact_id"),
+            state=OutboxState.SENT,
+            sent_at__lte=OuterRef("occurred_at"),
+            sent_at__gte=ExpressionWrapper(
+                OuterRef("occurred_at") - Value(window), output_field=DateTimeField()
+            ),
+        )
+        .order_by("-sent_at", "-id")
+        .values("pk")[:1]
+    )
+    events = (
+        Event.objects.filter(
+            contact_id__in=contact_ids,
+            type__in=settings.ACTIVATION_CONVERSION_EVENT_TYPES,
+            occurred_at__gte=now - 2 * window,
+            attribution__isnull=True,
+        )
+        .annotate(message_pk=Subquery(last_message))
+        .filter(message_pk__isnull=False)
+        .values("pk", "message_pk", "properties")
+    )
+    rows = list(events)
+    if not rows:
+        return 0
+    messages = {
+        m["pk"]: m
+        for m in OutboxMessage.objects.filter(pk__in={r["message_pk"] for r in rows}).values(
+            "pk", "run_id", "variant"
+        )
+    }
+    amount_key = settings.CIBLE_PURCHASE_AMOUNT_PROPERTY
+    created = Attribution.objects.bulk_create(
+        [
+            Attribution(
+                event_id=r["pk"],
+                message_id=r["message_pk"],
+                run_id=messages[r["message_pk"]]["run_id"],
+                variant=messages[r["message_pk"]]["variant"],
+                value=_decimal((r["properties"] or {}).get(amount_key)),
+                attributed_at=now,
+            )
+            for r in rows
+        ],
+        ignore_conflicts=True,
+    )
+    return len(created)
+
+
+def _decimal(value) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+# --- contact lifecycle -----------------------------------------------------------------------
+
+
+def contact_messages_scrub(*, contact_id: int) -> int:
+    """Right to erasure: cancel the contact's pending messages and clear free text that may
+    hold personal data (provider errors quoting the address). Counts stay."""
+    with transaction.atomic():
+        OutboxMessage.objects.filter(contact_id=contact_id, state__in=OPEN_STATES).update(
+            state=OutboxState.CANCELLED, skip_reason="", claim_token=""
+        )
+        DeliveryAttempt.objects.filter(message__contact_id=contact_id).update(error="")
+        return OutboxMessage.objects.filter(contact_id=contact_id).update(error="")
+
+
+def contact_messages_move(*, survivor_id: int, merged_ids: list[int]) -> int:
+    """Merge: move outbox rows of ``merged_ids`` to ``survivor_id``. Where both have a row for
+    the same ``(run, step)``, one row is kept: the sent one if any (so a duplicate queued
+    message is dropped and nobody gets the message twice), else the survivor's."""
+    moved = 0
+    with transaction.atomic():
+        for row in OutboxMessage.objects.filter(contact_id__in=merged_ids).order_by("id"):
+            clash = OutboxMessage.objects.filter(
+                run_id=row.run_id, contact_id=survivor_id, step=row.step
+            ).first()
+            if clash is None:
+                OutboxMessage.objects.filter(pk=row.pk).update(contact_id=survivor_id)
+                moved += 1
+            elif row.state == OutboxState.SENT and clash.state != OutboxState.SENT:
+                clash.delete()
+                OutboxMessage.objects.filter(pk=row.pk).update(contact_id=survivor_id)
+                moved += 1
+            else:
+                row.delete()
+    return moved
+
+
+def contact_messages_export(contact: Contact) -> list[dict]:
+    """Export section ``messages`` (right of access)."""
+    from activation.selectors import contact_messages
+
+    return [
+        {
+            "campaign": m.run.campaign.name,
+            "channel": m.channel,
+            "state": m.state,
+            "reason": m.skip_reason,
+            "variant": m.variant,
+            "created_at": m.created_at,
+            "sent_at": m.sent_at,
+        }
+        for m in contact_messages(contact.pk)
+    ]

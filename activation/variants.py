@@ -1,0 +1,42 @@
+"""Variant assignment hook: experiments (a higher app) registers itself here.
+
+An assigner is ``fn(*, run, contact_ids: list[int]) -> dict[int, str | None]``: the variant key
+of each contact (``None`` = holdout: the outbox row is recorded ``skipped`` with reason
+``holdout``). It is called in chunks of at most ``VARIANT_CHUNK`` contact ids, in id order, and
+must be deterministic for a given run and contact. Contacts missing from the returned dict get
+variant ``""``. With no assigner registered, every contact gets variant ``""``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+VariantAssigner = Callable[..., dict[int, str | None]]
+VARIANT_CHUNK = 20_000
+
+_assigners: list[VariantAssigner] = []
+
+
+def register_variant_assigner(fn: VariantAssigner) -> VariantAssigner:
+    """Register ``fn`` (idempotent; usable as a decorator). Experiments call it in ready()."""
+    if fn not in _assigners:
+        _assigners.append(fn)
+    return fn
+
+
+def unregister_variant_assigner(fn: VariantAssigner) -> None:
+    if fn in _assigners:
+        _assigners.remove(fn)
+
+
+def assign_variants(*, run: Any, contact_ids: list[int]) -> dict[int, str | None]:
+    """Ask every registered assigner; a later assigner's answer wins for the same contact."""
+    result: dict[int, str | None] = {}
+    for assigner in _assigners:
+        result.update(assigner(run=run, contact_ids=contact_ids))
+    return result
+
+
+def has_variant_assigner() -> bool:
+    return bool(_assigners)

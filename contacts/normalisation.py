@@ -29,7 +29,8 @@ MAX_TEXT = 1000  # longest free-text value stored in a string column or property
 MAX_JSON_BYTES = 16_384  # serialised size of one item's attributes / properties
 MAX_JSON_DEPTH = 5
 
-_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# RFC 5322 dot-atom, extended to Unicode letters (RFC 6531); no spaces, quotes or specials.
+_EMAIL_LOCAL = re.compile(r"^[^\s\"(),:;<>@\[\\\]]+$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LOCALE = re.compile(r"^([a-zA-Z]{2,3})(?:[-_]([a-zA-Z]{2}|\d{3}))?$")
 _INT = re.compile(r"^[+-]?\d{1,15}$")

@@ -1,0 +1,31 @@
+"""``manage.py compute_segments [--segment ID ...]``."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Recompute segment memberships (entered/exited diff) in dependency order."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--segment", nargs="+", type=int, help="segment ids (default: all)")
+
+    def handle(self, *args, segment=None, **options):
+        from segments.models import Segment, SegmentComputation
+        from segments.services import segments_compute
+
+        if segment:
+            missing = set(segment) - set(
+                Segment.objects.filter(pk__in=segment).values_list("pk", flat=True)
+            )
+            if missing:
+                raise CommandError(f"unknown segment id(s): {', '.join(map(str, sorted(missing)))}")
+        rows = segments_compute(segment_ids=segment, trigger=SegmentComputation.Trigger.MANUAL)
+        names = dict(Segment.objects.values_list("pk", "name"))
+        for row in rows:
+            self.stdout.write(
+                f"{names[row.segment_id]}: {row.size:,} contacts "
+                f"(+{row.entered:,} / -{row.exited:,}) in {row.duration_ms} ms"
+            )
+        self.stdout.write(self.style.SUCCESS(f"{len(rows)} segment(s) computed."))

@@ -1,0 +1,40 @@
+"""Receivers of other apps' signals. Cheap and idempotent: heavy work goes to a task."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.dispatch import receiver
+from django.utils import timezone
+
+from contacts.signals import contact_erasing, contacts_merged, events_ingested
+
+REALTIME_BATCH = 1_000
+
+
+@receiver(events_ingested, dispatch_uid="segments-events-ingested")
+def on_events_ingested(sender, *, contact_ids, event_types, source="", **kwargs) -> None:
+    """Queue the real-time re-evaluation of the contacts that received events."""
+    if not settings.SEGMENTS_REALTIME:
+        return
+    from segments.tasks import reevaluate_contacts
+
+    ids = sorted({int(i) for i in contact_ids})
+    types = sorted(event_types) if event_types is not None else None
+    for start in range(0, len(ids), REALTIME_BATCH):
+        reevaluate_contacts.delay(ids[start : start + REALTIME_BATCH], types)
+
+
+@receiver(contacts_merged, dispatch_uid="segments-contacts-merged")
+def on_contacts_merged(sender, *, survivor_id, merged_ids, **kwargs) -> None:
+    from segments.services import memberships_merge
+    from segments.tasks import reevaluate_contacts
+
+    memberships_merge(survivor_id=survivor_id, merged_ids=merged_ids, now=timezone.now())
+    reevaluate_contacts.delay([survivor_id], None)
+
+
+@receiver(contact_erasing, dispatch_uid="segments-contact-erasing")
+def on_contact_erasing(sender, *, contact_id, **kwargs) -> None:
+    from segments.services import contact_segment_data_erase
+
+    contact_segment_data_erase(contact_id=contact_id)

@@ -1,0 +1,294 @@
+"""Operators by value kind: validation, SQL (``Q``), Python reference and plain language.
+
+Kinds: ``number``, ``string``, ``boolean``, ``datetime``. Semantics shared by SQL and Python:
+a missing value (NULL / absent key / no feature row) satisfies only ``is_not_set``; ``ne`` and
+``not_in`` need a value; ``contains`` / ``starts_with`` ignore ASCII case; ``between`` is
+inclusive; relative dates are counted from the compute time ``now``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.db.models.expressions import Expression
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IContains,
+    In,
+    IsNull,
+    IStartsWith,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _g
+from django.utils.translation import gettext_lazy as _
+
+from segments.rules.registry import ValidationContext
+
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "number": (
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "between",
+        "in",
+        "not_in",
+        "is_set",
+        "is_not_set",
+    ),
+    "string": ("eq", "ne", "in", "not_in", "contains", "starts_with", "is_set", "is_not_set"),
+    "boolean": ("is_true", "is_false", "is_set", "is_not_set"),
+    "datetime": (
+        "before",
+        "after",
+        "within_last_days",
+        "more_than_days_ago",
+        "is_set",
+        "is_not_set",
+    ),
+}
+NO_VALUE_OPS = frozenset({"is_set", "is_not_set", "is_true", "is_false"})
+
+OP_LABELS = {
+    "eq": _("is"),
+    "ne": _("is not"),
+    "gt": _("is more than"),
+    "gte": _("is at least"),
+    "lt": _("is less than"),
+    "lte": _("is at most"),
+    "between": _("is between"),
+    "in": _("is one of"),
+    "not_in": _("is none of"),
+    "contains": _("contains"),
+    "starts_with": _("starts with"),
+    "is_set": _("is set"),
+    "is_not_set": _("is not set"),
+    "is_true": _("is true"),
+    "is_false": _("is false"),
+    "before": _("is before"),
+    "after": _("is after"),
+    "within_last_days": _("is within the last … days"),
+    "more_than_days_ago": _("is more than … days ago"),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """An ISO date or datetime (naive = in TIME_ZONE) as an aware datetime, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_datetime(value)
+        if moment is None:
+            day = parse_date(value)
+            if day is None:
+                return None
+            moment = datetime(day.year, day.month, day.day)
+    except ValueError:
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def operand_validate(kind: str, op: Any, value: Any, ctx: ValidationContext) -> Any:
+    """Check ``op``/``value`` for ``kind``; return the normalised value (None for no-value ops)."""
+    if op not in OPERATORS[kind]:
+        raise ctx.error(
+            _("operator “%(op)s” does not apply to a %(kind)s (use one of: %(ops)s).")
+            % {"op": op, "kind": kind, "ops": ", ".join(OPERATORS[kind])}
+        )
+    if op in NO_VALUE_OPS:
+        return None
+    if op == "between":
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+            raise ctx.error(_("“between” needs a list of two numbers, e.g. [10, 50]."))
+        if value[0] > value[1]:
+            raise ctx.error(_("“between” needs the smaller number first."))
+        return list(value)
+    if op in ("in", "not_in"):
+        scalar = _is_number if kind == "number" else (lambda v: isinstance(v, str))
+        if not (isinstance(value, list) and value and all(scalar(v) for v in value)):
+            raise ctx.error(
+                _("“%(op)s” needs a non-empty list of %(kind)s values.") % {"op": op, "kind": kind}
+            )
+        return list(value)
+    if op in ("within_last_days", "more_than_days_ago"):
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 36_500):
+            raise ctx.error(_("“%(op)s” needs a whole number of days (0 to 36500).") % {"op": op})
+        return value
+    if kind == "datetime":
+        if parse_moment(value) is None:
+            raise ctx.error(
+                _("“%(value)s” is not a valid date (use YYYY-MM-DD or an ISO 8601 date-time).")
+                % {"value": value}
+            )
+        return value
+    if kind == "number":
+        if not _is_number(value):
+            raise ctx.error(
+                _("“%(op)s” needs a number, not “%(value)s”.") % {"op": op, "value": value}
+            )
+        return value
+    if not isinstance(value, str):
+        raise ctx.error(
+            _("“%(op)s” needs a text value, not “%(value)s”.") % {"op": op, "value": value}
+        )
+    return value
+
+
+def _threshold(op: str, value: Any, now: datetime) -> datetime | None:
+    if op in ("within_last_days", "more_than_days_ago"):
+        return now - timedelta(days=value)
+    if op in ("before", "after"):
+        return parse_moment(value)
+    return None
+
+
+def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
+    """Two-valued ``Q`` on a model column (lookups path ``column``)."""
+    present = Q(**{f"{column}__isnull": False})
+    if kind == "string":
+        present &= ~Q(**{column: ""})
+    if op == "is_set":
+        return present
+    if op == "is_not_set":
+        return ~present
+    if op == "is_true":
+        return Q(**{column: True})
+    if op == "is_false":
+        return Q(**{column: False})
+    moment = _threshold(op, value, now)
+    lookups = {
+        "eq": Q(**{column: value}),
+        "gt": Q(**{f"{column}__gt": value}),
+        "gte": Q(**{f"{column}__gte": value}),
+        "lt": Q(**{f"{column}__lt": value}),
+        "lte": Q(**{f"{column}__lte": value}),
+        "in": Q(**{f"{column}__in": value}),
+        "contains": Q(**{f"{column}__icontains": value}),
+        "starts_with": Q(**{f"{column}__istartswith": value}),
+    }
+    if op in lookups:
+        return present & lookups[op]
+    if op == "ne":
+        return present & ~Q(**{column: value})
+    if op == "not_in":
+        return present & ~Q(**{f"{column}__in": value})
+    if op == "between":
+        return present & Q(**{f"{column}__gte": value[0], f"{column}__lte": value[1]})
+    if op in ("before", "more_than_days_ago"):
+        return present & Q(**{f"{column}__lt": moment})
+    if op in ("after",):
+        return present & Q(**{f"{column}__gt": moment})
+    if op == "within_last_days":
+        return present & Q(**{f"{column}__gte": moment})
+    raise ValueError(op)
+
+
+def expression_q(expression: Expression, op: str, value: Any, now: datetime) -> Q:
+    """Two-valued ``Q`` on an expression that is NULL when the value is missing."""
+    present = Q(IsNull(expression, False))
+    if op == "is_set":
+        return present
+    if op == "is_not_set":
+        return ~present
+    if op == "is_true":
+        return present & Q(Exact(expression, True))
+    if op == "is_false":
+        return present & Q(Exact(expression, False))
+    builders = {
+        "eq": lambda: Q(Exact(expression, value)),
+        "ne": lambda: ~Q(Exact(expression, value)),
+        "gt": lambda: Q(GreaterThan(expression, value)),
+        "gte": lambda: Q(GreaterThanOrEqual(expression, value)),
+        "lt": lambda: Q(LessThan(expression, value)),
+        "lte": lambda: Q(LessThanOrEqual(expression, value)),
+        "between": lambda: (
+            Q(GreaterThanOrEqual(expression, value[0])) & Q(LessThanOrEqual(expression, value[1]))
+        ),
+        "in": lambda: Q(In(expression, value)),
+        "not_in": lambda: ~Q(In(expression, value)),
+        "contains": lambda: Q(IContains(expression, value)),
+        "starts_with": lambda: Q(IStartsWith(expression, value)),
+    }
+    return present & builders[op]()
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def python_compare(
+    actual: Any, kind: str, op: str, value: Any, now: datetime, *, empty_is_unset: bool = True
+) -> bool:
+    """The reference semantics of ``op`` (see the module docstring)."""
+    present = actual is not None and not (empty_is_unset and kind == "string" and actual == "")
+    if op == "is_set":
+        return present
+    if op == "is_not_set":
+        return not present
+    if not present:
+        return False
+    if op == "is_true":
+        return actual is True
+    if op == "is_false":
+        return actual is False
+    if op == "eq":
+        return actual == value
+    if op == "ne":
+        return actual != value
+    if op == "gt":
+        return actual > value
+    if op == "gte":
+        return actual >= value
+    if op == "lt":
+        return actual < value
+    if op == "lte":
+        return actual <= value
+    if op == "between":
+        return value[0] <= actual <= value[1]
+    if op == "in":
+        return actual in value
+    if op == "not_in":
+        return actual not in value
+    if op == "contains":
+        return _ascii_lower(value) in _ascii_lower(actual)
+    if op == "starts_with":
+        return _ascii_lower(actual).startswith(_ascii_lower(value))
+    moment = _threshold(op, value, now)
+    if op in ("before", "more_than_days_ago"):
+        return actual < moment
+    if op == "after":
+        return actual > moment
+    if op == "within_last_days":
+        return actual >= moment
+    raise ValueError(op)
+
+
+def operand_describe(op: str, value: Any) -> str:
+    """``is at least 30``, ``is within the last 14 days``… in the active language."""
+    if op in NO_VALUE_OPS:
+        return str(OP_LABELS[op])
+    if op == "between":
+        return _g("is between %(low)s and %(high)s") % {"low": value[0], "high": value[1]}
+    if op in ("in", "not_in"):
+        return f"{OP_LABELS[op]} {', '.join(f'“{v}”' if isinstance(v, str) else str(v) for v in value)}"
+    if op == "within_last_days":
+        return _g("is within the last %(days)s days") % {"days": value}
+    if op == "more_than_days_ago":
+        return _g("is more than %(days)s days ago") % {"days": value}
+    shown = f"“{value}”" if isinstance(value, str) else str(value)
+    return f"{OP_LABELS[op]} {shown}"

@@ -1,0 +1,195 @@
+"""Rule trees: groups (``all`` / ``any`` / ``not``) over registered leaf conditions.
+
+A rule is a JSON object, either a group ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": node}``
+or a leaf ``{"type": "<registered type>", ...}``. An empty ``all`` matches every contact, an
+empty ``any`` none. The functions here walk the tree and delegate leaves to the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils.translation import gettext as _g
+from django.utils.translation import gettext_lazy as _
+
+from segments.rules.registry import (
+    NO_DEPENDENCIES,
+    CompileContext,
+    Dependencies,
+    ReferenceContact,
+    RuleError,
+    ValidationContext,
+    condition_type,
+    condition_types,
+)
+
+MAX_DEPTH = 8
+MAX_LEAVES = 100
+GROUP_KEYS = ("all", "any", "not")
+
+
+def _child_path(path: str, key: str, index: int | None = None) -> str:
+    step = key if index is None else f"{key}[{index}]"
+    return step if path == "root" else f"{path}.{step}"
+
+
+def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
+    """Return the normalised rule tree, or raise RuleError naming the faulty condition."""
+    leaves = [0]
+
+    def walk(node: object, path: str, depth: int) -> dict:
+        if depth > MAX_DEPTH:
+            raise RuleError(
+                _("groups are nested more than %(n)d levels deep.") % {"n": MAX_DEPTH}, path=path
+            )
+        if not isinstance(node, dict):
+            raise RuleError(_("expected a JSON object."), path=path)
+        group_keys = [k for k in GROUP_KEYS if k in node]
+        if group_keys:
+            if len(node) != 1:
+                raise RuleError(_("a group has exactly one key: “all”, “any” or “not”."), path=path)
+            key = group_keys[0]
+            if key == "not":
+                return {"not": walk(node["not"], _child_path(path, "not"), depth + 1)}
+            children = node[key]
+            if not isinstance(children, list):
+                raise RuleError(_("“%(key)s” must be a list.") % {"key": key}, path=path)
+            return {
+                key: [
+                    walk(child, _child_path(path, key, i), depth + 1)
+                    for i, child in enumerate(children)
+                ]
+            }
+        type_name = node.get("type")
+        if not isinstance(type_name, str) or not type_name:
+            raise RuleError(
+                _("a condition needs a “type” (one of: %(types)s), or use a group.")
+                % {"types": ", ".join(t.name for t in condition_types())},
+                path=path,
+            )
+        ctype = condition_type(type_name)
+        if ctype is None:
+            raise RuleError(
+                _("unknown condition type “%(type)s” (known: %(types)s).")
+                % {"type": type_name, "types": ", ".join(t.name for t in condition_types())},
+                path=path,
+            )
+        leaves[0] += 1
+        if leaves[0] > MAX_LEAVES:
+            raise RuleError(_("a rule has at most %(n)d conditions.") % {"n": MAX_LEAVES})
+        normalised = ctype.validator(node, ValidationContext(path=path, segment_id=segment_id))
+        return {**normalised, "type": type_name}
+
+    return walk(rule, "root", 0)
+
+
+def rule_compile(rule: dict, *, now: datetime) -> Q:
+    """Compile a *validated* rule to a two-valued ``Q`` on ``contacts.Contact``."""
+    ctx = CompileContext(now=now)
+
+    def walk(node: dict) -> Q:
+        if "all" in node:
+            q = Q()
+            for child in node["all"]:
+                q &= walk(child)
+            return q
+        if "any" in node:
+            if not node["any"]:
+                return Q(pk__in=[])
+            q = Q(pk__in=[])
+            for child in node["any"]:
+                q |= walk(child)
+            return q
+        if "not" in node:
+            return ~walk(node["not"])
+        return condition_type(node["type"]).compiler(node, ctx)
+
+    return walk(rule)
+
+
+def rule_evaluate_reference(rule: dict, contact: ReferenceContact, *, now: datetime) -> bool:
+    """The slow Python evaluation of a validated rule for one contact (the SQL's oracle)."""
+    if "all" in rule:
+        return all(rule_evaluate_reference(c, contact, now=now) for c in rule["all"])
+    if "any" in rule:
+        return any(rule_evaluate_reference(c, contact, now=now) for c in rule["any"])
+    if "not" in rule:
+        return not rule_evaluate_reference(rule["not"], contact, now=now)
+    return bool(condition_type(rule["type"]).reference_evaluator(rule, contact, now))
+
+
+def rule_describe(rule: dict) -> str:
+    """Plain-language sentence of a validated rule, in the active language."""
+
+    def walk(node: dict, top: bool) -> str:
+        if "all" in node or "any" in node:
+            key = "all" if "all" in node else "any"
+            children = node[key]
+            if not children:
+                return _g("all contacts") if key == "all" else _g("no contact")
+            joiner = _g(" and ") if key == "all" else _g(" or ")
+            text = joiner.join(walk(c, False) for c in children)
+            return text if top or len(children) == 1 else f"({text})"
+        if "not" in node:
+            return _g("not %(rule)s") % {"rule": walk(node["not"], False)}
+        return str(condition_type(node["type"]).describer(node))
+
+    text = walk(rule, True)
+    return _g("Contacts: %(rule)s") % {"rule": text}
+
+
+def rule_dependencies(rule: dict) -> Dependencies:
+    deps = NO_DEPENDENCIES
+    for leaf, _path in rule_leaves(rule):
+        deps = deps | condition_type(leaf["type"]).dependencies(leaf)
+    return deps
+
+
+def rule_leaves(rule: dict, path: str = "root") -> Iterator[tuple[dict, str]]:
+    for key in ("all", "any"):
+        if key in rule:
+            for i, child in enumerate(rule[key]):
+                yield from rule_leaves(child, _child_path(path, key, i))
+            return
+    if "not" in rule:
+        yield from rule_leaves(rule["not"], _child_path(path, "not"))
+        return
+    yield rule, path
+
+
+@dataclass(frozen=True)
+class ExplainLine:
+    path: str
+    depth: int
+    text: str
+    value: str
+    passed: bool
+    is_group: bool
+
+
+def rule_explain(rule: dict, contact: ReferenceContact, *, now: datetime) -> list[ExplainLine]:
+    """Each node of the rule with the contact's value and whether it holds, in tree order."""
+    lines: list[ExplainLine] = []
+
+    def walk(node: dict, path: str, depth: int) -> None:
+        passed = rule_evaluate_reference(node, contact, now=now)
+        if "all" in node or "any" in node:
+            key = "all" if "all" in node else "any"
+            label = _g("All of:") if key == "all" else _g("Any of:")
+            lines.append(ExplainLine(path, depth, label, "", passed, True))
+            for i, child in enumerate(node[key]):
+                walk(child, _child_path(path, key, i), depth + 1)
+            return
+        if "not" in node:
+            lines.append(ExplainLine(path, depth, _g("Not:"), "", passed, True))
+            walk(node["not"], _child_path(path, "not"), depth + 1)
+            return
+        ctype = condition_type(node["type"])
+        value = ctype.explainer(node, contact, now) if ctype.explainer else ""
+        lines.append(ExplainLine(path, depth, str(ctype.describer(node)), value, passed, False))
+
+    walk(rule, "root", 0)
+    return lines

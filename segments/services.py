@@ -1,0 +1,420 @@
+"""Services of the segments app: everything that writes features, segments and memberships."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Max, Min, Q, Value
+from django.utils import timezone
+
+from contacts.models import Contact, Event
+from segments.dependencies import (
+    SegmentSpec,
+    compute_order,
+    cycle_check,
+    effective_dependencies,
+    effective_rule,
+    spec_of,
+)
+from segments.features import features_sql_execute
+from segments.memberships import (
+    MembershipDiff,
+    membership_diff_contacts,
+    membership_diff_full,
+    segment_lock,
+)
+from segments.models import (
+    ContactFeatures,
+    FeatureWatermark,
+    Segment,
+    SegmentComputation,
+    SegmentFamily,
+    SegmentMembership,
+)
+from segments.rules import rule_compile, rule_validate
+from segments.signals import contact_entered_segment, contact_exited_segment
+
+INCREMENTAL = "incremental"
+
+# --- features --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureRefreshResult:
+    contacts: int
+    as_of: datetime
+    seconds: float
+    watermark: int | None = None
+
+
+def features_refresh(
+    *, as_of: datetime | None = None, contact_ids: Sequence[int] | None = None
+) -> FeatureRefreshResult:
+    """Recompute ``ContactFeatures`` of ``contact_ids`` (all contacts when None) as of ``as_of``
+    (default now) in one SQL statement, in one transaction.
+
+    Only events with ``occurred_at <= as_of`` count and only contacts created by ``as_of`` get a
+    row; a full refresh as of a past date also removes rows of contacts created after it, so the
+    table is exactly "the features as of that date" (what back-tests need).
+    """
+    as_of = as_of or timezone.now()
+    started = time.perf_counter()
+    with transaction.atomic():
+        written = features_sql_execute(
+            as_of=as_of, computed_at=timezone.now(), contact_ids=contact_ids
+        )
+        if contact_ids is None:
+            ContactFeatures.objects.filter(contact__created_at__gt=as_of).delete()
+    return FeatureRefreshResult(
+        contacts=written, as_of=as_of, seconds=time.perf_counter() - started
+    )
+
+
+def features_refresh_incremental(*, now: datetime | None = None) -> FeatureRefreshResult:
+    """Refresh, as of ``now``, only contacts with events stored after the watermark (the last
+    event id folded in), then advance the watermark — all in one transaction, under a lock so
+    concurrent runs do not overlap. Time-decaying values of untouched contacts are renewed by the
+    daily full refresh."""
+    now = now or timezone.now()
+    started = time.perf_counter()
+    with transaction.atomic():
+        FeatureWatermark.objects.get_or_create(name=INCREMENTAL)
+        mark = FeatureWatermark.objects.select_for_update().get(name=INCREMENTAL)
+        if connection.vendor != "postgresql":
+            FeatureWatermark.objects.filter(name=INCREMENTAL).update(updated_at=now)
+        newest = Event.objects.aggregate(top=Max("id"))["top"] or 0
+        if newest <= mark.last_event_id:
+            return FeatureRefreshResult(0, now, time.perf_counter() - started, mark.last_event_id)
+        changed = list(
+            Event.objects.filter(id__gt=mark.last_event_id, id__lte=newest)
+            .values_list("contact_id", flat=True)
+            .distinct()
+        )
+        written = features_sql_execute(as_of=now, computed_at=now, contact_ids=changed)
+        FeatureWatermark.objects.filter(name=INCREMENTAL).update(last_event_id=newest)
+    return FeatureRefreshResult(written, now, time.perf_counter() - started, newest)
+
+
+# --- segments --------------------------------------------------------------------------------
+
+
+def _specs() -> list[SegmentSpec]:
+    return [spec_of(s) for s in Segment.objects.all()]
+
+
+def segment_rule_check(
+    *,
+    rule: object,
+    name: str,
+    family_id: int | None,
+    priority: int,
+    segment_id: int | None = None,
+    is_active: bool = True,
+) -> dict:
+    """Validate ``rule`` for a segment (new when ``segment_id`` is None) and refuse cycles.
+
+    Returns the normalised rule; raises ``RuleError`` naming the faulty condition or the cycle.
+    """
+    normalised = rule_validate(rule, segment_id=segment_id)
+    candidate = SegmentSpec(
+        id=segment_id if segment_id is not None else -1,
+        name=name,
+        rule=normalised,
+        family_id=family_id,
+        priority=priority,
+        is_active=is_active,
+    )
+    others = [s for s in _specs() if s.id != candidate.id]
+    cycle_check([*others, candidate])
+    return normalised
+
+
+def segment_create(
+    *,
+    name: str,
+    rule: object,
+    description: str = "",
+    family: SegmentFamily | None = None,
+    priority: int = 100,
+    is_active: bool = True,
+    kind: str = Segment.Kind.RULE,
+) -> Segment:
+    """Create a segment after validating its rule (RuleError otherwise). Not computed yet."""
+    normalised = segment_rule_check(
+        rule=rule,
+        name=name,
+        family_id=family.pk if family else None,
+        priority=priority,
+        is_active=is_active,
+    )
+    return Segment.objects.create(
+        name=name,
+        rule=normalised,
+        description=description,
+        family=family,
+        priority=priority,
+        is_active=is_active,
+        kind=kind,
+    )
+
+
+def segment_update(*, segment: Segment, **changes: object) -> Segment:
+    """Apply ``changes`` (name, rule, description, family, priority, is_active) after validation."""
+    allowed = {"name", "rule", "description", "family", "priority", "is_active", "kind"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise TypeError(f"segment_update got unknown fields: {', '.join(sorted(unknown))}")
+    for key, value in changes.items():
+        setattr(segment, key, value)
+    segment.rule = segment_rule_check(
+        rule=segment.rule,
+        name=segment.name,
+        family_id=segment.family_id,
+        priority=segment.priority,
+        segment_id=segment.pk,
+        is_active=segment.is_active,
+    )
+    segment.save()
+    return segment
+
+
+def segment_compute_request(*, segment_ids: Sequence[int] | None = None) -> None:
+    """Ask a worker to recompute ``segment_ids`` (all when None) once the transaction commits."""
+    from segments.tasks import compute_segments
+
+    ids = list(segment_ids) if segment_ids is not None else None
+    transaction.on_commit(lambda: compute_segments.delay(segment_ids=ids))
+
+
+def _large_work_mem() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+
+
+def _announce(diff: MembershipDiff, at: datetime) -> None:
+    if diff.entered:
+        ids = list(diff.entered)
+        transaction.on_commit(
+            lambda: contact_entered_segment.send(
+                sender=Segment, segment_id=diff.segment_id, contact_ids=ids, at=at
+            )
+        )
+    if diff.exited:
+        ids_out = list(diff.exited)
+        transaction.on_commit(
+            lambda: contact_exited_segment.send(
+                sender=Segment, segment_id=diff.segment_id, contact_ids=ids_out, at=at
+            )
+        )
+
+
+def segments_compute(
+    *,
+    segment_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+    trigger: str = SegmentComputation.Trigger.SCHEDULED,
+) -> list[SegmentComputation]:
+    """Recompute the memberships of the active segments ``segment_ids`` (all when None).
+
+    Segments are computed in dependency order, each in its own transaction under its lock: one
+    SQL statement selects the matching contacts, the diff inserts who entered and closes who
+    exited (history kept), entered/exited signals go out after commit. Returns the history rows.
+    """
+    specs = _specs()
+    wanted = set(segment_ids) if segment_ids is not None else None
+    results = []
+    for spec in compute_order(specs):
+        if wanted is not None and spec.id not in wanted:
+            continue
+        at = now or timezone.now()
+        started = time.perf_counter()
+        with transaction.atomic():
+            _large_work_mem()
+            segment_lock(spec.id)
+            fresh = Segment.objects.get(pk=spec.id)
+            if not fresh.is_active:
+                continue
+            current = [s if s.id != spec.id else spec_of(fresh) for s in specs]
+            rule_q = rule_compile(effective_rule(spec_of(fresh), current), now=at)
+            diff = membership_diff_full(segment_id=spec.id, rule_q=rule_q, now=at)
+            ms = int((time.perf_counter() - started) * 1000)
+            Segment.objects.filter(pk=spec.id).update(
+                size=diff.size, last_computed_at=at, last_compute_ms=ms
+            )
+            results.append(
+                SegmentComputation.objects.create(
+                    segment_id=spec.id,
+                    started_at=at,
+                    duration_ms=ms,
+                    size=diff.size,
+                    entered=len(diff.entered),
+                    exited=len(diff.exited),
+                    trigger=trigger,
+                )
+            )
+            _announce(diff, at)
+    return results
+
+
+def _levels(order: list[SegmentSpec], specs: list[SegmentSpec]) -> list[list[SegmentSpec]]:
+    """Split a compute order into batches whose members do not read each other."""
+    level: dict[int, int] = {}
+    for spec in order:
+        deps = effective_dependencies(spec, specs).segments
+        level[spec.id] = 1 + max((level[d] for d in deps if d in level), default=-1)
+    batches: dict[int, list[SegmentSpec]] = {}
+    for spec in order:
+        batches.setdefault(level[spec.id], []).append(spec)
+    return [batches[k] for k in sorted(batches)]
+
+
+def contacts_reevaluate(
+    *,
+    contact_ids: Sequence[int],
+    event_types: set[str] | frozenset[str] | None = None,
+    now: datetime | None = None,
+) -> list[MembershipDiff]:
+    """Real-time path: refresh the features of ``contact_ids`` and re-evaluate, for them only,
+    the active segments that can depend on ``event_types`` (all segments when None) and the
+    segments reading those. Entered/exited signals go out after commit."""
+    now = now or timezone.now()
+    ids = sorted(set(int(i) for i in contact_ids))
+    if not ids:
+        return []
+    features_refresh(as_of=now, contact_ids=ids)
+    specs = [s for s in _specs() if s.is_active]
+    affected = {
+        s.id
+        for s in specs
+        if event_types is None or effective_dependencies(s, specs).reacts_to(set(event_types))
+    }
+    grew = True
+    while grew:
+        grew = False
+        for s in specs:
+            if s.id not in affected and effective_dependencies(s, specs).segments & affected:
+                affected.add(s.id)
+                grew = True
+    order = [s for s in compute_order(specs) if s.id in affected]
+    if not order:
+        return []
+    diffs: list[MembershipDiff] = []
+    with transaction.atomic():
+        _lock_many(sorted(affected))
+        for batch in _levels(order, specs):
+            diffs += _reevaluate_batch(batch, specs, ids, now)
+        for diff in diffs:
+            delta = len(diff.entered) - len(diff.exited)
+            if delta:
+                Segment.objects.filter(pk=diff.segment_id).update(size=_size_plus(delta))
+            _announce(diff, now)
+    return [d for d in diffs if d.entered or d.exited]
+
+
+def _size_plus(delta: int):
+    from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    return Greatest(F("size") + delta, Value(0))
+
+
+def _lock_many(segment_ids: list[int]) -> None:
+    if connection.vendor == "postgresql":
+        list(
+            Segment.objects.select_for_update()
+            .filter(pk__in=segment_ids)
+            .order_by("pk")
+            .values_list("pk")
+        )
+    else:
+        from django.db.models import F
+
+        Segment.objects.filter(pk__in=segment_ids).update(priority=F("priority"))
+
+
+def _reevaluate_batch(
+    batch: list[SegmentSpec], specs: list[SegmentSpec], ids: list[int], now: datetime
+) -> list[MembershipDiff]:
+    if len(ids) > 1000:
+        # Large batches: one restricted diff per segment (chunked id lists).
+        return [
+            membership_diff_contacts(
+                segment_id=s.id,
+                rule_q=rule_compile(effective_rule(s, specs), now=now),
+                contact_ids=ids,
+                now=now,
+            )
+            for s in batch
+        ]
+    annotations = {}
+    for spec in batch:
+        q = rule_compile(effective_rule(spec, specs), now=now)
+        annotations[f"s{spec.id}"] = (
+            Value(True) if q == Q() else ExpressionWrapper(q, output_field=BooleanField())
+        )
+    rows = Contact.objects.filter(pk__in=ids).annotate(**annotations).values("pk", *annotations)
+    matched: dict[int, set[int]] = {s.id: set() for s in batch}
+    for row in rows:
+        for spec in batch:
+            if row[f"s{spec.id}"]:
+                matched[spec.id].add(row["pk"])
+    open_now: dict[int, set[int]] = {s.id: set() for s in batch}
+    for segment_id, contact_id in SegmentMembership.objects.filter(
+        segment_id__in=list(matched), contact_id__in=ids, exited_at__isnull=True
+    ).values_list("segment_id", "contact_id"):
+        open_now[segment_id].add(contact_id)
+    diffs = []
+    new_rows = []
+    exit_q = Q(pk__in=[])
+    for spec in batch:
+        diff = MembershipDiff(
+            segment_id=spec.id,
+            entered=sorted(matched[spec.id] - open_now[spec.id]),
+            exited=sorted(open_now[spec.id] - matched[spec.id]),
+        )
+        new_rows += [
+            SegmentMembership(segment_id=spec.id, contact_id=c, entered_at=now)
+            for c in diff.entered
+        ]
+        if diff.exited:
+            exit_q |= Q(segment_id=spec.id, contact_id__in=diff.exited)
+        diffs.append(diff)
+    if new_rows:
+        SegmentMembership.objects.bulk_create(new_rows)
+    if any(d.exited for d in diffs):
+        SegmentMembership.objects.filter(exit_q, exited_at__isnull=True).update(exited_at=now)
+    return diffs
+
+
+# --- contacts merged / erased ----------------------------------------------------------------
+
+
+def memberships_merge(*, survivor_id: int, merged_ids: Sequence[int], now: datetime) -> None:
+    """Move segment history of ``merged_ids`` to ``survivor_id`` without doubling an open
+    membership (the survivor keeps its own; among duplicates the oldest stays open), and drop
+    the merged contacts' feature rows. The survivor is re-evaluated afterwards by the caller."""
+    merged = list(merged_ids)
+    with transaction.atomic():
+        survivor_open = SegmentMembership.objects.filter(
+            contact_id=survivor_id, exited_at__isnull=True
+        ).values("segment_id")
+        merged_open = SegmentMembership.objects.filter(
+            contact_id__in=merged, exited_at__isnull=True
+        )
+        merged_open.filter(segment_id__in=survivor_open).update(exited_at=now)
+        keep = merged_open.values("segment_id").annotate(keep=Min("id")).values("keep")
+        merged_open.exclude(id__in=list(keep)).update(exited_at=now)
+        SegmentMembership.objects.filter(contact_id__in=merged).update(contact_id=survivor_id)
+        ContactFeatures.objects.filter(contact_id__in=merged).delete()
+
+
+def contact_segment_data_erase(*, contact_id: int) -> int:
+    """Delete the contact's memberships (history included) and features; returns rows deleted."""
+    deleted, _ = SegmentMembership.objects.filter(contact_id=contact_id).delete()
+    features, _ = ContactFeatures.objects.filter(contact_id=contact_id).delete()
+    return deleted + features

@@ -534,13 +534,17 @@ def percent(value: float, digits: int = 1) -> str:
     """A share as a localised percentage ("12.3 %", « 12,3 % »); "—" when undefined."""
     if not _finite(value):
         return "—"
-    return f"{formats.number_format(value * 100, decimal_pos=digits, use_l10n=True)} %"
+    return (
+        f"{formats.number_format(round(value * 100, digits), decimal_pos=digits, use_l10n=True)} %"
+    )
 
 
 def number(value: float | int, digits: int = 0) -> str:
     if not _finite(value):
         return "—"
-    return formats.number_format(value, decimal_pos=digits, use_l10n=True, force_grouping=True)
+    return formats.number_format(
+        round(value, digits), decimal_pos=digits, use_l10n=True, force_grouping=True
+    )
 
 
 def p_value_text(value: float | None) -> str:
@@ -548,7 +552,7 @@ def p_value_text(value: float | None) -> str:
         return "—"
     if value < 0.0001:
         return "< 0.0001" if formats.get_format("DECIMAL_SEPARATOR") == "." else "< 0,0001"
-    return formats.number_format(value, decimal_pos=4, use_l10n=True)
+    return formats.number_format(round(value, 4), decimal_pos=4, use_l10n=True)
 
 
 def _effect_phrase(comparison: Comparison) -> tuple[str, str, str]:
@@ -738,7 +742,7 @@ def forest_chart(results: ExperimentResults) -> dict:
             }
         ],
         "layout": {
-            "title": {"text": _("Lift versus control (95 % confidence intervals)")},
+            "title": {"text": _("Lift versus control (confidence intervals at 95 %)")},
             "xaxis": {"tickformat": ".0%", "zeroline": True, "zerolinewidth": 2},
             "yaxis": {"automargin": True},
             "shapes": [

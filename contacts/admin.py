@@ -1,7 +1,35 @@
-from django.contrib import admin
+"""Admin of the contacts app: contacts, events (read-only), aliases, CSV imports with column
+mapping and preview, merge of duplicates with a preview, merge audit and duplicate reports.
+Thin: every write goes through a service."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from contacts.models import ApiKey, Contact, Event, PushSubscription
+from contacts.models import (
+    Alias,
+    ApiKey,
+    Contact,
+    ContactMerge,
+    DuplicateReport,
+    Event,
+    ImportJob,
+    PushSubscription,
+)
+from contacts.services.csv_import import CsvImportError, column_targets, csv_preview
+from contacts.services.merge import MergeError, merge_contacts, merge_preview
 
 
 class PushSubscriptionInline(admin.TabularInline):
@@ -29,6 +57,63 @@ class ContactAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [PushSubscriptionInline]
+    actions = ["merge_selected"]
+
+    @admin.action(description=_("Merge selected contacts (preview first)"))
+    def merge_selected(self, request, queryset):
+        if not (
+            request.user.has_perm("contacts.change_contact")
+            and request.user.has_perm("contacts.delete_contact")
+        ):
+            raise PermissionDenied
+        contacts = list(queryset.order_by("created_at", "pk")[:50])
+        if len(contacts) < 2:
+            self.message_user(
+                request, _("Select at least two contacts to merge."), messages.WARNING
+            )
+            return None
+        chosen = request.POST.get("survivor")
+        survivor = next((c for c in contacts if str(c.pk) == chosen), None)
+        if survivor is None:
+            survivor = next((c for c in contacts if not c.is_anonymous), contacts[0])
+        if request.POST.get("confirm") == "yes":
+            try:
+                merge = merge_contacts(
+                    survivor=survivor,
+                    duplicates=[c for c in contacts if c.pk != survivor.pk],
+                    actor=request.user,
+                )
+            except MergeError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                _("%(n)d contact(s) merged into %(survivor)s; %(events)d event(s) moved.")
+                % {
+                    "n": len(merge.merged_ids),
+                    "survivor": merge.survivor_external_id,
+                    "events": merge.moved_events,
+                },
+                messages.SUCCESS,
+            )
+            return None
+        preview = merge_preview(
+            survivor=survivor, duplicates=[c for c in contacts if c.pk != survivor.pk]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Merge contacts"),
+            "opts": self.model._meta,
+            "contacts": contacts,
+            "preview": preview,
+            "rows": [
+                (c, preview.events.get(c.pk, 0), preview.push_subscriptions.get(c.pk, 0))
+                for c in contacts
+            ],
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "action": "merge_selected",
+        }
+        return TemplateResponse(request, "admin/contacts/contact/merge_preview.html", context)
 
 
 @admin.register(Event)
@@ -85,3 +170,283 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, _("%(count)d key(s) revoked.") % {"count": count})
+
+
+@admin.register(Alias)
+class AliasAdmin(admin.ModelAdmin):
+    list_display = ("kind", "alias", "canonical", "key")
+    list_filter = ("kind",)
+    search_fields = ("alias", "canonical", "key")
+    readonly_fields = ("key",)
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(label=_("What the file holds"), choices=ImportJob.Kind.choices)
+    file = forms.FileField(label=_("CSV file"))
+    source = forms.CharField(
+        label=_("Source"),
+        max_length=64,
+        initial="csv",
+        help_text=_("Events are idempotent per source: re-importing the same file adds nothing."),
+    )
+    delimiter = forms.CharField(
+        label=_("Delimiter"), max_length=2, required=False, help_text=_("Empty: detected.")
+    )
+    encoding = forms.ChoiceField(
+        label=_("Encoding"),
+        required=False,
+        choices=[
+            ("", _("Detect")),
+            ("utf-8", "UTF-8"),
+            ("cp1252", "Windows-1252"),
+            ("latin-1", "Latin-1"),
+        ],
+    )
+    default_timezone = forms.CharField(
+        label=_("Default time zone"),
+        max_length=64,
+        required=False,
+        help_text=_(
+            "For timestamps without offset, e.g. Europe/Paris. Empty: such lines are rejected."
+        ),
+    )
+
+
+def _upload_dir() -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "imports" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "kind",
+        "original_name",
+        "source",
+        "status",
+        "progress_bar",
+        "created",
+        "updated",
+        "duplicates",
+        "rejected",
+    )
+    list_filter = ("kind", "status")
+    change_form_template = "admin/contacts/importjob/change_form.html"
+    change_list_template = "admin/contacts/importjob/change_list.html"
+    fields = (
+        "kind",
+        "status",
+        "progress_bar",
+        "original_name",
+        "source",
+        "delimiter",
+        "encoding",
+        "default_timezone",
+        "column_map",
+        "created",
+        "updated",
+        "duplicates",
+        "rejected",
+        "rejects_file",
+        "error",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False  # imports start from the upload page (mapping + preview first)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress_bar(self, obj: ImportJob):
+        return format_html(
+            '<progress value="{}" max="100"></progress> {} % ({} / {})',
+            obj.percent,
+            obj.percent,
+            obj.processed_lines,
+            obj.total_lines,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "upload/",
+                self.admin_site.admin_view(self.upload_view),
+                name="contacts_importjob_upload",
+            ),
+            path(
+                "upload/<str:token>/",
+                self.admin_site.admin_view(self.mapping_view),
+                name="contacts_importjob_mapping",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _check(self, request):
+        if not request.user.has_perm("contacts.add_importjob"):
+            raise PermissionDenied
+
+    def upload_view(self, request):
+        """Step 1: the file and how to read it."""
+        self._check(request)
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            token = uuid.uuid4().hex
+            target = _upload_dir() / f"{token}.csv"
+            with target.open("wb") as fh:
+                for chunk in form.cleaned_data["file"].chunks():
+                    fh.write(chunk)
+            request.session[f"contacts-import-{token}"] = {
+                "kind": form.cleaned_data["kind"],
+                "name": form.cleaned_data["file"].name[:255],
+                "source": form.cleaned_data["source"].strip(),
+                "delimiter": form.cleaned_data["delimiter"].replace("\\t", "\t"),
+                "encoding": form.cleaned_data["encoding"],
+                "default_timezone": form.cleaned_data["default_timezone"].strip(),
+            }
+            return HttpResponseRedirect(reverse("admin:contacts_importjob_mapping", args=[token]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Import a CSV file"),
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/contacts/importjob/upload.html", context)
+
+    def mapping_view(self, request, token: str):
+        """Step 2: map columns, see the first rows as they will be stored, start the import."""
+        self._check(request)
+        upload = request.session.get(f"contacts-import-{token}")
+        path_ = _upload_dir() / f"{token}.csv"
+        if not upload or not token.isalnum() or not path_.exists():
+            self.message_user(
+                request, _("This upload has expired; upload the file again."), messages.ERROR
+            )
+            return HttpResponseRedirect(reverse("admin:contacts_importjob_upload"))
+        column_map = None
+        if request.method == "POST":
+            column_map = {
+                request.POST.get(f"column_{i}", ""): request.POST.get(f"target_{i}", "")
+                for i in range(int(request.POST.get("columns", "0") or 0))
+            }
+            column_map.pop("", None)
+        try:
+            layout, rows = csv_preview(
+                kind=upload["kind"],
+                path=path_,
+                delimiter=upload["delimiter"],
+                encoding=upload["encoding"],
+                default_timezone=upload["default_timezone"],
+                column_map=column_map,
+            )
+        except (CsvImportError, ValueError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:contacts_importjob_upload"))
+        if request.method == "POST" and request.POST.get("start") == "yes":
+            from django.core.files import File
+
+            from contacts.tasks import import_job_run
+
+            with transaction.atomic():
+                job = ImportJob(
+                    kind=upload["kind"],
+                    original_name=upload["name"],
+                    source=upload["source"],
+                    delimiter=layout.delimiter,
+                    encoding=layout.encoding,
+                    default_timezone=upload["default_timezone"],
+                    column_map=layout.column_map,
+                    created_by=request.user,
+                )
+                with path_.open("rb") as fh:
+                    job.file.save(upload["name"] or "import.csv", File(fh), save=True)
+                transaction.on_commit(lambda: import_job_run.delay(job.pk))
+            path_.unlink(missing_ok=True)
+            del request.session[f"contacts-import-{token}"]
+            self.message_user(
+                request, _("Import queued; this page shows its progress."), messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:contacts_importjob_change", args=[job.pk]))
+        prefix = "properties." if upload["kind"] == "events" else "attributes."
+        targets = column_targets(upload["kind"])
+        columns = []
+        for i, column in enumerate(layout.header):
+            current = layout.column_map.get(column, "")
+            choices = [("", str(_("(ignore)")))] + [(t, t) for t in targets]
+            choices.append((prefix + column.strip(), prefix + column.strip()))
+            columns.append({"index": i, "name": column, "current": current, "choices": choices})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Map the columns and check the preview"),
+            "opts": self.model._meta,
+            "upload": upload,
+            "layout": layout,
+            "columns": columns,
+            "rows": rows,
+            "delimiter_label": "TAB" if layout.delimiter == "\t" else layout.delimiter,
+        }
+        return TemplateResponse(request, "admin/contacts/importjob/mapping.html", context)
+
+
+@admin.register(ContactMerge)
+class ContactMergeAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "survivor_external_id",
+        "merged_external_ids",
+        "moved_events",
+        "actor",
+        "actor_label",
+    )
+    search_fields = ("survivor_external_id",)
+    readonly_fields = [f.name for f in ContactMerge._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DuplicateReport)
+class DuplicateReportAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "contacts_involved", "group_counts")
+    fields = ("created_at", "contacts_involved", "group_counts", "group_links")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("groups (open one, select all, then “Merge selected contacts”)"))
+    def group_links(self, obj: DuplicateReport):
+        url = reverse("admin:contacts_contact_changelist")
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li>{} = {} — <a href="{}?id__in={}">{} contacts</a></li>',
+                (
+                    (
+                        g["key"],
+                        g["value"],
+                        url,
+                        ",".join(str(i) for i in g["contact_ids"]),
+                        len(g["contact_ids"]),
+                    )
+                    for g in obj.groups[:200]
+                ),
+            ),
+        )

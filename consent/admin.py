@@ -1,0 +1,236 @@
+"""Admin for the DPO: read-only ledger with a per-contact timeline, suppression list, rights
+requests with due dates (erasure/objection carried out from here, access as a ZIP download),
+erasures and retention reports. Thin: every change goes through ``consent.services``."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from consent import services
+from consent.models import (
+    ConsentEvent,
+    ErasedContact,
+    Purpose,
+    RetentionPurge,
+    RightsRequest,
+    Suppression,
+    SuppressionReason,
+)
+from consent.selectors import consent_summary, consent_timeline
+from contacts.models import Contact
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Purpose)
+class PurposeAdmin(admin.ModelAdmin):
+    list_display = ("code", "name_fr", "legal_basis", "channels", "wording_version", "position")
+    list_filter = ("legal_basis",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The code is referenced by the ledger and by other apps: fixed once created.
+        return ("code",) if obj else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyAdmin):
+    """The ledger: evidence, never edited."""
+
+    list_display = (
+        "occurred_at",
+        "contact_link",
+        "purpose",
+        "channel",
+        "granted",
+        "awaiting_confirmation",
+        "source",
+        "timeline_link",
+    )
+    list_filter = ("purpose", "channel", "granted", "awaiting_confirmation", "source")
+    search_fields = ("contact__external_id", "contact__email", "contact__phone")
+    date_hierarchy = "occurred_at"
+    list_select_related = ("contact", "purpose")
+    show_full_result_count = False
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj):
+        return obj.contact.external_id
+
+    @admin.display(description=_("timeline"))
+    def timeline_link(self, obj):
+        url = reverse("admin:consent_timeline", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, _("timeline"))
+
+    def get_urls(self):
+        extra = [
+            path(
+                "timeline/<int:contact_id>/",
+                self.admin_site.admin_view(self.timeline_view),
+                name="consent_timeline",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def timeline_view(self, request, contact_id: int):
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        contact = get_object_or_404(Contact, pk=contact_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Consent timeline of %(contact)s") % {"contact": contact.external_id},
+            "contact": contact,
+            "summary": consent_summary(contact),
+            "rows": consent_timeline(contact),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/consent/timeline.html", context)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("channel", "address", "reason", "source", "created_at")
+    list_filter = ("channel", "reason")
+    search_fields = ("address",)
+    fields = ("channel", "address", "reason", "source")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        services.suppression_add(
+            channel=obj.channel,
+            address=obj.address,
+            reason=obj.reason or SuppressionReason.MANUAL,
+            source=obj.source or f"admin:{request.user}",
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # An erased person's hash is what keeps them out: it cannot be removed.
+        if obj is not None and obj.reason == SuppressionReason.ERASED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(ErasedContact)
+class ErasedContactAdmin(ReadOnlyAdmin):
+    list_display = ("contact_id", "erased_at", "actor")
+    date_hierarchy = "erased_at"
+
+
+@admin.register(RetentionPurge)
+class RetentionPurgeAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "dry_run", "events_deleted", "contacts_erased")
+    list_filter = ("dry_run",)
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("Open")), ("overdue", _("Overdue")), ("done", _("Completed"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(completed_at__isnull=True)
+        if self.value() == "overdue":
+            return queryset.filter(completed_at__isnull=True, due_at__lt=timezone.now())
+        if self.value() == "done":
+            return queryset.filter(completed_at__isnull=False)
+        return queryset
+
+
+@admin.register(RightsRequest)
+class RightsRequestAdmin(admin.ModelAdmin):
+    list_display = (
+        "kind",
+        "contact",
+        "received_at",
+        "due_at",
+        "overdue",
+        "completed_at",
+        "handled_by",
+        "export_link",
+    )
+    list_filter = (OverdueFilter, "kind")
+    search_fields = ("contact__external_id", "requester")
+    raw_id_fields = ("contact",)
+    readonly_fields = ("due_at", "completed_at", "handled_by")
+    actions = ["carry_out"]
+
+    @admin.display(description=_("overdue"), boolean=True)
+    def overdue(self, obj):
+        return obj.completed_at is None and obj.due_at is not None and obj.due_at < timezone.now()
+
+    @admin.display(description=_("export"))
+    def export_link(self, obj):
+        if obj.kind != "access" or obj.contact_id is None:
+            return ""
+        url = reverse("admin:consent_rightsrequest_export", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("ZIP"))
+
+    def get_urls(self):
+        extra = [
+            path(
+                "<int:pk>/export.zip",
+                self.admin_site.admin_view(self.export_view),
+                name="consent_rightsrequest_export",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def export_view(self, request, pk: int):
+        """ZIP with contact.json (Art. 15/20); downloading it completes the access request."""
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        rights_request = get_object_or_404(RightsRequest, pk=pk, contact__isnull=False)
+        data = services.export_contact_data(contact=rights_request.contact_id)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=2))
+        if rights_request.completed_at is None:
+            RightsRequest.objects.filter(pk=pk).update(
+                completed_at=timezone.now(), handled_by=str(request.user)[:150]
+            )
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = (
+            f'attachment; filename="contact-{rights_request.contact_id}.zip"'
+        )
+        return response
+
+    @admin.action(description=_("Carry out selected erasure / objection requests"))
+    def carry_out(self, request, queryset):
+        done = 0
+        for rights_request in queryset.filter(
+            completed_at__isnull=True, kind__in=("erasure", "objection"), contact__isnull=False
+        ):
+            services.rights_request_complete(
+                request=rights_request, actor=str(request.user), at=timezone.now()
+            )
+            done += 1
+        self.message_user(
+            request, _("%(count)d request(s) carried out.") % {"count": done}, messages.SUCCESS
+        )

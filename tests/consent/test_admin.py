@@ -1,0 +1,79 @@
+"""The DPO's admin: read-only ledger, per-contact timeline, rights requests and ZIP export."""
+
+import io
+import json
+import zipfile
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from consent.models import ConsentEvent, RightsRequest, Suppression
+from consent.services import consent_record
+from tests.consent.conftest import T0
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dpo_client(client):
+    user = get_user_model().objects.create_user("dpo", password="pw-dpo-123", is_staff=True)  # noqa: S106
+    user.groups.add(Group.objects.get(name="DPO"))
+    client.force_login(user)
+    return client
+
+
+def test_ledger_is_read_only_and_timeline_shows_every_row(dpo_client, contact):
+    row = consent_record(
+        contact=contact,
+        purpose="promotions",
+        channel="sms",
+        granted=True,
+        source="form",
+        at=T0,
+        proof={"ip": "203.0.113.5"},
+    )
+    consent_record(
+        contact=contact,
+        purpose="promotions",
+        channel="sms",
+        granted=False,
+        source="sms_stop",
+        at=T0.replace(day=20),
+    )
+    listing = dpo_client.get("/admin/consent/consentevent/")
+    assert listing.status_code == 200 and contact.external_id in listing.content.decode()
+    assert dpo_client.get(f"/admin/consent/consentevent/{row.pk}/change/").status_code in (200, 403)
+    dpo_client.post(f"/admin/consent/consentevent/{row.pk}/change/", {"granted": ""})
+    dpo_client.post(f"/admin/consent/consentevent/{row.pk}/delete/", {"post": "yes"})
+    assert ConsentEvent.objects.get(pk=row.pk).granted is True
+    page = dpo_client.get(f"/admin/consent/consentevent/timeline/{contact.pk}/?lang=en")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "203.0.113.5" in body and body.count("promotions") >= 3
+
+
+def test_access_request_downloads_a_zip_and_is_completed(dpo_client, contact):
+    request = RightsRequest.objects.create(kind="access", contact=contact, received_at=T0)
+    response = dpo_client.get(f"/admin/consent/rightsrequest/{request.pk}/export.zip")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        data = json.loads(archive.read("contact.json"))
+    assert data["profile"]["email"] == contact.email
+    request.refresh_from_db()
+    assert request.completed_at is not None and request.handled_by == "dpo"
+
+
+def test_erasure_request_carried_out_from_the_admin(dpo_client, contact):
+    request = RightsRequest.objects.create(
+        kind="erasure", contact=contact, requester=contact.email, received_at=T0
+    )
+    dpo_client.post(
+        "/admin/consent/rightsrequest/",
+        {"action": "carry_out", "_selected_action": [request.pk]},
+    )
+    request.refresh_from_db()
+    contact.refresh_from_db()
+    assert request.completed_at is not None and request.requester == ""
+    assert contact.email == "" and contact.last_name == ""
+    assert Suppression.objects.filter(reason="erased").count() == 2

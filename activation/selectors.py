@@ -27,7 +27,7 @@ from django.db.models import (
     Value,
     When,
 )
-from segments.selectors import segment_members
+from django.utils import timezone
 
 from activation.models import (
     OPEN_STATES,
@@ -37,8 +37,9 @@ from activation.models import (
     OutboxState,
     SkipReason,
 )
-from consent.selectors import annotate_exclusion_reason
+from consent.selectors import CURRENT_STATE_TOLERANCE, annotate_exclusion_reason, contactable
 from contacts.models import Contact, PushSubscription
+from segments.selectors import segment_members
 
 
 def campaign_audience(campaign: Campaign) -> QuerySet[Contact]:
@@ -136,6 +137,18 @@ def eligibility_queryset(*, campaign: Campaign, now: datetime) -> QuerySet[Conta
     in_quiet = Q(timezone__in=[z for names in zones.values() for z in names])
     whens = [
         When(consent_exclusion_reason__isnull=False, then=F("consent_exclusion_reason")),
+    ]
+    if now < timezone.now() - CURRENT_STATE_TOLERANCE:
+        # Read from the ledger as of a past instant, consent's reason is NULL (not
+        # "no_consent") for contacts with no deciding row; contactable() is the rule.
+        allowed = contactable(
+            Contact.objects.filter(pk=OuterRef("pk")),
+            purpose=campaign.purpose,
+            channel=campaign.channel,
+            at=now,
+        )
+        whens.append(When(~Exists(allowed), then=Value(SkipReason.NO_CONSENT.value)))
+    whens += [
         When(address_missing(campaign.channel), then=Value(SkipReason.NO_ADDRESS.value)),
     ]
     if campaign.frequency_capped:

@@ -177,7 +177,8 @@ def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: dateti
     )
     sql, params = select.query.sql_with_params()
     meta = OutboxMessage._meta
-    names = [meta.get_field(name.removesuffix("_id")).column for name in columns]
+    fk = {"run_id": "run", "contact_id": "contact"}
+    names = [meta.get_field(fk.get(name, name)).column for name in columns]
     quoted = ", ".join(connection.ops.quote_name(n) for n in names)
     with connection.cursor() as cursor:
         cursor.execute(

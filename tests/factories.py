@@ -57,3 +57,66 @@ class VariantFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda o: f"Variant {o.key}")
     weight = 1
     position = factory.Sequence(lambda n: n)
+
+
+# --- activation ---------------------------------------------------------------------------
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    """A template with a French and an English version (email, SMS and push fields set)."""
+
+    class Meta:
+        model = "activation.Template"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    channel = "email"
+
+    @factory.post_generation
+    def versions(self, create, extracted, **kwargs):
+        if not create or extracted is False:
+            return
+        from activation.models import TemplateVersion
+
+        TemplateVersion.objects.create(
+            template=self,
+            locale="fr",
+            subject="Bonjour {{ contact.first_name|default:'' }} !",
+            html=(
+                "<html><body><p>Bonjour {{ contact.first_name|default:'' }},</p>"
+                '<p><a href="https://shop.example.fr/soldes?utm=cible&amp;x=1">Les soldes</a></p>'
+                '<p><a href="{{ unsubscribe_url }}">Se désabonner</a></p></body></html>'
+            ),
+            sms_body="Bonjour {{ contact.first_name|default:'' }}, -20% ce week-end.",
+            push_title="Bonjour {{ contact.first_name|default:'' }}",
+            push_body="-20% ce week-end",
+            push_url="https://shop.example.fr/soldes",
+        )
+        TemplateVersion.objects.create(
+            template=self,
+            locale="en",
+            subject="Hello {{ contact.first_name|default:'' }}!",
+            html="<html><body><p>Hello {{ contact.first_name|default:'' }},</p></body></html>",
+            sms_body="Hello {{ contact.first_name|default:'' }}, 20% off this weekend.",
+            push_title="Hello",
+            push_body="20% off",
+        )
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """A campaign for purpose ``purpose_code`` (default ``newsletter``); add segments after."""
+
+    class Meta:
+        model = "activation.Campaign"
+        exclude = ("purpose_code",)
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    purpose_code = "newsletter"
+    purpose = factory.LazyAttribute(
+        lambda o: __import__("consent.models", fromlist=["Purpose"]).Purpose.objects.get(
+            code=o.purpose_code
+        )
+    )
+    channel = "email"
+    template = factory.SubFactory(TemplateFactory, channel=factory.SelfAttribute("..channel"))
+    status = "active"

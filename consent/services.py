@@ -813,3 +813,49 @@ __all__ = [
     "sms_stop_process",
     "suppression_add",
 ]
+
+
+# --- API batch ------------------------------------------------------------------------------
+
+CONSENT_BATCH_MAX = 1000
+
+
+def consent_record_bulk(*, items: list, origin: str, actor: str) -> list[dict]:
+    """Record up to ``CONSENT_BATCH_MAX`` API items ``{"external_id", "purpose", "channel",
+    "granted", "timestamp" (ISO 8601 with offset), "proof"?}``; answer per item
+    ``{"index", "status": "recorded"|"rejected", "event_id"?, "errors"?}``. Each item is its own
+    transaction: good items land even when others are rejected."""
+    from django.utils.dateparse import parse_datetime
+
+    if len(items) > CONSENT_BATCH_MAX:
+        raise ValueError(f"at most {CONSENT_BATCH_MAX} items per request, got {len(items)}")
+    results = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("expected an object")
+            contact = Contact.objects.filter(external_id=str(item.get("external_id", ""))).first()
+            if contact is None:
+                raise ValueError(f"unknown contact {item.get('external_id')!r}")
+            if not isinstance(item.get("granted"), bool):
+                raise ValueError("granted must be true or false")
+            at = parse_datetime(str(item.get("timestamp", "")))
+            if at is None:
+                raise ValueError("timestamp must be an ISO 8601 date-time with its offset")
+            proof = item.get("proof") or {}
+            if not isinstance(proof, dict):
+                raise ValueError("proof must be an object")
+            event = consent_record(
+                contact=contact,
+                purpose=str(item.get("purpose", "")),
+                channel=str(item.get("channel", "")),
+                granted=item["granted"],
+                source=ConsentSource.API,
+                at=at,
+                proof={**proof, "origin": str(origin)[:64]},
+                actor=actor,
+            )
+            results.append({"index": index, "status": "recorded", "event_id": event.pk})
+        except ValueError as exc:
+            results.append({"index": index, "status": "rejected", "errors": str(exc)})
+    return results

@@ -1,0 +1,116 @@
+"""Reads of scoring: a contact's scores, the active models, the cohort table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.utils import timezone
+
+from contacts.models import Contact
+from segments.scoring.models import ContactScore, ModelKind, ScoringModel
+from segments.scoring.sql import cohort_rows
+
+SCORE_FIELDS = ("p_alive", "expected_purchases", "clv", "churn", "purchase_30d")
+
+
+def contact_scores(contact: Contact | int) -> dict | None:
+    """The contact's stored scores for the contact API (``GET /api/v1/contacts/<id>``):
+    ``{"p_alive", "expected_purchases", "clv", "churn", "purchase_30d", "clv_top",
+    "churn_top", "updated_at", "models": {kind: version}}`` or None when never scored."""
+    contact_id = contact.pk if isinstance(contact, Contact) else int(contact)
+    row = (
+        ContactScore.objects.filter(contact_id=contact_id)
+        .select_related("clv_model", "churn_model", "purchase_model")
+        .first()
+    )
+    if row is None:
+        return None
+    models = {
+        kind: getattr(row, f"{kind}_model").version
+        for kind in ("clv", "churn", "purchase")
+        if getattr(row, f"{kind}_model") is not None
+    }
+    return {
+        **{name: getattr(row, name) for name in SCORE_FIELDS},
+        "clv_top": row.clv_top,
+        "churn_top": row.churn_top,
+        "updated_at": row.updated_at.isoformat(),
+        "models": models,
+    }
+
+
+def active_model(kind: str) -> ScoringModel | None:
+    return ScoringModel.objects.filter(kind=kind, active=True).first()
+
+
+def active_models() -> dict[str, ScoringModel | None]:
+    return {kind: active_model(kind) for kind in ModelKind.values}
+
+
+@dataclass
+class CohortTable:
+    """Cohorts (rows, ``YYYY-MM``) × months since acquisition (columns, 0 = the month itself).
+
+    ``retention[i][k]``: share of the cohort buying in month k; ``revenue_per_contact[i][k]``:
+    revenue of month k divided by the cohort size; ``cumulative_value[i][k]``: revenue of
+    months 0..k per contact (realised lifetime value). None where month k is in the future.
+    """
+
+    by: str
+    cohorts: list[str]
+    sizes: list[int]
+    months_since: list[int]
+    buyers: list[list[int | None]]
+    retention: list[list[float | None]]
+    revenue_per_contact: list[list[float | None]]
+    cumulative_value: list[list[float | None]]
+
+
+def _month_label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def cohort_table(
+    *, by: str = "signup", months: int = 24, now: datetime | None = None
+) -> CohortTable:
+    """Cohorts acquired in the last ``months`` UTC months (two set-based aggregates)."""
+    now = now or timezone.now()
+    current = now.year * 12 + now.month - 1
+    first = current - months + 1
+    rows = cohort_rows(by=by, first_month=first)
+    cohorts = [c for c, _n in rows.sizes]
+    sizes = np.array([n for _c, n in rows.sizes], dtype=np.float64)
+    index = {c: i for i, c in enumerate(cohorts)}
+    width = months
+    buyers = np.zeros((len(cohorts), width))
+    revenue = np.zeros((len(cohorts), width))
+    for cohort, month, count, amount in rows.cells:  # one row per (cohort, month) cell
+        k = month - cohort
+        if cohort in index and 0 <= k < width:
+            buyers[index[cohort], k] = count
+            revenue[index[cohort], k] = amount
+    elapsed = np.array([current - c for c in cohorts])[:, None] >= np.arange(width)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        retention = buyers / sizes[:, None]
+        per_contact = revenue / sizes[:, None]
+    cumulative = np.cumsum(per_contact, axis=1)
+
+    def masked(matrix: np.ndarray, *, integer: bool = False) -> list[list]:
+        cast = int if integer else float
+        return [
+            [cast(v) if ok else None for v, ok in zip(row, keep, strict=True)]
+            for row, keep in zip(matrix, elapsed, strict=True)
+        ]
+
+    return CohortTable(
+        by=by,
+        cohorts=[_month_label(c) for c in cohorts],
+        sizes=[int(n) for n in sizes],
+        months_since=list(range(width)),
+        buyers=masked(buyers, integer=True),
+        retention=masked(retention),
+        revenue_per_contact=masked(per_contact),
+        cumulative_value=masked(cumulative),
+    )

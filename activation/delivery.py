@@ -49,6 +49,7 @@ from activation.sms import with_stop_mention
 from activation.tracking import click_url, links_rewrite
 from consent.models import LegalBasis
 from consent.selectors import contactable
+from consent.services import suppression_add
 from consent.tokens import list_unsubscribe_headers, preference_centre_url, unsubscribe_url
 from contacts.models import Contact, PushSubscription
 from segments.models import ContactFeatures
@@ -159,6 +160,13 @@ def _record(message: OutboxMessage, token: str, result: SendResult, stats: Deliv
                 outcome=outcome,
                 provider_message_id=result.provider_message_id[:255],
                 error=result.error[:2000],
+            )
+        if updated and result.hard_bounce and message.channel == "email" and message.contact.email:
+            suppression_add(
+                channel="email",
+                address=message.contact.email,
+                reason="hard_bounce",
+                source="activation.smtp",
             )
         if result.deactivated_subscription_ids:
             PushSubscription.objects.filter(pk__in=result.deactivated_subscription_ids).update(

@@ -51,6 +51,7 @@ class SendResult:
     provider_message_id: str = ""
     retry_after: float | None = None
     deactivated_subscription_ids: list[int] = field(default_factory=list)
+    hard_bounce: bool = False  # the address does not exist: put it on the suppression list
 
     @classmethod
     def sent(cls, outbox_id: int, provider_message_id: str = "") -> SendResult:

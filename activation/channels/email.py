@@ -11,6 +11,10 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from activation.channels import ChannelBackend, OutgoingMessage, SendResult
 
 
+# 550 mailbox unavailable, 551 user not local, 553 mailbox name not allowed (RFC 5321).
+HARD_BOUNCE_CODES = {550, 551, 553}
+
+
 def smtp_error_is_retryable(code: int | None) -> bool:
     """4xx SMTP replies are temporary (RFC 5321 §4.2.1); 5xx are permanent."""
     return code is None or code < 500
@@ -62,7 +66,9 @@ class EmailChannel(ChannelBackend):
             error = f"recipient refused: {code} {text}"
             if smtp_error_is_retryable(code):
                 return SendResult.retry(message.outbox_id, error)
-            return SendResult.permanent(message.outbox_id, error)
+            result = SendResult.permanent(message.outbox_id, error)
+            result.hard_bounce = code in HARD_BOUNCE_CODES
+            return result
         except smtplib.SMTPServerDisconnected as exc:
             self._reconnect()
             return SendResult.retry(message.outbox_id, f"SMTP server disconnected: {exc}")

@@ -10,7 +10,7 @@ from activation.models import CampaignRun, OutboxMessage, RunStatus
 from activation.services import campaign_run_launch, eligibility_report
 from activation.variants import register_variant_assigner, unregister_variant_assigner
 from consent.services import suppression_add
-from tests.activation.conftest import NOW, grant, segment_with
+from tests.activation.conftest import NOW, segment_with
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db

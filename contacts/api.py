@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from contacts.hooks import contact_detail_sections
-from contacts.normalisation import InvalidValue, clean_text
+from contacts.normalisation import InvalidValue, clean_text, echo_safe
 from contacts.selectors import contact_by_external_id, contact_event_summary
 from contacts.services import MAX_BATCH, BulkOutcome, contacts_upsert_bulk, events_record_bulk
 
@@ -161,7 +161,7 @@ def _batch(request) -> tuple[str, list]:
         unknown = sorted(set(data) - {"source", "items"})
         if unknown:
             raise exceptions.ValidationError(
-                {name[:64]: [_("Unknown field.")] for name in unknown[:20]}
+                {echo_safe(name[:64]): [_("Unknown field.")] for name in unknown[:20]}
             )
         source = data.get("source", "api")
         data = data.get("items")

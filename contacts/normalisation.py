@@ -72,6 +72,11 @@ def clean_text(value: Any, *, field_max: int = MAX_TEXT) -> str:
     return text
 
 
+def echo_safe(text: Any) -> str:
+    """``text`` made safe to echo back in an answer (lone surrogates escaped, bounded)."""
+    return str(text)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_string(text: str) -> None:
     if "\x00" in text:
         raise InvalidValue(_("Contains a NUL character."))

@@ -32,6 +32,7 @@ from contacts.normalisation import (
     InvalidValue,
     check_json_object,
     clean_text,
+    echo_safe,
     normalise_birth_year,
     normalise_category,
     normalise_city,
@@ -92,7 +93,7 @@ class ItemResult:
         if self.external_id:
             answer["external_id"] = self.external_id
         if self.errors:
-            answer["errors"] = {k: str(v) for k, v in self.errors.items()}
+            answer["errors"] = {echo_safe(k): echo_safe(v) for k, v in self.errors.items()}
         return answer
 
 

@@ -1,0 +1,108 @@
+"""Ingestion on a real PostgreSQL: concurrent identical batches store one copy; no 500 on
+values PostgreSQL refuses (NUL, lone surrogates, huge numbers)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+
+from contacts.models import Contact, Event
+from contacts.services import contacts_upsert_bulk, events_record_bulk
+from tests.contacts.fuzzing import BODY, assert_never_500
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.postgres
+
+
+def run_concurrently(work, n: int = 2) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+    errors: list = []
+
+    def worker(slot: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[slot] = work()
+        except Exception as exc:  # reported below, in the test thread
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_identical_event_batches_store_one_copy():
+    assert connection.vendor == "postgresql"
+    ContactFactory(external_id="C-1")
+    items = [
+        {
+            "external_id": "C-1" if i % 2 else f"new-{i % 50}",
+            "type": "page_view",
+            "timestamp": "2026-01-10T09:30:00+01:00",
+            "idempotency_key": f"k{i}",
+        }
+        for i in range(1000)
+    ]
+    outcomes = run_concurrently(lambda: events_record_bulk(items=items, source="api"))
+    assert Event.objects.count() == 1000
+    created = sum(o.counts["created"] for o in outcomes)
+    duplicates = sum(o.counts["duplicate"] for o in outcomes)
+    assert (created, duplicates) == (1000, 1000)
+    assert Contact.objects.filter(external_id__startswith="new-").count() == 25  # even i only
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_identical_contact_batches_create_each_contact_once():
+    items = [{"external_id": f"P-{i}", "email": f"p{i}@example.fr"} for i in range(500)]
+    items += [{"email": f"only{i}@example.fr"} for i in range(100)]
+    outcomes = run_concurrently(lambda: contacts_upsert_bulk(items=items, source="crm"))
+    assert Contact.objects.count() == 600
+    assert sum(o.counts["created"] for o in outcomes) == 600
+    assert sum(o.counts["updated"] for o in outcomes) == 600
+
+
+@pytest.mark.django_db
+def test_bulk_insert_reports_created_and_duplicates_on_postgresql():
+    ContactFactory(external_id="C-1")
+    item = {
+        "external_id": "C-1",
+        "type": "purchase",
+        "timestamp": "2026-01-10T09:30:00Z",
+        "idempotency_key": "o1",
+        "properties": {"amount": 10, "note": "é"},
+    }
+    assert events_record_bulk(items=[item], source="s").counts["created"] == 1
+    assert events_record_bulk(items=[item], source="s").counts["duplicate"] == 1
+    assert Event.objects.get().properties == {"amount": 10, "note": "é"}
+
+
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture
+def known_contacts(db):
+    ContactFactory(external_id="C-1")
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(payload=BODY)
+def test_events_bulk_never_500_on_postgresql(api_client, known_contacts, payload):
+    assert_never_500(api_client, "/api/v1/events/bulk", payload)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(payload=BODY)
+def test_contacts_bulk_never_500_on_postgresql(api_client, known_contacts, payload):
+    assert_never_500(api_client, "/api/v1/contacts/bulk", payload)

@@ -10,7 +10,6 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 
 from activation.channels import ChannelBackend, OutgoingMessage, SendResult
 
-
 # 550 mailbox unavailable, 551 user not local, 553 mailbox name not allowed (RFC 5321).
 HARD_BOUNCE_CODES = {550, 551, 553}
 

@@ -114,7 +114,11 @@ class LocalHttpServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
-                call = HttpCall(self.path, dict(self.headers), self.rfile.read(length))
+                call = HttpCall(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length),
+                )
                 outer.calls.append(call)
                 status, headers, body = outer.responder(call)
                 delay = headers.pop("X-Test-Delay", None)
@@ -212,7 +216,9 @@ def make_campaign(db):
     def make(contacts, *, channel="email", purpose="newsletter", **fields):
         segment = segment_with(contacts)
         template = TemplateFactory(channel=channel)
-        campaign = CampaignFactory(channel=channel, template=template, purpose_code=purpose, **fields)
+        campaign = CampaignFactory(
+            channel=channel, template=template, purpose_code=purpose, **fields
+        )
         campaign.segments.add(segment)
         return campaign
 

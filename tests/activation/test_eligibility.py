@@ -20,8 +20,14 @@ def previous_sends(contact, n, *, campaign, at):
     run = CampaignRun.objects.create(campaign=campaign, status=RunStatus.DONE, created_at=at)
     for i in range(n):
         OutboxMessage.objects.create(
-            run=run, contact=contact, step=i, channel="email", state="sent",
-            sent_at=at, next_attempt_at=at, created_at=at,
+            run=run,
+            contact=contact,
+            step=i,
+            channel="email",
+            state="sent",
+            sent_at=at,
+            next_attempt_at=at,
+            created_at=at,
         )
 
 
@@ -167,7 +173,9 @@ def test_variant_assigner_sets_variants_and_holdouts(consenting, make_campaign):
 
     def assigner(*, run, contact_ids):
         seen.append(list(contact_ids))
-        return {cid: (None if i == 0 else "B" if i % 2 else "A") for i, cid in enumerate(contact_ids)}
+        return {
+            cid: (None if i == 0 else "B" if i % 2 else "A") for i, cid in enumerate(contact_ids)
+        }
 
     register_variant_assigner(assigner)
     try:
@@ -206,7 +214,10 @@ def test_sms_and_push_reachability(consenting, make_campaign):
         contact=push_contacts[0], endpoint="https://push.example/a", p256dh="k", auth="a"
     )
     PushSubscription.objects.create(
-        contact=push_contacts[1], endpoint="https://push.example/b", p256dh="k", auth="a",
+        contact=push_contacts[1],
+        endpoint="https://push.example/b",
+        p256dh="k",
+        auth="a",
         active=False,
     )
     report = eligibility_report(campaign=make_campaign(push_contacts, channel="push"), now=NOW)

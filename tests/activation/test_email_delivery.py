@@ -102,7 +102,9 @@ def test_temporary_smtp_error_is_retried_with_backoff_then_sent(
     assert (row.state, row.attempts) == ("sent", 2)
     assert smtp_settings.recipients() == {contact.email: 1}
     assert list(
-        DeliveryAttempt.objects.filter(message=row).order_by("attempt").values_list("outcome", flat=True)
+        DeliveryAttempt.objects.filter(message=row)
+        .order_by("attempt")
+        .values_list("outcome", flat=True)
     ) == ["retryable", "sent"]
 
 
@@ -136,7 +138,9 @@ def test_permanent_smtp_refusal_fails_at_once_and_suppresses_the_address(
     row = OutboxMessage.objects.get(run=run)
     assert (row.state, row.attempts) == ("failed", 1)
     assert "550" in row.error
-    assert Suppression.objects.filter(channel="email", address=contact.email, reason="hard_bounce").exists()
+    assert Suppression.objects.filter(
+        channel="email", address=contact.email, reason="hard_bounce"
+    ).exists()
 
 
 def test_smtp_server_down_is_retryable(settings, consenting, make_campaign):

@@ -132,6 +132,15 @@ class Experiment(models.Model):
     fallback = models.CharField(
         _("when no variant wins"), max_length=10, choices=Fallback.choices, default=Fallback.CONTROL
     )
+    campaign = models.ForeignKey(
+        "activation.Campaign",
+        verbose_name=_("campaign"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="experiments",
+        help_text=_("The campaign whose runs ask this experiment for each contact's variant."),
+    )
     winner = models.ForeignKey(
         "Variant",
         verbose_name=_("winner sent to the remainder"),
@@ -154,6 +163,11 @@ class Experiment(models.Model):
             models.CheckConstraint(
                 condition=Q(sample_share__gt=0, sample_share__lte=1),
                 name="experiment_sample_share_in_unit_interval",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign"],
+                condition=Q(status__in=["running", "awaiting_decision", "rolling_out"]),
+                name="experiment_one_active_per_campaign",
             ),
         ]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -810,7 +810,6 @@ def audience_warning(*, experiment: Experiment, audience_size: int) -> str | Non
         return None
     variants = list(experiment.variants.order_by("position", "pk"))
     treatments = sum(1 for v in variants if not v.is_control and not v.is_holdout)
-    compared = [v for v in variants if not v.is_holdout] or variants
     try:
         plan = plan_sample(
             baseline_rate=experiment.baseline_rate,
@@ -823,7 +822,6 @@ def audience_warning(*, experiment: Experiment, audience_size: int) -> str | Non
         )
     except ValueError:
         return None
-    del compared
     if audience_size >= plan.audience_needed:
         return None
     return _(
@@ -836,7 +834,3 @@ def audience_warning(*, experiment: Experiment, audience_size: int) -> str | Non
         "needed": number(plan.audience_needed),
         "per": number(plan.per_variant),
     }
-
-
-def days_since(start: datetime | None, now: datetime) -> int:
-    return 0 if start is None else max(0, (now - start) // timedelta(days=1))

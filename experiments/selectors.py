@@ -27,7 +27,8 @@ from experiments.models import Assignment, Experiment, Metric
 
 #: Event types read by the results (written by ingestion and activation's tracking).
 OPEN_EVENT = "email_open"
-CLICK_EVENT = "email_click"
+#: Clicks of every channel (activation records ``<channel>_click``).
+CLICK_EVENTS = ("email_click", "sms_click", "push_click")
 UNSUBSCRIBE_EVENT = "unsubscribe"
 COMPLAINT_EVENT = "email_complaint"
 
@@ -151,19 +152,19 @@ def event_aggregates(
     conversion = f"e.type = %s AND {d['in_window']}"
     flag = "MAX(CASE WHEN {cond} THEN 1 ELSE 0 END)"
     opened = flag.format(cond=f"e.type = %s AND NOT ({d['machine_open']}) {campaign_filter}")
-    clicked = flag.format(cond=f"e.type = %s {campaign_filter}")
+    clicked = flag.format(cond=f"e.type IN (%s, %s, %s) {campaign_filter}")
     complained = flag.format(cond=f"e.type = %s {campaign_filter}")
     unsubscribed = flag.format(cond="e.type = %s")
     converted = flag.format(cond=conversion)
     revenue = f"SUM(CASE WHEN {conversion} THEN {d['amount']} ELSE 0 END)"
     primary = {
         "opened": f"e.type = %s AND NOT ({d['machine_open']}) {campaign_filter}",
-        "clicked": f"e.type = %s {campaign_filter}",
+        "clicked": f"e.type IN (%s, %s, %s) {campaign_filter}",
         "converted": conversion,
     }[_primary_condition(experiment)]
     primary_params = {
         "opened": [OPEN_EVENT, *campaign_params],
-        "clicked": [CLICK_EVENT, *campaign_params],
+        "clicked": [*CLICK_EVENTS, *campaign_params],
         "converted": [experiment.conversion_event_type, window],
     }[_primary_condition(experiment)]
     until_filter = "AND e.occurred_at <= %s" if until is not None else ""
@@ -180,7 +181,7 @@ def event_aggregates(
             FROM {Assignment._meta.db_table} a
             JOIN {Event._meta.db_table} e ON e.contact_id = a.contact_id
             WHERE a.experiment_id = %s
-              AND e.type IN (%s, %s, %s, %s, %s)
+              AND e.type IN (%s, %s, %s, %s, %s, %s, %s)
               AND e.occurred_at >= %s
               AND {d["after"]}
               {until_filter}
@@ -195,7 +196,7 @@ def event_aggregates(
     params: list = [
         OPEN_EVENT,
         *campaign_params,
-        CLICK_EVENT,
+        *CLICK_EVENTS,
         *campaign_params,
         experiment.conversion_event_type,
         window,
@@ -209,14 +210,14 @@ def event_aggregates(
         *primary_params,
         experiment.pk,
         OPEN_EVENT,
-        CLICK_EVENT,
+        *CLICK_EVENTS,
         experiment.conversion_event_type,
         UNSUBSCRIBE_EVENT,
         COMPLAINT_EVENT,
-        _earliest_assignment(experiment),
+        connection.ops.adapt_datetimefield_value(_earliest_assignment(experiment)),
     ]
     if until is not None:
-        params.append(until)
+        params.append(connection.ops.adapt_datetimefield_value(until))
     out: dict[int, VariantAggregate] = defaultdict(lambda: VariantAggregate(variant_id=0))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -52,12 +52,9 @@ def experiment_validate(*, experiment: Experiment) -> list[str]:
         problems.append(_("An experiment needs at least two variants."))
     if sum(v.is_control for v in variants) != 1:
         problems.append(_("Exactly one variant must be the control."))
-    if not any(not v.is_control and not v.is_holdout for v in variants) and not (
-        experiment.kind == ExperimentKind.MESSAGE
-        and any(v.is_holdout for v in variants)
-        and len(variants) >= 2
-    ):
-        problems.append(_("Add at least one variant to compare with the control."))
+    treatments = [v for v in variants if not v.is_control and not v.is_holdout]
+    if experiment.auto_winner and not treatments:
+        problems.append(_("Auto-winner needs at least one variant to compare with the control."))
     if experiment.kind == ExperimentKind.TARGETING and any(v.is_holdout for v in variants):
         problems.append(_("A targeting experiment compares strategies; it has no holdout."))
     return problems

@@ -309,6 +309,11 @@ CELERY_BEAT_SCHEDULE["activation-outbox-sweep"] = {
 }
 
 # --- experiments ---
+# How often beat asks the auto-winner to decide experiments whose wait is over (seconds).
+CELERY_BEAT_SCHEDULE["experiments-auto-winner"] = {
+    "task": "experiments.tasks.decide_auto_winners",
+    "schedule": env.float("EXPERIMENTS_AUTO_WINNER_EVERY_SECONDS", default=300.0),
+}
 
 # --- segments.scoring ---
 # Predictive scores (CLV, churn, purchase propensity) and cohorts; see docs/predictive.md.
@@ -331,4 +336,25 @@ CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
 CELERY_BEAT_SCHEDULE["scoring-refresh-propensity"] = {
     "task": "segments.scoring.tasks.refresh_propensity",
     "schedule": env.float("SCORING_PROPENSITY_EVERY_SECONDS", default=86_400.0),
+}
+
+# --- segments.ml ---
+# Stable identities: a new cluster inherits an old id only if their centroids are closer than
+# this (root-mean-square distance in standard deviations of the base).
+ML_MATCH_MAX_DISTANCE = env.float("ML_MATCH_MAX_DISTANCE", default=1.5)
+# Drift: retrain when a feature's PSI exceeds this, or a cluster's share moves by more than this.
+ML_DRIFT_PSI_THRESHOLD = env.float("ML_DRIFT_PSI_THRESHOLD", default=0.2)
+ML_DRIFT_SHARE_THRESHOLD = env.float("ML_DRIFT_SHARE_THRESHOLD", default=0.05)
+# Retrain at least this often (days) when the model's "retrain monthly or on drift" is on.
+ML_RETRAIN_EVERY_DAYS = env.int("ML_RETRAIN_EVERY_DAYS", default=30)
+# Points drawn for the admin's projections (PCA 2-D) and for t-SNE (slower: keep it small).
+ML_PROJECTION_POINTS = env.int("ML_PROJECTION_POINTS", default=2000)
+ML_TSNE_POINTS = env.int("ML_TSNE_POINTS", default=500)
+# BLAS/OpenMP threads one training may use (scale out with more `ml` worker processes instead).
+ML_THREADS = env.int("ML_THREADS", default=1)
+# Optional MLflow logging of every training run (the mlflow package must be installed).
+ML_MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default="")
+CELERY_BEAT_SCHEDULE["segments-ml-monitor"] = {
+    "task": "segments.ml.tasks.monitor_cluster_models",
+    "schedule": env.float("ML_MONITOR_EVERY_SECONDS", default=86_400.0),
 }

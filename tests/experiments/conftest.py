@@ -18,3 +18,8 @@ def marketer(db):
 def marketer_client(client, marketer):
     client.force_login(marketer)
     return client
+
+
+# Activation's fixtures (a consenting audience and a campaign targeting it) for the
+# end-to-end sending tests of experiments.
+from tests.activation.conftest import consenting, make_campaign  # noqa: E402, F401

@@ -1,0 +1,166 @@
+"""Admin: cluster models (configure, name clusters, train), versions (charts, explanations,
+one-click rule segments, activation), training runs and drift reports (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from segments.ml.models import (
+    ClusterLabel,
+    ClusterModel,
+    ClusterModelVersion,
+    DriftReport,
+    TrainingRun,
+)
+
+
+class ClusterLabelInline(admin.TabularInline):
+    model = ClusterLabel
+    extra = 0
+    fields = ("stable_id", "name")
+
+
+@admin.register(ClusterModel)
+class ClusterModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "algorithm", "k", "active_version_number", "auto_retrain")
+    inlines = [ClusterLabelInline]
+    actions = ["train_now"]
+
+    @admin.display(description=_("active version"))
+    def active_version_number(self, obj: ClusterModel) -> str:
+        version = obj.active_version
+        return f"v{version.number}" if version else "—"
+
+    @admin.action(description=_("Train now (in the background)"))
+    def train_now(self, request: HttpRequest, queryset) -> None:
+        from segments.ml.tasks import train_cluster_model
+
+        for model in queryset:
+            train_cluster_model.delay(model.pk, TrainingRun.Trigger.MANUAL, request.user.pk)
+        self.message_user(
+            request,
+            _("Training queued for %(n)d model(s); new versions appear when they finish.")
+            % {"n": queryset.count()},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(ClusterModelVersion)
+class ClusterModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "is_active", "trained_at", "trigger", "contacts_assigned")
+    list_filter = ("model", "is_active")
+    fields = (
+        "model",
+        "number",
+        "is_active",
+        "trained_at",
+        "trained_by",
+        "trigger",
+        "reason",
+        "sample_size",
+        "contacts_assigned",
+        "duration_ms",
+        "params",
+        "metrics",
+        "artefact",
+    )
+    readonly_fields = fields
+    actions = ["activate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Make this version the active one"))
+    def activate(self, request: HttpRequest, queryset) -> None:
+        from segments.ml.pipeline import TrainingError
+        from segments.ml.services import cluster_version_activate
+
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one version."), messages.ERROR)
+            return
+        try:
+            version = cluster_version_activate(version=queryset.get())
+        except TrainingError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, _("%(v)s is now active.") % {"v": version}, messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:version_id>/segment-from-leaf/<int:leaf>/",
+                self.admin_site.admin_view(require_POST(self.segment_from_leaf_view)),
+                name="segments_ml_version_segment_from_leaf",
+            ),
+            *super().get_urls(),
+        ]
+
+    def segment_from_leaf_view(self, request: HttpRequest, version_id: int, leaf: int):
+        from segments.ml.services import segment_from_surrogate_leaf
+        from segments.rules.registry import RuleError
+
+        if not request.user.has_perm("segments.add_segment"):
+            raise PermissionDenied
+        version = get_object_or_404(ClusterModelVersion, pk=version_id)
+        try:
+            segment = segment_from_surrogate_leaf(version=version, leaf=leaf)
+        except (KeyError, RuleError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:segments_ml_clustermodelversion_change", args=[version_id])
+            )
+        self.message_user(
+            request,
+            _("Rule segment “%(name)s” created from the tree path; edit it as you like.")
+            % {"name": segment.name},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[segment.pk]))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        from segments.ml.selectors import version_page_context
+
+        version = get_object_or_404(ClusterModelVersion, pk=object_id)
+        context = {**(extra_context or {}), **version_page_context(version)}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ("model", "started_at", "status", "trigger", "reason", "message")
+    list_filter = ("model", "status", "trigger")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(admin.ModelAdmin):
+    list_display = (
+        "model",
+        "version",
+        "computed_at",
+        "max_psi",
+        "max_share_shift",
+        "drifted",
+        "action",
+    )
+    list_filter = ("model", "drifted")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,228 @@
+"""Feature extraction: one set-based SQL statement per chunk of contacts, then numpy.
+
+``features_snapshot_refresh`` rewrites ``ContactMlFeatures`` for every contact eligible for
+profiling with one ``INSERT … SELECT … GROUP BY … ON CONFLICT`` per range of contact ids
+(PostgreSQL and SQLite dialects). The SQL text is built only from fixed identifiers; every
+value (event types, devices, dates, property names) is a query parameter. The eligibility
+subquery is the SQL Django compiles from ``consent.selectors.without_profiling_objection``.
+
+``feature_matrix_read`` streams the snapshot through ``values_list(...).iterator()`` into a
+float matrix (NaN = missing), never through ORM objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Min, QuerySet
+
+from contacts.models import Contact
+from segments.ml.catalogue import FEATURE_NAMES
+from segments.ml.models import ContactMlFeatures
+
+OTHER_EVENT_TYPES = ("email_open", "email_click", "page_view", "cart_updated", "app_open")
+DEVICES = ("desktop", "mobile", "tablet")
+CHANNELS = ("email", "web", "app")
+CONTACT_FEATURES_TABLE = "segments_contactfeatures"
+READ_CHUNK = 20_000
+
+
+def eligible_contacts() -> QuerySet[Contact]:
+    """Contacts that may be profiled: everyone but those who objected (or were erased).
+
+    The consent app owns the rule (``consent.selectors.without_profiling_objection``); without
+    the consent app installed every contact is eligible.
+    """
+    contacts = Contact.objects.all()
+    try:
+        from consent.selectors import without_profiling_objection
+    except ImportError:  # consent app not installed: nobody has objected
+        return contacts
+    return without_profiling_objection(contacts)
+
+
+def _named_placeholders(sql: str, prefix: str) -> str:
+    parts = sql.split("%s")
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        out += f"%({prefix}{i})s" + part
+    return out
+
+
+def _dialect(vendor: str) -> dict[str, str]:
+    if vendor == "postgresql":
+        return {
+            "days": "date_part('epoch', %(now)s - {col}) / 86400.0",
+            "amount": "CASE WHEN jsonb_typeof(e.properties -> %(amount)s) = 'number' "
+            "THEN (e.properties ->> %(amount)s)::float8 END",
+            "weekend": "extract(isodow FROM e.occurred_at AT TIME ZONE 'UTC') >= 6",
+            "month_end": "date_trunc('month', (e.occurred_at AT TIME ZONE 'UTC') + interval '5 days')"
+            " <> date_trunc('month', e.occurred_at AT TIME ZONE 'UTC')",
+            "float": "::float8",
+        }
+    return {
+        "days": "(julianday(%(now)s) - julianday({col}))",
+        "amount": "CASE WHEN json_type(e.properties, %(amount)s) IN ('integer', 'real') "
+        "THEN json_extract(e.properties, %(amount)s) END",
+        "weekend": "strftime('%%w', e.occurred_at) IN ('0', '6')",
+        "month_end": "strftime('%%m', e.occurred_at, '+5 days') <> strftime('%%m', e.occurred_at)",
+        "float": " * 1.0",
+    }
+
+
+def _snapshot_sql(*, vendor: str, eligible_sql: str, with_contact_features: bool) -> str:
+    d = _dialect(vendor)
+    fl = d["float"]
+    type_counts = ",\n        ".join(
+        f"count(*) FILTER (WHERE e.type = %(type{i})s) AS n_type{i}"
+        for i in range(len(OTHER_EVENT_TYPES))
+    )
+    device_counts = ",\n        ".join(
+        f"count(*) FILTER (WHERE e.device = %(device{i})s) AS n_device{i}"
+        for i in range(len(DEVICES))
+    )
+    channel_counts = ",\n        ".join(
+        f"count(*) FILTER (WHERE e.channel = %(channel{i})s) AS n_channel{i}"
+        for i in range(len(CHANNELS))
+    )
+
+    def share(col: str) -> str:
+        return f"CASE WHEN a.n > 0 THEN a.{col}{fl} / a.n END"
+
+    def purchase_share(col: str) -> str:
+        return f"CASE WHEN a.n_purchase > 0 THEN a.{col}{fl} / a.n_purchase END"
+
+    if with_contact_features:
+        features_join = f"LEFT JOIN {CONTACT_FEATURES_TABLE} f ON f.contact_id = c.id"
+        engagement, interpurchase = "f.engagement_score", "f.mean_interpurchase_days"
+    else:
+        features_join, engagement, interpurchase = "", "NULL", "NULL"
+    columns = ", ".join(FEATURE_NAMES)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in ("computed_at", *FEATURE_NAMES))
+    days = d["days"]
+    return f"""
+WITH a AS (
+    SELECT e.contact_id,
+        count(*) AS n,
+        count(*) FILTER (WHERE e.type = %(purchase)s) AS n_purchase,
+        sum({d["amount"]}) FILTER (WHERE e.type = %(purchase)s) AS spend,
+        avg({d["amount"]}) FILTER (WHERE e.type = %(purchase)s) AS basket,
+        max(e.occurred_at) AS last_event,
+        min(e.occurred_at) AS first_event,
+        max(e.occurred_at) FILTER (WHERE e.type = %(purchase)s) AS last_purchase,
+        count(*) FILTER (WHERE e.type = %(purchase)s AND {d["weekend"]}) AS n_weekend,
+        count(*) FILTER (WHERE e.type = %(purchase)s AND {d["month_end"]}) AS n_month_end,
+        {type_counts},
+        {device_counts},
+        {channel_counts}
+    FROM contacts_event e
+    WHERE e.contact_id BETWEEN %(lo)s AND %(hi)s AND e.occurred_at <= %(now)s
+    GROUP BY e.contact_id
+)
+INSERT INTO segments_ml_contactmlfeatures (contact_id, computed_at, {columns})
+SELECT c.id, %(now)s,
+    coalesce(a.n, 0),
+    coalesce(a.n_purchase, 0),
+    coalesce(a.spend, 0),
+    a.basket,
+    {days.format(col="a.last_event")},
+    {days.format(col="a.first_event")},
+    {days.format(col="a.last_purchase")},
+    {days.format(col="c.created_at")},
+    {share("n_purchase")},
+    {", ".join(share(f"n_type{i}") for i in range(len(OTHER_EVENT_TYPES)))},
+    {", ".join(share(f"n_device{i}") for i in range(len(DEVICES)))},
+    {", ".join(share(f"n_channel{i}") for i in range(len(CHANNELS)))},
+    {purchase_share("n_weekend")},
+    {purchase_share("n_month_end")},
+    CASE WHEN c.birth_year IS NOT NULL THEN %(year)s - c.birth_year END,
+    {engagement},
+    {interpurchase}
+FROM contacts_contact c
+LEFT JOIN a ON a.contact_id = c.id
+{features_join}
+WHERE c.id BETWEEN %(lo)s AND %(hi)s AND c.created_at <= %(now)s
+    AND c.id IN ({eligible_sql})
+ON CONFLICT (contact_id) DO UPDATE SET {updates}
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    contacts: int  # rows written (eligible contacts)
+    removed: int  # rows of contacts no longer eligible
+
+
+def features_snapshot_refresh(*, now: datetime, chunk_contacts: int = 250_000) -> SnapshotResult:
+    """Recompute ``ContactMlFeatures`` as of ``now`` for every eligible contact.
+
+    One SQL statement per range of ``chunk_contacts`` contact ids; rows of contacts who are no
+    longer eligible (objected to profiling, erased) are deleted. Runs in one transaction.
+    """
+    vendor = connection.vendor
+    eligible = eligible_contacts().values("pk")
+    eligible_sql, eligible_params = eligible.query.sql_with_params()
+    with_features = CONTACT_FEATURES_TABLE in connection.introspection.table_names()
+    sql = _snapshot_sql(
+        vendor=vendor,
+        eligible_sql=_named_placeholders(eligible_sql, "elig"),
+        with_contact_features=with_features,
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params: dict[str, object] = {
+        "now": now if vendor == "postgresql" else adapt(now),
+        "purchase": settings.CIBLE_PURCHASE_EVENT_TYPE,
+        "amount": settings.CIBLE_PURCHASE_AMOUNT_PROPERTY
+        if vendor == "postgresql"
+        else '$."' + settings.CIBLE_PURCHASE_AMOUNT_PROPERTY.replace('"', "") + '"',
+        "year": now.year,
+    }
+    params.update({f"type{i}": t for i, t in enumerate(OTHER_EVENT_TYPES)})
+    params.update({f"device{i}": t for i, t in enumerate(DEVICES)})
+    params.update({f"channel{i}": t for i, t in enumerate(CHANNELS)})
+    params.update({f"elig{i}": v for i, v in enumerate(eligible_params)})
+    bounds = Contact.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    with transaction.atomic():
+        if bounds["lo"] is not None:
+            with connection.cursor() as cursor:
+                for lo in range(bounds["lo"], bounds["hi"] + 1, chunk_contacts):
+                    cursor.execute(sql, {**params, "lo": lo, "hi": lo + chunk_contacts - 1})
+        removed, _ = ContactMlFeatures.objects.exclude(contact__in=eligible).delete()
+        written = ContactMlFeatures.objects.count()
+    return SnapshotResult(contacts=written, removed=removed)
+
+
+@dataclass
+class FeatureMatrix:
+    contact_ids: np.ndarray  # int64, ascending
+    values: np.ndarray  # float64 (n_contacts, n_features), NaN = missing
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.contact_ids)
+
+
+def feature_matrix_read(*, names: list[str]) -> FeatureMatrix:
+    """The snapshot's ``names`` columns for every eligible contact, ordered by contact id."""
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    rows = (
+        ContactMlFeatures.objects.order_by("contact_id")
+        .values_list("contact_id", *names)
+        .iterator(chunk_size=READ_CHUNK)
+    )
+    blocks: list[np.ndarray] = []
+    while chunk := list(islice(rows, READ_CHUNK)):
+        blocks.append(np.array(chunk, dtype=np.float64))
+    if not blocks:
+        return FeatureMatrix(np.zeros(0, np.int64), np.zeros((0, len(names))), list(names))
+    data = np.concatenate(blocks)
+    return FeatureMatrix(
+        data[:, 0].astype(np.int64), np.ascontiguousarray(data[:, 1:]), list(names)
+    )

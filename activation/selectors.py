@@ -124,11 +124,15 @@ def quiet_zones(*, start: time, end: time, now: datetime) -> dict[datetime, list
     return dict(grouped)
 
 
-def eligibility_queryset(*, campaign: Campaign, now: datetime) -> QuerySet[Contact]:
+def eligibility_queryset(
+    *, campaign: Campaign, now: datetime, audience: QuerySet[Contact] | None = None
+) -> QuerySet[Contact]:
     """The audience annotated with ``exclusion_reason`` ("" = eligible) and ``due_at`` (when
-    quiet hours end for deferred contacts, else ``now``). Evaluates as one SQL statement."""
+    quiet hours end for deferred contacts, else ``now``). Evaluates as one SQL statement.
+    ``audience`` (default: the campaign's segments) lets workflows check the contacts due at
+    one of their steps with the same rules."""
     audience = annotate_exclusion_reason(
-        campaign_audience(campaign),
+        campaign_audience(campaign) if audience is None else audience,
         purpose=campaign.purpose,
         channel=campaign.channel,
         at=now,

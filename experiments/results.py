@@ -332,6 +332,11 @@ def _compare(
         cmp_ = st.compare_proportions(c_pair, t_pair, alpha=alpha)
         control_value, treatment_value = cmp_.control_rate, cmp_.treatment_rate
         prob, loss = cmp_.prob_beat_control, cmp_.expected_loss
+        if not higher_is_better:
+            # Guardrails: "beating" the control means a *lower* rate; the loss of choosing the
+            # treatment is the rate it adds, E[max(p_t - p_c, 0)].
+            swapped = st.compare_proportions(t_pair, c_pair, alpha=alpha)
+            prob, loss = swapped.prob_beat_control, swapped.expected_loss
         if experiment.sequential:
             if sequential_history:
                 looks = _daily_looks(control, treatment) or [(c_pair, t_pair)]
@@ -711,7 +716,7 @@ def cumulative_chart(
                 % {"metric": metric_label(experiment.primary_metric)}
             },
             "yaxis": {"tickformat": ".2f" if revenue else ".1%", "rangemode": "tozero"},
-            "xaxis": {"type": "date"},
+            "xaxis": {"type": "date", "dtick": 86_400_000, "tickformat": "%Y-%m-%d"},
             "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
             "height": 320,
         },

@@ -100,6 +100,13 @@ def assignments_ensure(
     """
     ids = np.asarray(list(contact_ids) if not isinstance(contact_ids, np.ndarray) else contact_ids)
     ids = ids.astype(np.int64)
+    # Sorted and unique: concurrent workers insert in the same (ascending) order, so their
+    # uniqueness checks wait on each other instead of deadlocking.
+    if targeted is not None:
+        ids, first = np.unique(ids, return_index=True)
+        targeted = np.asarray(targeted)[first]
+    else:
+        ids = np.unique(ids)
     variants = _ordered_variants(experiment)
     if len(variants) < 2:
         raise ExperimentError(_("An experiment needs at least two variants."))

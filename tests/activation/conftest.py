@@ -32,8 +32,12 @@ class SmtpSink:
     messages: list = field(default_factory=list)
     # recipient -> list of SMTP replies to give at RCPT before accepting ("451 …", "550 …")
     rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
-    hold: threading.Event | None = None
+    # Kill test: once ``block_after`` messages were accepted, further DATA commands wait for
+    # ``gate`` (``held`` counts waiting clients, ``dropped`` those that died while waiting).
+    block_after: int | None = None
+    gate: threading.Event = field(default_factory=threading.Event)
     held: int = 0
+    dropped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def recipients(self) -> Counter:
@@ -56,12 +60,18 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if self.sink.hold is not None:
-            # Hold the client inside its SMTP transaction until the test releases it; if the
-            # client dies meanwhile, aiosmtpd cancels this coroutine and nothing is accepted.
-            self.sink.held += 1
-            while not self.sink.hold.is_set():
-                await asyncio.sleep(0.01)
+        sink = self.sink
+        if sink.block_after is not None and len(sink.messages) >= sink.block_after:
+            # Hold the client inside its SMTP transaction until the test opens the gate; if the
+            # client dies meanwhile, aiosmtpd cancels this coroutine: nothing is accepted (the
+            # client never got "250"), exactly as a real server would behave.
+            sink.held += 1
+            try:
+                while not sink.gate.is_set():
+                    await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                sink.dropped += 1
+                raise
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.sink.lock:
             self.sink.messages.append(parsed)
@@ -209,7 +219,7 @@ def segment_with(contacts, *, name=None):
 
 
 @pytest.fixture
-def make_campaign(db):
+def make_campaign(default_purposes):
     """``make_campaign(contacts, channel=…, **campaign_fields)``: a segment holding
     ``contacts``, a template with fr and en versions, and a campaign targeting the segment."""
 
@@ -226,7 +236,17 @@ def make_campaign(db):
 
 
 @pytest.fixture
-def consenting(db):
+def default_purposes(db):
+    """The purposes of consent's data migration (a transactional test flushes them)."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("consent.migrations.0002_default_purposes").create_purposes(apps, None)
+
+
+@pytest.fixture
+def consenting(default_purposes):
     """``consenting(n, channel="email", **contact_fields)``: n contacts who granted newsletter
     consent on the channel 30 days before NOW."""
 

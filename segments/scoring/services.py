@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -414,11 +414,148 @@ def _json_safe(value):
     return value
 
 
+# --- propensity ---------------------------------------------------------------------------
+
+TARGET_KIND = {"churn": ModelKind.CHURN, "purchase": ModelKind.PURCHASE}
+TARGET_COLUMN = {"churn": "churn", "purchase": "purchase_30d"}
+
+
+def propensity_train(
+    *,
+    target: str,
+    now: datetime,
+    as_of: datetime | None = None,
+    horizon_days: int | None = None,
+) -> ScoringModel:
+    """Train the ``target`` model (``churn`` or ``purchase``) on a time split, store it with its
+    held-out AUC, Brier score, calibration and permutation importances, and score every
+    eligible contact on the current features.
+
+    Training: features as of ``as_of - horizon``, labels from the next ``horizon`` days.
+    Held-out: features as of ``as_of`` (default ``now - horizon``), labels ``(as_of, as_of +
+    horizon]``. Raises ScoringError (nothing written) when the held-out period ends after
+    ``now``, a period has too few rows or a single class.
+    """
+    from segments.scoring import propensity
+
+    started = time.perf_counter()
+    if target not in TARGET_KIND:
+        raise ScoringError(
+            _("Unknown target “%(target)s”; use churn or purchase.") % {"target": target}
+        )
+    default_horizon = (
+        settings.SCORING_CHURN_HORIZON_DAYS
+        if target == "churn"
+        else settings.SCORING_PURCHASE_HORIZON_DAYS
+    )
+    horizon_days = int(horizon_days or default_horizon)
+    if horizon_days <= 0:
+        raise ScoringError(_("The horizon must be a positive number of days."))
+    horizon = timedelta(days=horizon_days)
+    as_of = as_of or now - horizon
+    if as_of + horizon > now:
+        raise ScoringError(
+            _(
+                "The held-out period (%(start)s + %(days)d days) ends after today: choose an "
+                "earlier --as-of date so its outcome is known."
+            )
+            % {"start": as_of.date().isoformat(), "days": horizon_days}
+        )
+    population = scoring_population()
+    train_matrix, y_train = propensity.labelled(
+        propensity.features_as_of(population=population, as_of=as_of - horizon),
+        target=target,
+        as_of=as_of - horizon,
+        horizon=horizon,
+    )
+    test_matrix, y_test = propensity.labelled(
+        propensity.features_as_of(population=population, as_of=as_of),
+        target=target,
+        as_of=as_of,
+        horizon=horizon,
+    )
+    minimum = settings.SCORING_MIN_TRAINING_ROWS
+    for label, y in ((_("training"), y_train), (_("held-out"), y_test)):
+        if len(y) < minimum:
+            raise ScoringError(
+                _(
+                    "Too little history: the %(period)s period has %(n)d contacts, at least "
+                    "%(min)d are needed."
+                )
+                % {"period": label, "n": len(y), "min": minimum}
+            )
+        if y.min() == y.max():
+            raise ScoringError(
+                _(
+                    "Every contact of the %(period)s period has the same outcome: there is "
+                    "nothing to learn or measure."
+                )
+                % {"period": label}
+            )
+    trained = propensity.train_and_evaluate(
+        X_train=train_matrix.X,
+        y_train=y_train,
+        X_test=test_matrix.X,
+        y_test=y_test,
+        max_rows=settings.SCORING_MAX_TRAINING_ROWS,
+    )
+    current = propensity.population_for(
+        target, propensity.live_features(population=population, as_of=now)
+    )
+    probabilities = (
+        trained.estimator.predict_proba(current.X)[:, 1] if len(current) else np.zeros(0)
+    )
+    probabilities = np.clip(probabilities, 0.0, 1.0)
+    column = TARGET_COLUMN[target]
+    kind = TARGET_KIND[target]
+    with transaction.atomic():
+        model = ScoringModel.objects.create(
+            kind=kind,
+            version=_next_version(kind),
+            created_at=now,
+            reference_date=as_of,
+            horizon_days=horizon_days,
+            training_rows=trained.train_rows,
+            scored_contacts=len(current),
+            auc=trained.auc,
+            brier=trained.brier,
+            parameters=_json_safe(
+                {
+                    "estimator": trained.name,
+                    "validation": trained.validation,
+                    "features": list(propensity.FEATURE_NAMES),
+                    "train_as_of": (as_of - horizon).isoformat(),
+                    "test_as_of": as_of.isoformat(),
+                    "test_rows": trained.test_rows,
+                    "train_positive_rate": trained.train_positive_rate,
+                    "test_positive_rate": trained.test_positive_rate,
+                }
+            ),
+            report=_json_safe(
+                {
+                    "calibration": trained.calibration,
+                    "importances": trained.importances,
+                    "score_distribution": _distribution(probabilities, bins=10, log=False),
+                }
+            ),
+        )
+        scores_write(
+            model=model,
+            contact_ids=current.contact_id,
+            columns={column: probabilities, f"{column}_top": top_share(probabilities)},
+            now=now,
+        )
+        model.duration_seconds = time.perf_counter() - started
+        model.save(update_fields=["duration_seconds"])
+    return model
+
+
 __all__ = [
     "ClvFit",
     "ScoringError",
     "clv_fit",
     "clv_predict",
+    "propensity_train",
     "scores_write",
     "scoring_population",
     "top_share",

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "segments.ml",
     "segments.scoring",
     "activation",
+    "activation.journeys",
     "experiments",
 ]
 
@@ -357,4 +358,18 @@ ML_MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default="")
 CELERY_BEAT_SCHEDULE["segments-ml-monitor"] = {
     "task": "segments.ml.tasks.monitor_cluster_models",
     "schedule": env.float("ML_MONITOR_EVERY_SECONDS", default=86_400.0),
+}
+
+# --- activation.journeys ---
+# Schedules, triggers, workflows, approval and calendar of campaigns; see docs/campaigns.md.
+CELERY_TASK_ROUTES["activation.journeys.*"] = {"queue": "send"}
+# Campaigns whose audience is larger than this need an approval before their first run.
+JOURNEYS_APPROVAL_THRESHOLD = env.int("JOURNEYS_APPROVAL_THRESHOLD", default=10_000)
+# A scheduled run missed by more than this (beat down) is not launched late.
+JOURNEYS_CATCH_UP_HOURS = env.float("JOURNEYS_CATCH_UP_HOURS", default=6.0)
+# Contacts enrolled inline by a trigger signal; more go to a worker task.
+JOURNEYS_INLINE_ENROLL_LIMIT = env.int("JOURNEYS_INLINE_ENROLL_LIMIT", default=1000)
+CELERY_BEAT_SCHEDULE["journeys-advance"] = {
+    "task": "activation.journeys.tasks.advance",
+    "schedule": env.float("JOURNEYS_ADVANCE_EVERY_SECONDS", default=60.0),
 }

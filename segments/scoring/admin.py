@@ -1,0 +1,110 @@
+"""Admin: model versions (with their report page), contact scores, cohorts (custom URLs)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from segments.scoring import views
+from segments.scoring.models import ContactScore, ScoringModel
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    """Model versions are facts produced by fits: read-only; the change page is the report."""
+
+    list_display = (
+        "__str__",
+        "kind",
+        "active",
+        "created_at",
+        "reference_date",
+        "auc",
+        "brier",
+        "training_rows",
+        "scored_contacts",
+        "report_link",
+    )
+    list_filter = ("kind", "active")
+    change_list_template = "scoring/scoringmodel_changelist.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("report"))
+    def report_link(self, obj: ScoringModel) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:scoring_scoringmodel_report", args=[obj.pk]),
+            _("open"),
+        )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:model_id>/report/",
+                wrap(views.model_report),
+                name="scoring_scoringmodel_report",
+            ),
+            path("cohorts/", wrap(views.cohorts), name="scoring_cohorts"),
+            path("cohorts.csv", wrap(views.cohorts_csv), name="scoring_cohorts_csv"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return views.model_report(request, int(object_id))
+
+
+@admin.register(ContactScore)
+class ContactScoreAdmin(admin.ModelAdmin):
+    list_display = (
+        "contact_link",
+        "p_alive",
+        "expected_purchases",
+        "clv",
+        "churn",
+        "purchase_30d",
+        "updated_at",
+    )
+    search_fields = ("contact__external_id", "contact__email")
+    list_select_related = ("contact",)
+    raw_id_fields = ("contact",)
+    show_full_result_count = False
+    readonly_fields = (
+        "contact_link",
+        "p_alive",
+        "expected_purchases",
+        "clv",
+        "churn",
+        "purchase_30d",
+        "clv_top",
+        "churn_top",
+        "clv_model",
+        "churn_model",
+        "purchase_model",
+        "updated_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description=_("contact"), ordering="contact__external_id")
+    def contact_link(self, obj: ContactScore) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:contacts_contact_change", args=[obj.contact_id]),
+            obj.contact,
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,144 @@
+"""Plotly figure dictionaries (JSON-serialisable) for the model and cohort pages."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _g
+
+from segments.scoring.models import ModelKind, ScoringModel
+from segments.scoring.selectors import CohortTable
+
+
+def _layout(title: str, **extra) -> dict:
+    return {"title": {"text": title}, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}, **extra}
+
+
+def model_figures(model: ScoringModel) -> list[dict]:
+    """The charts of a model page, in display order."""
+    report = model.report or {}
+    figures: list[dict] = []
+    if model.kind == ModelKind.CLV:
+        holdout = report.get("holdout")
+        if holdout:
+            figures.append(
+                {
+                    "data": [
+                        {
+                            "type": "bar",
+                            "name": _g("actual"),
+                            "x": holdout["groups"],
+                            "y": holdout["actual"],
+                        },
+                        {
+                            "type": "bar",
+                            "name": _g("predicted"),
+                            "x": holdout["groups"],
+                            "y": holdout["predicted"],
+                        },
+                    ],
+                    "layout": _layout(
+                        _g(
+                            "Repeat purchases after the calibration end (%(days).0f days), by "
+                            "purchases before it"
+                        )
+                        % {"days": holdout["holdout_days"]},
+                        xaxis={"title": {"text": _g("repeat purchases in calibration")}},
+                        yaxis={"title": {"text": _g("mean purchases per customer")}},
+                    ),
+                }
+            )
+        for key, title in (
+            ("clv_distribution", _g("Distribution of predicted CLV")),
+            ("p_alive_distribution", _g("Distribution of the probability alive")),
+        ):
+            figures.append(_histogram(report.get(key) or {}, title))
+    else:
+        calibration = report.get("calibration") or {}
+        figures.append(
+            {
+                "data": [
+                    {
+                        "type": "scatter",
+                        "mode": "lines+markers",
+                        "name": _g("model"),
+                        "x": calibration.get("predicted", []),
+                        "y": calibration.get("observed", []),
+                    },
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "name": _g("perfect calibration"),
+                        "x": [0, 1],
+                        "y": [0, 1],
+                        "line": {"dash": "dot"},
+                    },
+                ],
+                "layout": _layout(
+                    _g("Calibration on the held-out period"),
+                    xaxis={"title": {"text": _g("predicted probability")}, "range": [0, 1]},
+                    yaxis={"title": {"text": _g("observed share")}, "range": [0, 1]},
+                ),
+            }
+        )
+        importances = list(reversed(report.get("importances") or []))
+        figures.append(
+            {
+                "data": [
+                    {
+                        "type": "bar",
+                        "orientation": "h",
+                        "x": [i["mean"] for i in importances],
+                        "y": [i["feature"] for i in importances],
+                        "error_x": {"type": "data", "array": [i["std"] for i in importances]},
+                    },
+                ],
+                "layout": _layout(
+                    _g("Permutation importance (drop in held-out AUC)"),
+                    margin={"l": 200, "t": 50, "r": 20, "b": 50},
+                ),
+            }
+        )
+        figures.append(_histogram(report.get("score_distribution") or {}, _g("Score distribution")))
+    return figures
+
+
+def _histogram(distribution: dict, title: str) -> dict:
+    edges = distribution.get("edges") or []
+    labels = [f"{lo:,.2f}–{hi:,.2f}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    return {
+        "data": [{"type": "bar", "x": labels, "y": distribution.get("counts", [])}],
+        "layout": _layout(title, yaxis={"title": {"text": _g("contacts")}}),
+    }
+
+
+def cohort_figures(table: CohortTable) -> list[dict]:
+    """Three heatmaps: retention, revenue per contact, cumulative value per contact."""
+    figures = []
+    for matrix, title, fmt in (
+        (table.retention, _g("Retention: share of the cohort buying"), ".0%"),
+        (table.revenue_per_contact, _g("Revenue per contact"), ",.2f"),
+        (table.cumulative_value, _g("Cumulative value per contact"), ",.2f"),
+    ):
+        figures.append(
+            {
+                "data": [
+                    {
+                        "type": "heatmap",
+                        "z": matrix,
+                        "x": table.months_since,
+                        "y": [
+                            f"{c} ({n:,})" for c, n in zip(table.cohorts, table.sizes, strict=True)
+                        ],
+                        "colorscale": "Blues",
+                        "hoverongaps": False,
+                        "texttemplate": "%{z:" + fmt + "}",
+                    }
+                ],
+                "layout": _layout(
+                    title,
+                    xaxis={"title": {"text": _g("months since acquisition")}, "dtick": 1},
+                    yaxis={"autorange": "reversed", "type": "category"},
+                    height=max(300, 28 * len(table.cohorts) + 120),
+                ),
+            }
+        )
+    return figures

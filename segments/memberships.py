@@ -33,7 +33,12 @@ def segment_lock(segment_id: int) -> None:
     """Serialise computations of one segment until the transaction ends (any number of
     workers, any machine): a row lock on PostgreSQL, the database write lock on SQLite."""
     if connection.vendor == "postgresql":
-        list(Segment.objects.select_for_update().filter(pk=segment_id).values_list("pk"))
+        list(
+            Segment.objects.select_for_update(of=("self",))
+            .filter(pk=segment_id)
+            .order_by("pk")
+            .values_list("pk")
+        )
     else:
         # SQLite: the first statement must be a write so the lock is taken before any read.
         Segment.objects.filter(pk=segment_id).update(priority=F("priority"))

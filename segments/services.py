@@ -326,7 +326,7 @@ def _size_plus(delta: int):
 def _lock_many(segment_ids: list[int]) -> None:
     if connection.vendor == "postgresql":
         list(
-            Segment.objects.select_for_update()
+            Segment.objects.select_for_update(of=("self",))
             .filter(pk__in=segment_ids)
             .order_by("pk")
             .values_list("pk")
@@ -354,9 +354,7 @@ def _reevaluate_batch(
     annotations = {}
     for spec in batch:
         q = rule_compile(effective_rule(spec, specs), now=now)
-        annotations[f"s{spec.id}"] = (
-            Value(True) if q == Q() else ExpressionWrapper(q, output_field=BooleanField())
-        )
+        annotations[f"s{spec.id}"] = ExpressionWrapper(q, output_field=BooleanField())
     rows = Contact.objects.filter(pk__in=ids).annotate(**annotations).values("pk", *annotations)
     matched: dict[int, set[int]] = {s.id: set() for s in batch}
     for row in rows:

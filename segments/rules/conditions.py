@@ -345,7 +345,7 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
     aggregate, op, value = condition["aggregate"], condition["op"], condition["value"]
     if aggregate == "count" and ((op == "gte" and value <= 1) or (op == "gt" and value < 1)):
         if (op == "gte" and value <= 0) or (op == "gt" and value < 0):
-            return Q()
+            return Q(pk__isnull=False)  # every contact
         return Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     if aggregate == "count" and (
         (op == "lt" and 0 < value <= 1) or (op in ("eq", "lte") and value == 0)

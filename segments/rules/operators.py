@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import FloatField, Q, Value
 from django.db.models.expressions import Expression
 from django.db.models.lookups import (
     Exact,
@@ -171,22 +171,25 @@ def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
     if op == "is_false":
         return Q(**{column: False})
     moment = _threshold(op, value, now)
+    if kind == "number":
+        # Compare as floats: Django would otherwise truncate 0.5 to 0 for an integer column.
+        value = _as_float(value)
     lookups = {
-        "eq": Q(**{column: value}),
-        "gt": Q(**{f"{column}__gt": value}),
-        "gte": Q(**{f"{column}__gte": value}),
-        "lt": Q(**{f"{column}__lt": value}),
-        "lte": Q(**{f"{column}__lte": value}),
-        "in": Q(**{f"{column}__in": value}),
-        "contains": Q(**{f"{column}__icontains": value}),
-        "starts_with": Q(**{f"{column}__istartswith": value}),
+        "eq": lambda: Q(**{column: value}),
+        "gt": lambda: Q(**{f"{column}__gt": value}),
+        "gte": lambda: Q(**{f"{column}__gte": value}),
+        "lt": lambda: Q(**{f"{column}__lt": value}),
+        "lte": lambda: Q(**{f"{column}__lte": value}),
+        "in": lambda: _any_equal(column, value),
+        "contains": lambda: Q(**{f"{column}__icontains": value}),
+        "starts_with": lambda: Q(**{f"{column}__istartswith": value}),
     }
     if op in lookups:
-        return present & lookups[op]
+        return present & lookups[op]()
     if op == "ne":
         return present & ~Q(**{column: value})
     if op == "not_in":
-        return present & ~Q(**{f"{column}__in": value})
+        return present & ~_any_equal(column, value)
     if op == "between":
         return present & Q(**{f"{column}__gte": value[0], f"{column}__lte": value[1]})
     if op in ("before", "more_than_days_ago"):
@@ -196,6 +199,21 @@ def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
     if op == "within_last_days":
         return present & Q(**{f"{column}__gte": moment})
     raise ValueError(op)
+
+
+def _as_float(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_float(v) for v in value]
+    return Value(float(value), output_field=FloatField())
+
+
+def _any_equal(column: str, values: list) -> Q:
+    if values and not isinstance(values[0], Value):
+        return Q(**{f"{column}__in": values})
+    q = Q(pk__in=[])
+    for value in values:
+        q |= Q(**{column: value})
+    return q
 
 
 def expression_q(expression: Expression, op: str, value: Any, now: datetime) -> Q:

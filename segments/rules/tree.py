@@ -29,6 +29,8 @@ from segments.rules.registry import (
 MAX_DEPTH = 8
 MAX_LEAVES = 100
 GROUP_KEYS = ("all", "any", "not")
+# An explicit "every contact" (an empty Q would stay empty when negated).
+MATCH_ALL = Q(pk__isnull=False)
 
 
 def _child_path(path: str, key: str, index: int | None = None) -> str:
@@ -92,6 +94,8 @@ def rule_compile(rule: dict, *, now: datetime) -> Q:
 
     def walk(node: dict) -> Q:
         if "all" in node:
+            if not node["all"]:
+                return MATCH_ALL
             q = Q()
             for child in node["all"]:
                 q &= walk(child)

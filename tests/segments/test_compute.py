@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+
+from segments.models import Segment, SegmentComputation, SegmentFamily, SegmentMembership
+from segments.rules import RuleError
+from segments.selectors import segment_members, segment_size
+from segments.services import (
+    features_refresh,
+    segment_create,
+    segment_update,
+    segments_compute,
+)
+from tests.factories import ContactFactory, EventFactory
+from tests.segments.conftest import AS_OF
+
+BUYERS = {"type": "event", "event_type": "purchase", "within_days": 30}
+
+
+def _buy(contact, *, days_ago: float, amount: float = 50.0):
+    return EventFactory(
+        contact=contact,
+        type="purchase",
+        occurred_at=AS_OF - timedelta(days=days_ago),
+        properties={"amount": amount},
+    )
+
+
+def test_compute_materialises_entered_and_exited_with_history(
+    backend, received, django_capture_on_commit_callbacks
+):
+    alice, bob, carol = ContactFactory(), ContactFactory(), ContactFactory()
+    _buy(alice, days_ago=3)
+    _buy(bob, days_ago=10)
+    _buy(carol, days_ago=90)
+    segment = segment_create(name="Recent buyers", rule=BUYERS)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        (first,) = segments_compute(now=AS_OF)
+
+    assert set(segment_members(segment)) == {alice, bob}
+    assert (first.size, first.entered, first.exited) == (2, 2, 0)
+    assert received == [("entered", segment.pk, sorted([alice.pk, bob.pk]))]
+
+    received.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        (second,) = segments_compute(now=AS_OF + timedelta(days=25))  # bob's purchase: 35 days
+
+    assert set(segment_members(segment)) == {alice}
+    assert (second.size, second.entered, second.exited) == (1, 0, 1)
+    assert received == [("exited", segment.pk, [bob.pk])]
+    closed = SegmentMembership.objects.get(segment=segment, contact=bob)
+    assert closed.exited_at == AS_OF + timedelta(days=25)
+    assert set(segment_members(segment, at=AS_OF + timedelta(days=1))) == {alice, bob}
+    segment.refresh_from_db()
+    assert segment.size == 1 == segment_size(segment)
+    assert segment.last_computed_at == AS_OF + timedelta(days=25)
+    assert SegmentComputation.objects.filter(segment=segment).count() == 2
+
+
+def test_recomputing_without_change_enters_nobody_twice(
+    backend, received, django_capture_on_commit_callbacks
+):
+    alice = ContactFactory()
+    _buy(alice, days_ago=1)
+    segment = segment_create(name="Buyers", rule=BUYERS)
+    with django_capture_on_commit_callbacks(execute=True):
+        segments_compute(now=AS_OF)
+        segments_compute(now=AS_OF + timedelta(minutes=5))
+    assert SegmentMembership.objects.filter(segment=segment).count() == 1
+    assert received == [("entered", segment.pk, [alice.pk])]
+
+
+def test_priority_family_puts_each_contact_in_its_first_matching_segment(backend):
+    vip, active, idle = ContactFactory(), ContactFactory(), ContactFactory()
+    _buy(vip, days_ago=2, amount=500)
+    _buy(active, days_ago=2, amount=20)
+    features_refresh(as_of=AS_OF)
+    family = SegmentFamily.objects.create(name="Lifecycle")
+    others = segment_create(name="Others", rule={"all": []}, family=family, priority=30)
+    buyers = segment_create(
+        name="Active",
+        rule={"type": "feature", "feature": "frequency_90d", "op": "gte", "value": 1},
+        family=family,
+        priority=20,
+    )
+    vips = segment_create(
+        name="VIP",
+        rule={"type": "feature", "feature": "monetary_total", "op": "gte", "value": 100},
+        family=family,
+        priority=10,
+    )
+    outside = segment_create(name="Everyone", rule={"all": []})
+
+    segments_compute(now=AS_OF)
+
+    assert set(segment_members(vips)) == {vip}
+    assert set(segment_members(buyers)) == {active}
+    assert set(segment_members(others)) == {idle}
+    assert set(segment_members(outside)) == {vip, active, idle}  # outside families: all kept
+
+    segment_update(segment=others, priority=5)  # "Others" now wins over everything
+    segments_compute(now=AS_OF + timedelta(minutes=1))
+    assert set(segment_members(others)) == {vip, active, idle}
+    assert segment_size(vips) == 0
+
+
+def test_segment_condition_reads_the_other_segment_computed_first(backend):
+    fr, be = ContactFactory(country="FR"), ContactFactory(country="BE")
+    _buy(fr, days_ago=1)
+    _buy(be, days_ago=1)
+    # Created first, so it has the lower id, yet it depends on "Buyers": order follows the graph.
+    french = segment_create(
+        name="French", rule={"type": "field", "field": "country", "op": "eq", "value": "FR"}
+    )
+    buyers = segment_create(name="Buyers", rule=BUYERS)
+    segment_update(
+        segment=french,
+        rule={"all": [french.rule, {"type": "segment", "segment": buyers.pk}]},
+    )
+    segments_compute(now=AS_OF)
+    assert set(segment_members(french)) == {fr}
+
+
+def test_cycles_between_segments_are_refused_with_their_names(db):
+    a = segment_create(name="A", rule={"all": []})
+    b = segment_create(name="B", rule={"type": "segment", "segment": a.pk})
+    with pytest.raises(RuleError, match="cycle: A → B → A"):
+        segment_update(segment=a, rule={"type": "segment", "segment": b.pk})
+    with pytest.raises(RuleError, match="cannot refer to itself"):
+        segment_update(segment=a, rule={"not": {"type": "segment", "segment": a.pk}})
+
+
+def test_family_precedence_cycle_is_refused(db):
+    family = SegmentFamily.objects.create(name="F")
+    low = segment_create(name="Low", rule={"all": []}, family=family, priority=2)
+    with pytest.raises(RuleError, match="cycle"):
+        # "High" takes precedence over "Low", so Low's effective rule reads High's rule, which
+        # reads Low's memberships.
+        segment_create(
+            name="High", rule={"type": "segment", "segment": low.pk}, family=family, priority=1
+        )
+
+
+def test_inactive_segments_are_not_computed(backend):
+    ContactFactory()
+    segment = segment_create(name="Everyone", rule={"all": []}, is_active=False)
+    assert segments_compute(now=AS_OF) == []
+    assert segment_size(segment) == 0
+
+
+def test_two_workers_never_double_an_open_membership(backend):
+    from django.db import IntegrityError, transaction
+
+    alice = ContactFactory()
+    segment = segment_create(name="Everyone", rule={"all": []})
+    segments_compute(now=AS_OF)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SegmentMembership.objects.create(segment=segment, contact=alice, entered_at=AS_OF)
+
+
+def test_compute_segments_command_prints_sizes(backend, capsys):
+    ContactFactory()
+    segment = segment_create(name="Everyone", rule={"all": []})
+    call_command("compute_segments", "--segment", str(segment.pk))
+    out = capsys.readouterr().out
+    assert "Everyone: 1 contacts (+1 / -0)" in out
+    assert SegmentComputation.objects.get(segment=segment).trigger == "manual"
+
+
+def test_segment_is_listed_in_admin_order(db):
+    family = SegmentFamily.objects.create(name="Lifecycle")
+    second = segment_create(name="Second", rule={"all": []}, family=family, priority=2)
+    first = segment_create(name="First", rule={"all": []}, family=family, priority=1)
+    assert list(Segment.objects.filter(family=family)) == [first, second]

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -124,7 +124,11 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
             % {"name": segment.name},
             messages.SUCCESS,
         )
-        return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[segment.pk]))
+        try:
+            target = reverse("admin:segments_segment_change", args=[segment.pk])
+        except NoReverseMatch:  # segments' admin not installed: back to the version page
+            target = reverse("admin:segments_ml_clustermodelversion_change", args=[version_id])
+        return HttpResponseRedirect(target)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
         from segments.ml.selectors import version_page_context

@@ -17,7 +17,7 @@ import operator
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Q
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.ml.catalogue import FEATURES_BY_NAME
@@ -84,7 +84,7 @@ def cluster_describe(condition: dict) -> str:
         .first()
     )
     cluster = f"{condition['cluster']} « {label} »" if label else str(condition["cluster"])
-    return _g("is in cluster %(cluster)s of model %(model)s") % {
+    return gettext("is in cluster %(cluster)s of model %(model)s") % {
         "cluster": cluster,
         "model": condition["model"],
     }
@@ -101,8 +101,8 @@ def cluster_explain(condition: dict, contact, now: datetime) -> str:
         .first()
     )
     if found is None:
-        return _g("not assigned by the active version")
-    return _g("assigned to cluster %(id)s") % {"id": found}
+        return gettext("not assigned by the active version")
+    return gettext("assigned to cluster %(id)s") % {"id": found}
 
 
 # --- ml_feature ----------------------------------------------------------------------------------
@@ -155,14 +155,14 @@ def ml_feature_describe(condition: dict) -> str:
     label = FEATURES_BY_NAME[condition["feature"]].label
     text = f"{label} {OP_SIGNS[condition['op']]} {condition['value']:g}"
     if condition.get("include_missing"):
-        text += " " + _g("(or unknown)")
+        text += " " + gettext("(or unknown)")
     return text
 
 
 def ml_feature_explain(condition: dict, contact, now: datetime) -> str:
     row = ContactMlFeatures.objects.filter(contact_id=contact.contact.pk).first()
     value = getattr(row, condition["feature"]) if row else None
-    return _g("unknown") if value is None else f"{value:.3g}"
+    return gettext("unknown") if value is None else f"{value:.3g}"
 
 
 def register() -> None:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from sklearn.tree import DecisionTreeClassifier
 
 from segments.ml.catalogue import FEATURES_BY_NAME
@@ -74,7 +74,7 @@ def profile_words(zscores: dict[str, float | None]) -> str:
         for name, z in ranked[:PROFILE_MAX_WORDS]
         if abs(z) >= PROFILE_MIN_Z
     ]
-    return ", ".join(words) if words else _g("close to the average contact")
+    return ", ".join(words) if words else gettext("close to the average contact")
 
 
 def surrogate_fit(
@@ -191,6 +191,6 @@ def describe_conditions(conditions: list[dict]) -> str:
         sign = "≤" if c["op"] == "lte" else ">"
         text = f"{label} {sign} {c['value']:g}"
         if c["include_missing"]:
-            text += " " + _g("(or unknown)")
+            text += " " + gettext("(or unknown)")
         parts.append(text)
-    return _g(" and ").join(parts) if parts else _g("every contact")
+    return gettext(" and ").join(parts) if parts else gettext("every contact")

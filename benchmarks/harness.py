@@ -84,18 +84,32 @@ def postgres_django() -> Iterator[str]:
         server.stop()
 
 
-def write_report(ctx: Context) -> None:
+def write_module_results(ctx: Context, module: str, results: list[Result]) -> None:
+    """Keep each module's newest results in ``results/<module>.json`` (runs of one module
+    do not erase the others' figures)."""
     RESULTS_DIR.mkdir(exist_ok=True)
     payload = {
+        "module": module,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "contacts": ctx.contacts,
         "events_per_contact": ctx.events_per_contact,
-        "results": [asdict(r) for r in ctx.results],
+        "results": [asdict(r) for r in results],
     }
-    (RESULTS_DIR / "latest.json").write_text(json.dumps(payload, indent=2))
-    lines = [f"# Benchmark results ({payload['when']}, {ctx.contacts:,} contacts)", "",
-             "| benchmark | value | target | comparison |", "|---|---|---|---|"]
-    for r in ctx.results:
-        lines.append(f"| {r.benchmark} | {r.value:,.3f} {r.unit} | {r.target} | {r.comparison} |")
+    (RESULTS_DIR / f"{module}.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def write_report() -> None:
+    """Summarise every module's newest results into ``results/latest.md``."""
+    lines = ["# Benchmark results (newest run of each module)", "",
+             "| module | when | contacts | benchmark | value | target | comparison |",
+             "|---|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS_DIR.glob("bench_*.json")):
+        data = json.loads(path.read_text())
+        for r in data["results"]:
+            verdict = "" if r.get("passed") is None else (" ✓" if r["passed"] else " ✗")
+            lines.append(
+                f"| {data['module']} | {data['when']} | {data['contacts']:,} | {r['benchmark']} | "
+                f"{r['value']:,.3f} {r['unit']}{verdict} | {r['target']} | {r['comparison']} |"
+            )
     (RESULTS_DIR / "latest.md").write_text("\n".join(lines) + "\n")

@@ -8,7 +8,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from benchmarks.harness import Context, postgres_django, write_report
+from benchmarks.harness import Context, postgres_django, write_module_results, write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         ordered = ["bench_seed"] + [n for n in names if n != "bench_seed"]
         for name in ordered:
             print(f"== {name}", flush=True)
+            before = len(ctx.results)
             importlib.import_module(f"benchmarks.{name}").run(ctx)
-        write_report(ctx)
+            write_module_results(ctx, name, ctx.results[before:])
+        write_report()
     print("Report: benchmarks/results/latest.md")
     return 0
 

@@ -113,9 +113,7 @@ class CampaignSchedule(models.Model):
         default="",
         help_text=_("e.g. purchase: a contact who does it before the message is sent exits."),
     )
-    delay_hours = models.PositiveIntegerField(
-        _("wait before the first step (hours)"), default=0
-    )
+    delay_hours = models.PositiveIntegerField(_("wait before the first step (hours)"), default=0)
     reentry = models.CharField(
         _("re-entry"), max_length=16, choices=Reentry.choices, default=Reentry.ONCE
     )
@@ -287,9 +285,7 @@ class WorkflowStep(models.Model):
     )
     # wait
     wait_hours = models.PositiveIntegerField(_("wait (hours)"), null=True, blank=True)
-    wait_until = models.TimeField(
-        _("or wait until (contact's local time)"), null=True, blank=True
-    )
+    wait_until = models.TimeField(_("or wait until (contact's local time)"), null=True, blank=True)
     # branch
     condition = models.CharField(
         _("condition"), max_length=20, choices=BranchCondition.choices, blank=True, default=""

@@ -1,0 +1,31 @@
+"""``INSERT … SELECT … ON CONFLICT DO NOTHING`` compiled by the ORM (SQLite and PostgreSQL).
+
+Identifiers come from model metadata only; values travel as query parameters. Used to write
+enrollments and workflow outbox rows in one statement, with the unique constraints of those
+tables deciding what is a duplicate (so a repeated sweep or trigger inserts nothing twice).
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Model, QuerySet
+
+
+def insert_select(model: type[Model], columns: dict, queryset: QuerySet) -> int:
+    """Insert one row of ``model`` per row of ``queryset``; ``columns`` maps field names of
+    ``model`` to expressions over ``queryset``'s model. Rows that would break a unique
+    constraint are skipped. Returns how many rows were inserted."""
+    aliases = {f"ins_{name}": expr for name, expr in columns.items()}
+    select = queryset.annotate(**aliases).order_by().values_list(*aliases)
+    sql, params = select.query.sql_with_params()
+    meta = model._meta
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(meta.get_field(name).column) for name in columns)
+    with connection.cursor() as cursor:
+        # The wrapping SELECT gives SQLite the WHERE it needs to parse ON CONFLICT after a SELECT.
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 (identifiers from metadata)
+            f"SELECT * FROM ({sql}) AS src WHERE 1 = 1 ON CONFLICT DO NOTHING",
+            params,
+        )
+        return max(cursor.rowcount, 0)

@@ -1,0 +1,68 @@
+"""The workflow engine with real SMTP and a real local SMS provider (delivery in-process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from activation.journeys.enrollment import workflow_advance
+from activation.journeys.models import WorkflowEnrollment
+from activation.journeys.services import triggers_segment_entered
+from activation.models import OutboxMessage
+from activation.services import outbox_deliver_batch, tracking_open_record
+from tests.factories import EventFactory
+from tests.journeys.conftest import NOW, grant, later, segment_with, welcome_workflow
+
+pytestmark = pytest.mark.django_db
+
+
+def deliver(channel, now):
+    while outbox_deliver_batch(channel=channel, limit=50, now=now).claimed:
+        pass
+
+
+def test_welcome_series_emails_waits_branches_on_open_texts_non_openers_and_exits_on_purchase(
+    smtp_settings, sms_sink, consenting
+):
+    opener, silent, buyer = consenting(3)
+    for contact in (opener, silent, buyer):
+        grant(contact, channel="sms")
+    segment = segment_with([])
+    workflow = welcome_workflow(segment=segment)
+
+    triggers_segment_entered(
+        segment_id=segment.pk, contact_ids=[opener.pk, silent.pk, buyer.pk], at=NOW
+    )
+    workflow_advance(workflow=workflow, now=NOW)
+    deliver("email", NOW)
+    assert smtp_settings.recipients() == {opener.email: 1, silent.email: 1, buyer.email: 1}
+
+    email_row = OutboxMessage.objects.get(contact=opener, channel="email")
+    tracking_open_record(
+        message_id=email_row.pk,
+        user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/128.0",
+        ip="192.0.2.10",
+        at=later(2),
+    )
+    EventFactory(contact=buyer, type="purchase", occurred_at=later(3), properties={"amount": 30})
+
+    # Before the wait is over nothing more happens.
+    workflow_advance(workflow=workflow, now=later(23))
+    deliver("sms", later(23))
+    assert sms_sink.calls == []
+
+    workflow_advance(workflow=workflow, now=later(25))
+    deliver("sms", later(25))
+    assert [call.json()["recipient"] for call in sms_sink.calls] == [silent.phone.lstrip("+")]
+
+    states = {e.contact_id: (e.state, e.exit_reason) for e in WorkflowEnrollment.objects.all()}
+    assert states == {
+        opener.pk: ("completed", "exit_step"),
+        silent.pk: ("completed", "exit_step"),
+        buyer.pk: ("exited", "goal"),
+    }
+
+    # A sweep repeated later sends nothing again.
+    workflow_advance(workflow=workflow, now=later(48))
+    deliver("email", later(48))
+    deliver("sms", later(48))
+    assert len(smtp_settings.messages) == 3 and len(sms_sink.calls) == 1

@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -334,6 +334,7 @@ def normalise_city(raw: Any, *, aliases: dict[str, str]) -> str:
     return title
 
 
+@lru_cache(maxsize=65_536)
 def alias_key(raw: str) -> str:
     """Matching key of an event type or category: folded words joined by ``_``."""
     return "_".join(fold(raw).split())

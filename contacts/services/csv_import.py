@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ KINDS = ("contacts", "events")
 SAMPLE_BYTES = 256 * 1024
 DELIMITERS = ",;\t|"
 IGNORE = ""
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 ImportProgress = Callable[[int, int], None]
 
 
@@ -205,7 +207,7 @@ def _lines(path: Path, layout: CsvLayout, *, kind: str) -> Iterator[_Line]:
                     _("Expected %(n)d fields, found %(m)d.") % {"n": width, "m": len(raw)},
                 )
                 continue
-            if any("\udc80" <= ch <= "\udcff" for cell in raw for ch in cell):
+            if _UNDECODABLE.search("".join(raw)):
                 yield _Line(
                     number,
                     raw,

@@ -114,64 +114,119 @@ def outbox_claim(*, channel: str, limit: int, now: datetime) -> str:
     return token
 
 
+def _result_write(
+    *,
+    message_pk: int,
+    token: str,
+    changes: dict,
+    attempt: int,
+    outcome: str,
+    result: SendResult,
+    now,
+) -> bool:
+    """Apply ``changes`` to the row if this claim still holds it, and log the attempt.
+
+    PostgreSQL: ONE statement (``WITH u AS (UPDATE … RETURNING) INSERT … SELECT FROM u``),
+    committed on its own — one round trip per message. Elsewhere: both statements in one
+    transaction. Built from model metadata only (no user input in identifiers)."""
+    log = {
+        "provider_message_id": result.provider_message_id[:255],
+        "error": result.error[:2000],
+    }
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            updated = OutboxMessage.objects.filter(
+                pk=message_pk, claim_token=token, state=OutboxState.SENDING
+            ).update(**changes)
+            if updated:
+                DeliveryAttempt.objects.create(
+                    message_id=message_pk, attempt=attempt, at=now, outcome=outcome, **log
+                )
+        return bool(updated)
+    quote = connection.ops.quote_name
+    outbox, attempts = OutboxMessage._meta, DeliveryAttempt._meta
+    sets = ", ".join(f"{quote(outbox.get_field(name).column)} = %s" for name in changes)
+    values = [
+        outbox.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+    ]
+    # Identifiers come from model metadata; every value is a parameter.
+    sql = (
+        f"WITH u AS (UPDATE {quote(outbox.db_table)} SET {sets} "  # noqa: S608
+        f"WHERE {quote('id')} = %s AND {quote('claim_token')} = %s AND {quote('state')} = %s "
+        f"RETURNING {quote('id')}) "
+        f"INSERT INTO {quote(attempts.db_table)} ({quote('message_id')}, {quote('attempt')}, "
+        f"{quote('at')}, {quote('outcome')}, {quote('provider_message_id')}, {quote('error')}) "
+        f"SELECT u.{quote('id')}, %s, %s, %s, %s, %s FROM u"
+    )
+    params = [
+        *values,
+        message_pk,
+        token,
+        OutboxState.SENDING.value,
+        attempt,
+        now,
+        outcome,
+        log["provider_message_id"],
+        log["error"],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount > 0
+
+
 def _record(message: OutboxMessage, token: str, result: SendResult, stats: DeliveryStats) -> None:
+    """Write the outcome of one hand-off (its own commit), then its side effects."""
     now = timezone.now()
-    mine = OutboxMessage.objects.filter(pk=message.pk, claim_token=token, state=OutboxState.SENDING)
-    release = {"claim_token": "", "lease_expires_at": None}
-    with transaction.atomic():
-        if result.ok:
-            updated = mine.update(
-                state=OutboxState.SENT,
-                sent_at=now,
-                provider_message_id=result.provider_message_id[:255],
-                message_id=message.message_id,
-                error="",
-                **release,
-            )
-            outcome = AttemptOutcome.SENT
-            stats.sent += updated
-        elif result.retryable and message.attempts < settings.ACTIVATION_MAX_ATTEMPTS:
-            delay = retry_delay_seconds(message.attempts, retry_after=result.retry_after)
-            updated = mine.update(
-                state=OutboxState.DEFERRED,
-                next_attempt_at=now + timedelta(seconds=delay),
-                error=result.error[:2000],
-                message_id=message.message_id,
-                **release,
-            )
-            outcome = AttemptOutcome.RETRYABLE
-            stats.retried += updated
+    release = {"claim_token": "", "lease_expires_at": None, "message_id": message.message_id}
+    if result.ok:
+        changes = {
+            "state": OutboxState.SENT.value,
+            "sent_at": now,
+            "provider_message_id": result.provider_message_id[:255],
+            "error": "",
+        }
+        outcome = AttemptOutcome.SENT
+    elif result.retryable and message.attempts < settings.ACTIVATION_MAX_ATTEMPTS:
+        delay = retry_delay_seconds(message.attempts, retry_after=result.retry_after)
+        changes = {
+            "state": OutboxState.DEFERRED.value,
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "error": result.error[:2000],
+        }
+        outcome = AttemptOutcome.RETRYABLE
+    else:
+        changes = {"state": OutboxState.FAILED.value, "error": result.error[:2000]}
+        outcome = AttemptOutcome.GAVE_UP if result.retryable else AttemptOutcome.PERMANENT
+    updated = _result_write(
+        message_pk=message.pk,
+        token=token,
+        changes={**changes, **release},
+        attempt=message.attempts,
+        outcome=outcome.value,
+        result=result,
+        now=now,
+    )
+    if updated:
+        if outcome == AttemptOutcome.SENT:
+            stats.sent += 1
+        elif outcome == AttemptOutcome.RETRYABLE:
+            stats.retried += 1
         else:
-            updated = mine.update(
-                state=OutboxState.FAILED,
-                error=result.error[:2000],
-                message_id=message.message_id,
-                **release,
-            )
-            outcome = AttemptOutcome.GAVE_UP if result.retryable else AttemptOutcome.PERMANENT
-            stats.failed += updated
+            stats.failed += 1
             if result.error and len(stats.errors) < 20:
                 stats.errors.append(result.error[:200])
-        if updated:
-            DeliveryAttempt.objects.create(
-                message_id=message.pk,
-                attempt=message.attempts,
-                at=now,
-                outcome=outcome,
-                provider_message_id=result.provider_message_id[:255],
-                error=result.error[:2000],
-            )
-        if updated and result.hard_bounce and message.channel == "email" and message.contact.email:
-            suppression_add(
-                channel="email",
-                address=message.contact.email,
-                reason="hard_bounce",
-                source="activation.smtp",
-            )
-        if result.deactivated_subscription_ids:
-            PushSubscription.objects.filter(pk__in=result.deactivated_subscription_ids).update(
-                active=False, deactivated_at=now
-            )
+    if updated and result.hard_bounce and message.channel == "email" and message.contact.email:
+        suppression_add(
+            channel="email",
+            address=message.contact.email,
+            reason="hard_bounce",
+            source="activation.smtp",
+        )
+    if result.deactivated_subscription_ids:
+        PushSubscription.objects.filter(pk__in=result.deactivated_subscription_ids).update(
+            active=False, deactivated_at=now
+        )
 
 
 def _message_id_header(message: OutboxMessage) -> str:

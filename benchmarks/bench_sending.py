@@ -1,0 +1,303 @@
+"""Sending benchmark (PostgreSQL).
+
+1. Eligibility + outbox creation for a campaign whose audience is every seeded contact
+   (target ≤ 60 s for 1,000,000 contacts), compared with a bare ``INSERT … SELECT`` of the same
+   number of rows into a copy of the outbox table (no eligibility at all).
+2. Delivery throughput: two real Celery worker processes (Redis broker when ``redis-server`` is
+   installed, else the filesystem broker) deliver ``DELIVERY_MESSAGES`` emails to a local
+   aiosmtpd sink (target ≥ 500 emails/s), compared with one bare smtplib connection sending
+   the same number of pre-built messages (no database, no rendering).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from benchmarks.harness import Context, Result, timed
+
+DELIVERY_MESSAGES = int(os.environ.get("BENCH_SENDING_DELIVERY_MESSAGES", "20000"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class CountingHandler:
+    def __init__(self):
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        with self.lock:
+            self.count += len(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def _segment_of_all_contacts(name: str, *, limit: int | None = None):
+    from django.db import connection
+    from django.utils import timezone
+
+    from segments.models import Segment
+
+    segment = Segment.objects.create(name=name, rule={})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at) "
+            "SELECT %s, id, %s FROM contacts_contact ORDER BY id LIMIT %s",
+            [segment.pk, timezone.now(), limit or 2**62],
+        )
+    return segment
+
+
+def _campaign(name: str, segment, *, capped: bool = True):
+    from activation.models import Campaign, Template, TemplateVersion
+    from consent.models import Purpose
+
+    template, _ = Template.objects.get_or_create(name="Bench", defaults={"channel": "email"})
+    TemplateVersion.objects.get_or_create(
+        template=template,
+        locale="fr",
+        defaults={
+            "subject": "Bonjour {{ contact.first_name|default:'' }}",
+            "html": "<p>Bonjour {{ contact.first_name|default:'' }},</p>"
+            '<p><a href="https://shop.example.fr/soldes">Soldes</a></p>',
+        },
+    )
+    campaign = Campaign.objects.create(
+        name=name,
+        purpose=Purpose.objects.get(code="newsletter"),
+        channel="email",
+        template=template,
+        frequency_capped=capped,
+        status="active",
+    )
+    campaign.segments.add(segment)
+    return campaign
+
+
+def _bare_insert_seconds(rows: int) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_outbox (LIKE activation_outboxmessage INCLUDING ALL)")
+        cursor.execute("SELECT id FROM activation_campaignrun ORDER BY id DESC LIMIT 1")
+        run_id = cursor.fetchone()[0]
+        with timed() as t:
+            cursor.execute(
+                "INSERT INTO bench_outbox (run_id, contact_id, step, channel, variant, state, "
+                "skip_reason, attempts, next_attempt_at, claim_token, provider_message_id, "
+                "message_id, error, created_at) SELECT %s, id, 0, 'email', '', 'queued', '', 0, "
+                "now(), '', '', '', '', now() FROM contacts_contact ORDER BY id LIMIT %s",
+                [run_id, rows],
+            )
+        cursor.execute("DROP TABLE bench_outbox")
+    return t["seconds"]
+
+
+def _bare_smtp_rate(port: int, n: int) -> float:
+    message = EmailMessage()
+    message["From"] = "bench@cible.localhost"
+    message["Subject"] = "Bonjour"
+    message.set_content("Bonjour,\n")
+    message.add_alternative("<p>Bonjour,</p>", subtype="html")
+    with smtplib.SMTP("127.0.0.1", port) as smtp, timed() as t:
+        for i in range(n):
+            del message["To"]
+            message["To"] = f"c{i}@example.fr"
+            smtp.send_message(message)
+    return n / t["seconds"]
+
+
+def _broker(tmp: Path) -> tuple[str, subprocess.Popen | None]:
+    server = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if server:
+        port = _free_port()
+        process = subprocess.Popen(
+            [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        import redis
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(url).ping()
+                return url, process
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        process.kill()
+    for sub in ("queue", "processed", "control"):
+        (tmp / "broker" / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", None
+
+
+def _workers(n: int, *, broker: str, tmp: Path, database_url: str, smtp_port: int) -> list:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DEBUG": "0",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_FOLDER": str(tmp / "broker"),
+        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "EMAIL_RATE_PER_SECOND": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "send",
+                "-P",
+                "solo",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "WARNING",
+                "-n",
+                f"bench{i}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / f"worker{i}.log").open("w"),
+        )
+        for i in range(n)
+    ]
+
+
+def run(ctx: Context) -> None:
+    from aiosmtpd.controller import Controller
+    from celery import Celery
+    from django.utils import timezone
+
+    from activation.models import OutboxMessage
+    from activation.services import campaign_run_cancel, campaign_run_launch, eligibility_report
+
+    # 1. Eligibility + outbox creation for the whole population.
+    everyone = _segment_of_all_contacts("bench: everyone")
+    campaign = _campaign("Bench: everyone", everyone)
+    with timed() as dry:
+        report = eligibility_report(campaign=campaign, now=timezone.now())
+    with timed() as t:
+        run_all = campaign_run_launch(campaign=campaign, now=timezone.now())
+    rows = OutboxMessage.objects.filter(run=run_all).count()
+    bare = _bare_insert_seconds(rows)
+    full_scale = ctx.contacts >= 1_000_000
+    ctx.record(
+        Result(
+            benchmark="sending: eligibility + outbox creation",
+            value=t["seconds"],
+            unit="s",
+            target="≤ 60 s for a 1,000,000-contact audience",
+            passed=(t["seconds"] <= 60) if full_scale else None,
+            comparison=f"bare INSERT…SELECT of the same {rows:,} rows, no eligibility: {bare:.1f} s; "
+            f"dry run (counts + samples): {dry['seconds']:.1f} s",
+            details={
+                "audience": run_all.audience_size,
+                "rows": rows,
+                "by_state": run_all.counts["by_state"],
+                "by_reason": report.by_reason,
+                "eligible": report.eligible,
+            },
+        )
+    )
+    campaign_run_cancel(run=run_all, now=timezone.now())
+
+    # 2. Delivery throughput with two worker processes.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
+    handler = CountingHandler()
+    smtp = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    tmp = Path(tempfile.mkdtemp(prefix="cible-bench-send-"))
+    broker, redis_process = _broker(tmp)
+    workers = []
+    try:
+        subset = _segment_of_all_contacts("bench: delivery", limit=DELIVERY_MESSAGES * 3)
+        delivery_campaign = _campaign("Bench: delivery", subset, capped=False)
+        run_send = campaign_run_launch(campaign=delivery_campaign, now=timezone.now())
+        queued = run_send.messages.filter(state="queued")
+        surplus = list(queued.order_by("id").values_list("id", flat=True)[DELIVERY_MESSAGES:])
+        OutboxMessage.objects.filter(id__in=surplus).update(state="cancelled")
+        target = run_send.messages.filter(state="queued").count()
+        bare_rate = _bare_smtp_rate(smtp.port, min(target, 5000))
+        handler.count = 0
+        workers = _workers(
+            2, broker=broker, tmp=tmp, database_url=ctx.database_url, smtp_port=smtp.port
+        )
+        producer = Celery("bench-producer", broker=broker)
+        if broker.startswith("filesystem"):
+            folder = tmp / "broker"
+            producer.conf.broker_transport_options = {
+                "data_folder_in": str(folder / "queue"),
+                "data_folder_out": str(folder / "queue"),
+                "processed_folder": str(folder / "processed"),
+                "control_folder": str(folder / "control"),
+            }
+        time.sleep(3)  # let both workers connect before the clock starts
+        start = time.perf_counter()
+        for _ in range(2):
+            producer.send_task("activation.tasks.deliver", args=["email"], queue="send")
+        deadline = start + max(600, target / 50)
+        sent = 0
+        while time.perf_counter() < deadline:
+            sent = run_send.messages.filter(state="sent").count()
+            if sent >= target:
+                break
+            time.sleep(0.5)
+        seconds = time.perf_counter() - start
+        rate = sent / seconds
+        ctx.record(
+            Result(
+                benchmark="sending: email delivery, 2 worker processes",
+                value=rate,
+                unit="emails/s",
+                target="≥ 500 emails/s to a local SMTP sink",
+                passed=rate >= 500,
+                comparison=f"one bare smtplib connection, pre-built messages, no database: {bare_rate:,.0f} emails/s",
+                details={
+                    "messages": target,
+                    "sent": sent,
+                    "received_by_sink": handler.count,
+                    "seconds": seconds,
+                    "broker": broker.split(":")[0],
+                },
+            )
+        )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=10)
+        smtp.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 
 from segments.scoring.models import ModelKind, ScoringModel
 from segments.scoring.selectors import CohortTable
@@ -24,31 +24,31 @@ def model_figures(model: ScoringModel) -> list[dict]:
                     "data": [
                         {
                             "type": "bar",
-                            "name": _g("actual"),
+                            "name": gettext("actual"),
                             "x": holdout["groups"],
                             "y": holdout["actual"],
                         },
                         {
                             "type": "bar",
-                            "name": _g("predicted"),
+                            "name": gettext("predicted"),
                             "x": holdout["groups"],
                             "y": holdout["predicted"],
                         },
                     ],
                     "layout": _layout(
-                        _g(
+                        gettext(
                             "Repeat purchases after the calibration end (%(days).0f days), by "
                             "purchases before it"
                         )
                         % {"days": holdout["holdout_days"]},
-                        xaxis={"title": {"text": _g("repeat purchases in calibration")}},
-                        yaxis={"title": {"text": _g("mean purchases per customer")}},
+                        xaxis={"title": {"text": gettext("repeat purchases in calibration")}},
+                        yaxis={"title": {"text": gettext("mean purchases per customer")}},
                     ),
                 }
             )
         for key, title in (
-            ("clv_distribution", _g("Distribution of predicted CLV")),
-            ("p_alive_distribution", _g("Distribution of the probability alive")),
+            ("clv_distribution", gettext("Distribution of predicted CLV")),
+            ("p_alive_distribution", gettext("Distribution of the probability alive")),
         ):
             figures.append(_histogram(report.get(key) or {}, title))
     else:
@@ -59,23 +59,23 @@ def model_figures(model: ScoringModel) -> list[dict]:
                     {
                         "type": "scatter",
                         "mode": "lines+markers",
-                        "name": _g("model"),
+                        "name": gettext("model"),
                         "x": calibration.get("predicted", []),
                         "y": calibration.get("observed", []),
                     },
                     {
                         "type": "scatter",
                         "mode": "lines",
-                        "name": _g("perfect calibration"),
+                        "name": gettext("perfect calibration"),
                         "x": [0, 1],
                         "y": [0, 1],
                         "line": {"dash": "dot"},
                     },
                 ],
                 "layout": _layout(
-                    _g("Calibration on the held-out period"),
-                    xaxis={"title": {"text": _g("predicted probability")}, "range": [0, 1]},
-                    yaxis={"title": {"text": _g("observed share")}, "range": [0, 1]},
+                    gettext("Calibration on the held-out period"),
+                    xaxis={"title": {"text": gettext("predicted probability")}, "range": [0, 1]},
+                    yaxis={"title": {"text": gettext("observed share")}, "range": [0, 1]},
                 ),
             }
         )
@@ -92,12 +92,14 @@ def model_figures(model: ScoringModel) -> list[dict]:
                     },
                 ],
                 "layout": _layout(
-                    _g("Permutation importance (drop in held-out AUC)"),
+                    gettext("Permutation importance (drop in held-out AUC)"),
                     margin={"l": 200, "t": 50, "r": 20, "b": 50},
                 ),
             }
         )
-        figures.append(_histogram(report.get("score_distribution") or {}, _g("Score distribution")))
+        figures.append(
+            _histogram(report.get("score_distribution") or {}, gettext("Score distribution"))
+        )
     return figures
 
 
@@ -106,7 +108,7 @@ def _histogram(distribution: dict, title: str) -> dict:
     labels = [f"{lo:,.2f}–{hi:,.2f}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     return {
         "data": [{"type": "bar", "x": labels, "y": distribution.get("counts", [])}],
-        "layout": _layout(title, yaxis={"title": {"text": _g("contacts")}}),
+        "layout": _layout(title, yaxis={"title": {"text": gettext("contacts")}}),
     }
 
 
@@ -114,9 +116,9 @@ def cohort_figures(table: CohortTable) -> list[dict]:
     """Three heatmaps: retention, revenue per contact, cumulative value per contact."""
     figures = []
     for matrix, title, fmt in (
-        (table.retention, _g("Retention: share of the cohort buying"), ".0%"),
-        (table.revenue_per_contact, _g("Revenue per contact"), ",.2f"),
-        (table.cumulative_value, _g("Cumulative value per contact"), ",.2f"),
+        (table.retention, gettext("Retention: share of the cohort buying"), ".0%"),
+        (table.revenue_per_contact, gettext("Revenue per contact"), ",.2f"),
+        (table.cumulative_value, gettext("Cumulative value per contact"), ",.2f"),
     ):
         figures.append(
             {
@@ -135,7 +137,7 @@ def cohort_figures(table: CohortTable) -> list[dict]:
                 ],
                 "layout": _layout(
                     title,
-                    xaxis={"title": {"text": _g("months since acquisition")}, "dtick": 1},
+                    xaxis={"title": {"text": gettext("months since acquisition")}, "dtick": 1},
                     yaxis={"autorange": "reversed", "type": "category"},
                     height=max(300, 28 * len(table.cohorts) + 120),
                 ),

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Event
@@ -103,7 +103,7 @@ def _score_evaluate(condition: dict, contact: ReferenceContact, now: datetime) -
 def _score_describe(condition: dict) -> str:
     label = SCORE_LABELS[condition["score"]]
     if "top_percent" in condition:
-        return _g("%(score)s in the top %(top)s %%") % {
+        return gettext("%(score)s in the top %(top)s %%") % {
             "score": label,
             "top": f"{condition['top_percent']:g}",
         }
@@ -115,9 +115,9 @@ def _score_explain(condition: dict, contact: ReferenceContact, now: datetime) ->
     row = _score_row(contact)
     value = getattr(row, column) if row else None
     if value is None:
-        return _g("(not scored)")
+        return gettext("(not scored)")
     top = getattr(row, top_column)
-    return _g("%(value).2f (top %(top).0f %%)") % {"value": value, "top": 100 * (top or 1)}
+    return gettext("%(value).2f (top %(top).0f %%)") % {"value": value, "top": 100 * (top or 1)}
 
 
 # --- cohort ------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def _cohort_evaluate(condition: dict, contact: ReferenceContact, now: datetime) 
 
 
 def _cohort_describe(condition: dict) -> str:
-    return _g("acquired in %(month)s (by %(kind)s)") % {
+    return gettext("acquired in %(month)s (by %(kind)s)") % {
         "month": condition["cohort"],
         "kind": COHORT_KINDS[condition["by"]],
     }
@@ -175,7 +175,7 @@ def _cohort_describe(condition: dict) -> str:
 
 def _cohort_explain(condition: dict, contact: ReferenceContact, now: datetime) -> str:
     moment = contact.contact.created_at if condition["by"] == "signup" else _first_purchase(contact)
-    return moment.strftime("%Y-%m") if moment else _g("(no purchase)")
+    return moment.strftime("%Y-%m") if moment else gettext("(no purchase)")
 
 
 def _cohort_dependencies(condition: dict) -> Dependencies:

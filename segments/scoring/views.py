@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 
 from segments.scoring.charts import cohort_figures, model_figures
 from segments.scoring.models import ScoringModel
@@ -51,7 +51,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
     table = cohort_table(by=by, months=months)
     context = {
         **admin.site.each_context(request),
-        "title": _g("Cohorts"),
+        "title": gettext("Cohorts"),
         "table": table,
         "by": by,
         "months": months,

@@ -123,3 +123,13 @@ def test_a_segment_on_scores_can_be_created(scored):
         },
     )
     assert segment.pk
+
+
+def test_descriptions_and_refusals_are_in_french_for_marketers():
+    from django.utils import translation
+
+    with translation.override("fr"):
+        rule = rule_validate({"type": "score", "score": "clv", "top_percent": 20})
+        assert "valeur client prédite (CLV) dans les 20 % les plus élevés" in rule_describe(rule)
+        with pytest.raises(RuleError, match="doit être un mois écrit AAAA-MM"):
+            rule_validate({"type": "cohort", "cohort": "mars"})

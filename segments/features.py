@@ -69,8 +69,12 @@ def _decay_per_second() -> float:
 
 def _postgres_sql(*, restricted: bool) -> str:
     weights = _weights()
+    # exp() only runs for the weighted event types (one CASE branch each).
+    decay = "exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))"
     weight_case = (
-        "CASE e.type " + " ".join("WHEN %s THEN %s" for _ in weights) + " END"
+        "CASE e.type "
+        + " ".join(f"WHEN %s THEN %s::float8 * {decay}" for _ in weights)
+        + " END"
         if weights
         else "NULL::float8"
     )
@@ -108,8 +112,7 @@ WITH agg AS (
         avg(CASE WHEN jsonb_typeof(e.properties -> %(amount)s) = 'number'
                  THEN (e.properties ->> %(amount)s)::float8 END)
             FILTER (WHERE e.type = %(purchase)s) AS basket,
-        sum(({weight_case})::float8
-            * exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))) AS engagement,
+        sum({weight_case}) AS engagement,
         max(e.occurred_at) AS last_activity,
         {channel_counts}
     FROM contacts_event e

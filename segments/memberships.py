@@ -66,6 +66,9 @@ def membership_diff_full(*, segment_id: int, rule_q: Q, now: datetime) -> Member
             diff.size = 0
         if pg:
             cursor.execute(f"ANALYZE {MATCH_TABLE}")
+            # Membership statistics lag behind big diffs; a nested loop on stale estimates is
+            # quadratic. Hash/merge anti-joins are linear whatever the estimates say.
+            cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(  # fixed identifiers only; values are parameters
             f"""
             INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at)

@@ -64,6 +64,8 @@ def features_refresh(
     as_of = as_of or timezone.now()
     started = time.perf_counter()
     with transaction.atomic():
+        if contact_ids is None:
+            _large_work_mem()
         written = features_sql_execute(
             as_of=as_of, computed_at=timezone.now(), contact_ids=contact_ids
         )
@@ -345,7 +347,7 @@ def _reevaluate_batch(
         return [
             membership_diff_contacts(
                 segment_id=s.id,
-                rule_q=rule_compile(effective_rule(s, specs), now=now),
+                rule_q=rule_compile(effective_rule(s, specs), now=now, contact_ids=tuple(ids)),
                 contact_ids=ids,
                 now=now,
             )
@@ -353,7 +355,7 @@ def _reevaluate_batch(
         ]
     annotations = {}
     for spec in batch:
-        q = rule_compile(effective_rule(spec, specs), now=now)
+        q = rule_compile(effective_rule(spec, specs), now=now, contact_ids=tuple(ids))
         annotations[f"s{spec.id}"] = ExpressionWrapper(q, output_field=BooleanField())
     rows = Contact.objects.filter(pk__in=ids).annotate(**annotations).values("pk", *annotations)
     matched: dict[int, set[int]] = {s.id: set() for s in batch}

@@ -338,6 +338,8 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
 
     since, until = _event_window(condition, ctx.now)
     events = Event.objects.filter(type=condition["event_type"], occurred_at__lte=until)
+    if ctx.contact_ids is not None:
+        events = events.filter(contact_id__in=ctx.contact_ids)
     if since is not None:
         events = events.filter(occurred_at__gt=since)
     for item in condition.get("where", []):

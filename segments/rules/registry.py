@@ -79,7 +79,11 @@ class ValidationContext:
 
 @dataclass(frozen=True)
 class CompileContext:
+    """``contact_ids``: when set, only these contacts will be looked at (real-time path); a
+    compiler may restrict its subqueries to them — the result for other contacts is undefined."""
+
     now: datetime
+    contact_ids: tuple[int, ...] | None = None
 
 
 @dataclass

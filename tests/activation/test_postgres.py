@@ -128,3 +128,25 @@ def test_worker_killed_mid_run_every_eligible_contact_gets_exactly_one_email(
         m.message_id and m.sent_at and m.sent_at > NOW - timedelta(days=1)
         for m in run.messages.filter(state="sent")[:10]
     )
+
+
+@pytest.mark.django_db
+def test_results_are_recorded_in_one_statement_with_their_log_on_postgresql(
+    smtp_settings, consenting, make_campaign
+):
+    from activation.models import DeliveryAttempt
+    from activation.services import outbox_deliver_batch
+
+    ok, later, never = consenting(3)
+    smtp_settings.rcpt_replies[later.email] = ["451 try later"]
+    smtp_settings.rcpt_replies[never.email] = ["550 no such user"]
+    run = campaign_run_launch(campaign=make_campaign([ok, later, never]), now=NOW)
+
+    stats = outbox_deliver_batch(channel="email", limit=10)
+
+    assert (stats.sent, stats.retried, stats.failed) == (1, 1, 1)
+    states = dict(run.messages.values_list("contact_id", "state"))
+    assert states == {ok.pk: "sent", later.pk: "deferred", never.pk: "failed"}
+    outcomes = dict(DeliveryAttempt.objects.values_list("message__contact_id", "outcome"))
+    assert outcomes == {ok.pk: "sent", later.pk: "retryable", never.pk: "permanent"}
+    assert not run.messages.exclude(claim_token="").exists()

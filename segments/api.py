@@ -1,0 +1,265 @@
+"""REST API of segments (``/api/v1/segments…``): thin views over services and selectors.
+
+Scopes: ``segments:read`` for GET, ``segments:write`` for POST/PUT. The rule is the same JSON
+tree as in the admin; see docs/segments.md and the OpenAPI schema for the format.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from segments.models import Segment, SegmentFamily
+from segments.rules import RuleError, rule_describe
+from segments.selectors import segment_members
+from segments.services import segment_compute_request, segment_create, segment_update
+
+RULE_SCHEMA = {
+    "description": (
+        'A rule tree. Groups: {"all": [...]}, {"any": [...]}, {"not": node}. Leaves carry '
+        'a "type": field, feature, attribute, event, segment (and types added by plug-ins, '
+        "e.g. cluster, score). See docs/segments.md for every operator."
+    ),
+    "type": "object",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"all": {"type": "array", "items": {"type": "object"}}},
+            "required": ["all"],
+        },
+        {
+            "type": "object",
+            "properties": {"any": {"type": "array", "items": {"type": "object"}}},
+            "required": ["any"],
+        },
+        {"type": "object", "properties": {"not": {"type": "object"}}, "required": ["not"]},
+        {
+            "type": "object",
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "examples": ["field", "feature", "attribute", "event", "segment"],
+                },
+                "field": {"type": "string"},
+                "feature": {"type": "string"},
+                "key": {"type": "string"},
+                "event_type": {"type": "string"},
+                "aggregate": {"type": "string", "enum": ["count", "sum", "avg", "min", "max"]},
+                "property": {"type": "string"},
+                "where": {"type": "array", "items": {"type": "object"}},
+                "within_days": {"type": "integer"},
+                "since": {"type": "string", "format": "date"},
+                "until": {"type": "string", "format": "date"},
+                "segment": {"type": "integer"},
+                "op": {"type": "string"},
+                "value": {},
+            },
+            "required": ["type"],
+        },
+    ],
+}
+
+RULE_EXAMPLES = [
+    OpenApiExample(
+        "High-value recent buyers",
+        value={
+            "name": "High-value recent buyers",
+            "rule": {
+                "all": [
+                    {"type": "feature", "feature": "recency_days", "op": "lte", "value": 30},
+                    {"type": "feature", "feature": "monetary_total", "op": "gte", "value": 500},
+                ]
+            },
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Bought shoes twice in 30 days and opened an email in 14 days",
+        value={
+            "name": "Shoe fans",
+            "rule": {
+                "all": [
+                    {
+                        "type": "event",
+                        "event_type": "purchase",
+                        "where": [{"property": "category", "op": "eq", "value": "shoes"}],
+                        "op": "gte",
+                        "value": 2,
+                        "within_days": 30,
+                    },
+                    {"type": "event", "event_type": "email_open", "within_days": 14},
+                ]
+            },
+        },
+        request_only=True,
+    ),
+]
+
+
+@extend_schema_field(RULE_SCHEMA)
+class RuleField(serializers.JSONField):
+    pass
+
+
+class SegmentInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    rule = RuleField()
+    family = serializers.PrimaryKeyRelatedField(
+        queryset=SegmentFamily.objects.all(), required=False, allow_null=True, default=None
+    )
+    priority = serializers.IntegerField(min_value=0, required=False, default=100)
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class SegmentOutputSerializer(serializers.ModelSerializer):
+    rule = RuleField()
+    rule_text = serializers.SerializerMethodField(help_text="The rule in plain language.")
+
+    class Meta:
+        model = Segment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "rule",
+            "rule_text",
+            "family",
+            "priority",
+            "kind",
+            "is_active",
+            "size",
+            "last_computed_at",
+            "last_compute_ms",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_rule_text(self, segment: Segment) -> str:
+        return rule_describe(segment.rule)
+
+
+def _rule_error_response(exc: RuleError) -> Response:
+    return Response({"rule": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class _ScopedBySafeMethod:
+    read_scope = "segments:read"
+    write_scope = "segments:write"
+
+    @property
+    def required_scope(self) -> str:
+        method = getattr(self.request, "method", "GET")
+        return self.read_scope if method in ("GET", "HEAD", "OPTIONS") else self.write_scope
+
+
+class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
+    """List segments, or create one (computed by a worker right after)."""
+
+    @extend_schema(operation_id="segments_list", responses=SegmentOutputSerializer(many=True))
+    def get(self, request):
+        segments = Segment.objects.select_related("family").order_by("pk")
+        return Response(SegmentOutputSerializer(segments, many=True).data)
+
+    @extend_schema(
+        operation_id="segments_create",
+        request=SegmentInputSerializer,
+        responses={201: SegmentOutputSerializer},
+        examples=RULE_EXAMPLES,
+    )
+    def post(self, request):
+        data = SegmentInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if Segment.objects.filter(name=data.validated_data["name"]).exists():
+            return Response(
+                {"name": [_("A segment with this name already exists.")]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            with transaction.atomic():
+                segment = segment_create(**data.validated_data)
+                segment_compute_request(segment_ids=[segment.pk])
+        except RuleError as exc:
+            return _rule_error_response(exc)
+        return Response(SegmentOutputSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailApi(_ScopedBySafeMethod, APIView):
+    """One segment with its size; PUT replaces its definition (then it is recomputed)."""
+
+    @extend_schema(operation_id="segments_detail", responses=SegmentOutputSerializer)
+    def get(self, request, segment_id: int):
+        return Response(SegmentOutputSerializer(get_object_or_404(Segment, pk=segment_id)).data)
+
+    @extend_schema(
+        operation_id="segments_update",
+        request=SegmentInputSerializer,
+        responses=SegmentOutputSerializer,
+        examples=RULE_EXAMPLES,
+    )
+    def put(self, request, segment_id: int):
+        segment = get_object_or_404(Segment, pk=segment_id)
+        data = SegmentInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if Segment.objects.filter(name=data.validated_data["name"]).exclude(pk=segment.pk).exists():
+            return Response(
+                {"name": [_("A segment with this name already exists.")]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            with transaction.atomic():
+                segment = segment_update(segment=segment, **data.validated_data)
+                segment_compute_request(segment_ids=[segment.pk])
+        except RuleError as exc:
+            return _rule_error_response(exc)
+        return Response(SegmentOutputSerializer(segment).data)
+
+
+class MemberPagination(CursorPagination):
+    ordering = "pk"
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 10_000
+
+
+class SegmentMembersApi(APIView):
+    """Current members' external ids, 1,000 per page (``page_size`` up to 10,000), by cursor."""
+
+    required_scope = "segments:read"
+
+    @extend_schema(
+        operation_id="segments_members",
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="from the previous `next`"),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 10,000"),
+        ],
+        responses={
+            200: {
+                "type": "object",
+                "properties": {
+                    "next": {"type": "string", "nullable": True},
+                    "previous": {"type": "string", "nullable": True},
+                    "results": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        },
+    )
+    def get(self, request, segment_id: int):
+        segment = get_object_or_404(Segment, pk=segment_id)
+        paginator = MemberPagination()
+        page = paginator.paginate_queryset(
+            segment_members(segment).only("pk", "external_id"), request, view=self
+        )
+        return paginator.get_paginated_response([c.external_id for c in page])

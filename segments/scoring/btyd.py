@@ -108,8 +108,28 @@ def _compress(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
     return (*(unique[:, i] for i in range(unique.shape[1])), counts.astype(np.float64))
 
 
+def _flat_ridge(objective, at: np.ndarray, at_bound: np.ndarray, ridges, n: float) -> bool:
+    """True when every parameter on a bound belongs to a shape/scale pair that ran off
+    *together* along a ridge where the likelihood no longer changes (the mixing distribution
+    collapsed to a point: a homogeneous dropout probability or purchase rate). That limit is a
+    valid, well-defined model; anything else on a bound is a failed fit."""
+    for i in np.flatnonzero(at_bound):
+        pair = next((p for p in ridges if i in p), None)
+        if pair is None or not all(at[j] > LOG_BOUND - 4 for j in pair):
+            return False
+        back = at.copy()
+        back[list(pair)] -= 1.0
+        if (objective(back)[0] - objective(at)[0]) * n > 0.5:
+            return False
+    return True
+
+
 def _maximise(
-    terms, columns: tuple[np.ndarray, ...], start: np.ndarray, what: str
+    terms,
+    columns: tuple[np.ndarray, ...],
+    start: np.ndarray,
+    what: str,
+    ridges: tuple[tuple[int, int], ...] = (),
 ) -> tuple[np.ndarray, float, int, tuple[float, ...]]:
     *cols, weights = _compress(*columns)
     n = weights.sum()
@@ -132,12 +152,15 @@ def _maximise(
         bounds=bounds,
         options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8},
     )
-    if not result.success or not np.all(np.isfinite(result.x)):
+    # A line search that stalls on a flat likelihood with a vanishing gradient has converged.
+    stalled_flat = np.max(np.abs(objective(result.x)[1])) < 1e-6
+    if not (result.success or stalled_flat) or not np.all(np.isfinite(result.x)):
         raise FitError(
             _("the %(model)s fit did not converge (%(reason)s).")
             % {"model": what, "reason": result.message}
         )
-    if np.any(np.abs(result.x) > LOG_BOUND - 1e-3):
+    at_bound = np.abs(result.x) > LOG_BOUND - 1e-3
+    if np.any(at_bound) and not _flat_ridge(objective, result.x, at_bound, ridges, n):
         raise FitError(
             _(
                 "the %(model)s fit did not converge: a parameter ran to the edge of its range "
@@ -182,7 +205,7 @@ def bgnbd_fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> FitResult:
     rate = max(float(x.mean() / T.mean()), 1e-6)
     start = np.log([1.0, 1.0 / rate, 1.0, 4.0])
     log_params, ll, nit, log_se = _maximise(
-        bgnbd_log_likelihood_terms, (x, t_x, T), start, "BG/NBD"
+        bgnbd_log_likelihood_terms, (x, t_x, T), start, "BG/NBD", ridges=((0, 1), (2, 3))
     )
     r, alpha, a, b = np.exp(log_params)
     return FitResult(BgNbdParams(r=r, alpha=alpha, a=a, b=b), ll, nit, log_se)
@@ -271,7 +294,7 @@ def gamma_gamma_fit(x: np.ndarray, m: np.ndarray) -> FitResult:
     mean = float(m.mean())
     start = np.log([2.0, 3.0, mean])
     log_params, ll, nit, log_se = _maximise(
-        gamma_gamma_log_likelihood_terms, (x, m), start, "Gamma-Gamma"
+        gamma_gamma_log_likelihood_terms, (x, m), start, "Gamma-Gamma", ridges=((1, 2),)
     )
     p, q, g = np.exp(log_params)
     if q <= 1.0:

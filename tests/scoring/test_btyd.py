@@ -147,3 +147,14 @@ def test_population_expectation_grows_with_time_and_equals_the_conditional_at_ze
         params, 39.0, np.array([0.0]), np.array([0.0]), np.array([1e-9])
     )
     assert conditional[0] == pytest.approx(population[1], rel=1e-6)
+
+
+def test_homogeneous_dropout_is_a_valid_limit_not_a_failed_fit():
+    # Everyone drops out with the same probability 0.2 (Beta(a, b) collapsed to a point), as in
+    # the demo population: a and b run off together, predictions stay well defined.
+    sim = simulate(n=20_000, seed=5, r=0.5, alpha=20.0, a=1e6, b=4e6, T_low=200, T_high=500)
+    fit = btyd.bgnbd_fit(sim.x, sim.t_x, sim.T)
+    p = fit.params.a / (fit.params.a + fit.params.b)
+    assert fit.params.a > 100 and p == pytest.approx(0.2, abs=0.02)
+    alive = btyd.bgnbd_probability_alive(fit.params, sim.x, sim.t_x, sim.T)
+    assert np.all((alive >= 0) & (alive <= 1))

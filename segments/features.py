@@ -294,12 +294,18 @@ def features_sql_execute(
     """Upsert the feature rows of ``contact_ids`` (all contacts when None) as of ``as_of``.
 
     Contacts created after ``as_of`` are left out. Returns the number of rows written.
-    Runs in the caller's transaction.
+    Runs in the caller's transaction; a full refresh on PostgreSQL truncates and refills the
+    table inside it (readers of features wait for the commit).
     """
     written = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             restricted = contact_ids is not None
+            if not restricted:
+                # A full refresh rewrites every row: emptying the table first turns 1M
+                # conflict-updates into plain inserts. Readers wait (ACCESS EXCLUSIVE) until
+                # the refresh commits; they never see a half-empty table.
+                cursor.execute("TRUNCATE segments_contactfeatures")
             cursor.execute(
                 _postgres_sql(restricted=restricted),
                 _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids),

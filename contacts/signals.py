@@ -1,7 +1,8 @@
 """Signals other apps listen to (dependencies flow contacts ← consent ← segments ← activation).
 
-Receivers must be idempotent and cheap: heavy work goes to a Celery task. All signals are sent
-after the writing transaction commits (``transaction.on_commit``), never inside it.
+Receivers must be idempotent and cheap: heavy work goes to a Celery task. Signals are sent
+after the writing transaction commits (``transaction.on_commit``), except ``contacts_merged``
+(see below), which runs inside the merge transaction so receivers move their rows atomically.
 """
 
 from django.dispatch import Signal
@@ -20,9 +21,11 @@ demo_population_loaded = Signal()
 #   properties.from), push_delivered, push_click, unsubscribe, conversion.
 events_ingested = Signal()
 
-# Sent after merge_contacts moved everything from the duplicates to the survivor.
+# Sent by merge_contacts INSIDE its transaction, after events and push subscriptions moved and
+# before the duplicates are deleted (their rows would otherwise be lost to ON DELETE CASCADE).
 # kwargs: survivor_id (int), merged_ids (list[int]). Receivers move their own rows
-# (consent ledger + state, segment memberships, outbox…) from merged_ids to survivor_id.
+# (consent ledger + state, segment memberships, outbox…) from merged_ids to survivor_id; an
+# exception in a receiver rolls the whole merge back. events_ingested follows after commit.
 contacts_merged = Signal()
 
 # Sent just before a contact is erased (right to erasure), so apps delete/anonymise their rows.

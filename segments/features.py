@@ -305,7 +305,10 @@ def features_sql_execute(
                 # A full refresh rewrites every row: emptying the table first turns 1M
                 # conflict-updates into plain inserts. Readers wait (ACCESS EXCLUSIVE) until
                 # the refresh commits; they never see a half-empty table.
+                # Pending deferred FK checks of this transaction would forbid TRUNCATE: run them.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute("TRUNCATE segments_contactfeatures")
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             cursor.execute(
                 _postgres_sql(restricted=restricted),
                 _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids),

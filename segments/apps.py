@@ -8,6 +8,11 @@ class SegmentsConfig(AppConfig):
 
     def ready(self) -> None:
         from segments import receivers  # noqa: F401 - connects the signal receivers
+        from consent.exports import register_section
+        from segments.exports import memberships_export
         from segments.rules.conditions import register_builtin_conditions
+        from segments.rules.consent_condition import register_consent_condition
 
         register_builtin_conditions()
+        register_consent_condition()
+        register_section("memberships", memberships_export)

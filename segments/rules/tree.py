@@ -88,9 +88,7 @@ def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
     return walk(rule, "root", 0)
 
 
-def rule_compile(
-    rule: dict, *, now: datetime, contact_ids: tuple[int, ...] | None = None
-) -> Q:
+def rule_compile(rule: dict, *, now: datetime, contact_ids: tuple[int, ...] | None = None) -> Q:
     """Compile a *validated* rule to a two-valued ``Q`` on ``contacts.Contact``.
 
     With ``contact_ids`` the query is only valid for those contacts (real-time re-evaluation).

@@ -7,8 +7,8 @@ class SegmentsConfig(AppConfig):
     verbose_name = _("Segments")
 
     def ready(self) -> None:
-        from segments import receivers  # noqa: F401 - connects the signal receivers
         from consent.exports import register_section
+        from segments import receivers  # noqa: F401 - connects the signal receivers
         from segments.exports import memberships_export
         from segments.rules.conditions import register_builtin_conditions
         from segments.rules.consent_condition import register_consent_condition

@@ -72,9 +72,7 @@ def _postgres_sql(*, restricted: bool) -> str:
     # exp() only runs for the weighted event types (one CASE branch each).
     decay = "exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))"
     weight_case = (
-        "CASE e.type "
-        + " ".join(f"WHEN %s THEN %s::float8 * {decay}" for _ in weights)
-        + " END"
+        "CASE e.type " + " ".join(f"WHEN %s THEN %s::float8 * {decay}" for _ in weights) + " END"
         if weights
         else "NULL::float8"
     )

@@ -15,7 +15,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "contacts": {"*": ("view",), "contact": ("view", "add", "change")},
         "consent": {"*": ("view",)},
         "segments": {"*": ("view", "add", "change", "delete")},
-        "activation": {"*": ("view", "add", "change", "delete")},
+        "activation": {"*": ("view", "add", "change", "delete"), "campaign": ("approve",)},
+        "journeys": {"*": ("view", "add", "change", "delete")},
         "experiments": {"*": ("view", "add", "change", "delete")},
     },
     "Analyst": {
@@ -23,6 +24,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "consent": {"*": ("view",)},
         "segments": {"*": ("view", "add", "change")},
         "activation": {"*": ("view",), "campaign": ("view", "approve")},
+        "journeys": {"*": ("view",), "campaignapproval": ("view", "change")},
         "experiments": {"*": ("view", "add", "change")},
     },
     "DPO": {
@@ -30,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "consent": {"*": ("view", "add", "change")},
         "segments": {"*": ("view",)},
         "activation": {"*": ("view",)},
+        "journeys": {"*": ("view",)},
         "experiments": {"*": ("view",)},
     },
 }

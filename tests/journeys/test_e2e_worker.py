@@ -6,9 +6,11 @@ task is sent to the worker exactly as beat sends it (plus the instant, so the ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +33,7 @@ class Broker:
 
     def __init__(self, url: str, folder: Path | None = None):
         self.url, self.folder = url, folder
+        self.log: list[str] = []
         self.app = Celery("journeys-test-producer", broker=url)
         if folder is not None:
             for name in ("queue", "processed", "control"):
@@ -45,10 +48,16 @@ class Broker:
     def send(self, name: str, *args, **kwargs) -> None:
         self.app.send_task(name, args=args, kwargs=kwargs, queue="send")
 
+    @contextlib.contextmanager
     def worker(self, env: dict):
-        return celery_worker(
+        """A worker whose output is drained by a thread (a full pipe would block it) and
+        kept in ``self.log`` for failure reports."""
+        with celery_worker(
             broker_url=self.url, broker_folder=self.folder, queues="send,default", extra_env=env
-        )
+        ) as process:
+            reader = threading.Thread(target=lambda: self.log.extend(process.stdout), daemon=True)
+            reader.start()
+            yield process
 
 
 def beat_tick(broker: Broker, *, at: datetime) -> list[str]:

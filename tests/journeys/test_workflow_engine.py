@@ -20,9 +20,7 @@ def deliver(channel, now):
         pass
 
 
-def test_welcome_series_emails_waits_branches_on_open_texts_non_openers_and_exits_on_purchase(
-    smtp_settings, sms_sink, consenting
-):
+def welcome_series_scenario(smtp_settings, sms_sink, consenting):
     opener, silent, buyer = consenting(3)
     for contact in (opener, silent, buyer):
         grant(contact, channel="sms")
@@ -66,3 +64,14 @@ def test_welcome_series_emails_waits_branches_on_open_texts_non_openers_and_exit
     deliver("email", later(48))
     deliver("sms", later(48))
     assert len(smtp_settings.messages) == 3 and len(sms_sink.calls) == 1
+
+
+def test_welcome_series_emails_waits_branches_on_open_texts_non_openers_and_exits_on_purchase(
+    smtp_settings, sms_sink, consenting
+):
+    welcome_series_scenario(smtp_settings, sms_sink, consenting)
+
+
+@pytest.mark.postgres
+def test_welcome_series_on_postgresql(smtp_settings, sms_sink, consenting):
+    welcome_series_scenario(smtp_settings, sms_sink, consenting)

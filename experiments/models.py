@@ -149,6 +149,12 @@ class Experiment(models.Model):
         blank=True,
         related_name="+",
     )
+    outcomes_event_id = models.BigIntegerField(
+        _("outcomes computed up to event"),
+        default=0,
+        help_text=_("Watermark of the incremental outcome refresh (an event ID)."),
+    )
+    outcomes_refreshed_at = models.DateTimeField(_("outcomes refreshed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
@@ -261,6 +267,16 @@ class Assignment(models.Model):
     bucket = models.PositiveSmallIntegerField(_("bucket"))
     targeted = models.BooleanField(_("selected by the arm's targeting"), default=True)
     assigned_at = models.DateTimeField(_("assigned at"))
+    # Outcomes after the assignment, kept up to date from contacts' events by
+    # ``experiments.outcomes.outcomes_refresh`` (recomputed, never accumulated: refreshing twice is harmless).
+    first_open_at = models.DateTimeField(_("first human open"), null=True, blank=True)
+    first_click_at = models.DateTimeField(_("first click"), null=True, blank=True)
+    first_conversion_at = models.DateTimeField(
+        _("first conversion in the window"), null=True, blank=True
+    )
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
+    complained_at = models.DateTimeField(_("complained at"), null=True, blank=True)
+    revenue = models.FloatField(_("revenue in the window"), default=0.0)
 
     class Meta:
         verbose_name = _("assignment")

@@ -372,9 +372,20 @@ def _compare(
     )
 
 
-def experiment_results(*, experiment: Experiment, now: datetime | None = None) -> ExperimentResults:
-    """Compute everything the results page shows. Reads aggregates in a few grouped queries."""
+def experiment_results(
+    *, experiment: Experiment, now: datetime | None = None, refresh: bool = True
+) -> ExperimentResults:
+    """Compute everything the results page shows from one grouped scan of the assignments.
+
+    With ``refresh`` (default) the outcomes of contacts with events newer than the experiment's
+    watermark are recomputed first (``outcomes_refresh``, incremental, cheap when nothing new
+    arrived), so the numbers include every event stored so far.
+    """
+    from experiments.outcomes import outcomes_refresh
+
     now = now or timezone.now()
+    if refresh:
+        outcomes_refresh(experiment=experiment, now=now)
     variants = list(experiment.variants.order_by("position", "pk"))
     aggregates = experiment_aggregates(experiment=experiment)
     control = next((v for v in variants if v.is_control), None)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,10 +30,11 @@ from experiments.models import (
     Fallback,
     Variant,
 )
+from experiments.outcomes import outcomes_refresh
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 5_000
+CHUNK = 20_000
 
 
 class ExperimentError(ValueError):
@@ -79,8 +80,67 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
 
 
 def _stored_assignments(experiment: Experiment, ids: np.ndarray) -> dict[int, int]:
-    rows = Assignment.objects.filter(experiment=experiment, contact_id__in=ids.tolist())
-    return dict(rows.values_list("contact_id", "variant_id"))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT contact_id, variant_id FROM {Assignment._meta.db_table} "  # noqa: S608
+                "WHERE experiment_id = %s AND contact_id = ANY(%s)",
+                [experiment.pk, ids.tolist()],
+            )
+            return dict(cursor.fetchall())
+    out: dict[int, int] = {}
+    for start in range(0, ids.size, 5_000):  # stay under SQLite's bound-parameter limit
+        rows = Assignment.objects.filter(
+            experiment=experiment, contact_id__in=ids[start : start + 5_000].tolist()
+        )
+        out.update(rows.values_list("contact_id", "variant_id"))
+    return out
+
+
+def _assignments_insert(
+    *,
+    experiment: Experiment,
+    contact_ids: np.ndarray,
+    variant_ids: np.ndarray,
+    buckets: np.ndarray,
+    targeted: np.ndarray,
+    now: datetime,
+) -> None:
+    """Insert assignment rows, ignoring the ones another worker stored first (sorted ids)."""
+    if connection.vendor == "postgresql":
+        # One statement per chunk: arrays unnested server-side, conflicts ignored.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Assignment._meta.db_table} "  # noqa: S608 — fixed identifiers
+                "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
+                "SELECT %s, u.c, u.v, u.b, u.t, %s, 0 "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::bool[]) AS u(c, v, b, t) "
+                "ORDER BY u.c ON CONFLICT (experiment_id, contact_id) DO NOTHING",
+                [
+                    experiment.pk,
+                    now,
+                    contact_ids.tolist(),
+                    variant_ids.tolist(),
+                    buckets.tolist(),
+                    targeted.tolist(),
+                ],
+            )
+        return
+    Assignment.objects.bulk_create(
+        [
+            Assignment(
+                experiment_id=experiment.pk,
+                contact_id=int(cid),
+                variant_id=int(vid),
+                bucket=int(b),
+                targeted=bool(t),
+                assigned_at=now,
+            )
+            for cid, vid, b, t in zip(contact_ids, variant_ids, buckets, targeted, strict=True)
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
 
 
 def assignments_ensure(
@@ -96,7 +156,9 @@ def assignments_ensure(
     assigned and are absent from the result. Already-assigned contacts keep their stored
     variant. ``targeted`` (same length as ``contact_ids``, targeting experiments) records
     whether the arm's strategy selects the contact; it is only written for new rows.
-    Set-based: numpy bucketing per chunk and ``bulk_create(ignore_conflicts=True)``.
+    Set-based: numpy bucketing per chunk of 20,000 and one conflict-ignoring insert per chunk
+    (``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` on PostgreSQL,
+    ``bulk_create(ignore_conflicts=True)`` elsewhere).
     """
     ids = np.asarray(list(contact_ids) if not isinstance(contact_ids, np.ndarray) else contact_ids)
     ids = ids.astype(np.int64)
@@ -112,6 +174,7 @@ def assignments_ensure(
         raise ExperimentError(_("An experiment needs at least two variants."))
     by_pk = {v.pk: v for v in variants}
     weights = [v.weight for v in variants]
+    variant_pks = np.array([v.pk for v in variants], dtype=np.int64)
     now = now or timezone.now()
     result: dict[int, Variant] = {}
     for start in range(0, ids.size, CHUNK):
@@ -123,34 +186,24 @@ def assignments_ensure(
             targeted_chunk = targeted_chunk[sampled]
         if chunk_ids.size == 0:
             continue
+        # Insert every sampled contact, conflicts ignored (already assigned, or another worker
+        # was first), then read back: the stored row is the truth.
+        buckets = buckets_for(experiment.salt, chunk_ids)
+        index = variant_index_for(buckets, weights)
+        flags = (
+            np.ones(chunk_ids.size, dtype=bool)
+            if targeted_chunk is None
+            else targeted_chunk.astype(bool)
+        )
+        _assignments_insert(
+            experiment=experiment,
+            contact_ids=chunk_ids,
+            variant_ids=variant_pks[index],
+            buckets=buckets,
+            targeted=flags,
+            now=now,
+        )
         stored = _stored_assignments(experiment, chunk_ids)
-        new_mask = ~np.isin(chunk_ids, np.fromiter(stored.keys(), dtype=np.int64))
-        if new_mask.any():
-            new_ids = chunk_ids[new_mask]
-            buckets = buckets_for(experiment.salt, new_ids)
-            index = variant_index_for(buckets, weights)
-            flags = (
-                np.ones(new_ids.size, dtype=bool)
-                if targeted_chunk is None
-                else targeted_chunk[new_mask].astype(bool)
-            )
-            Assignment.objects.bulk_create(
-                [
-                    Assignment(
-                        experiment_id=experiment.pk,
-                        contact_id=int(cid),
-                        variant_id=variants[int(i)].pk,
-                        bucket=int(b),
-                        targeted=bool(t),
-                        assigned_at=now,
-                    )
-                    for cid, i, b, t in zip(new_ids, index, buckets, flags, strict=True)
-                ],
-                ignore_conflicts=True,
-                batch_size=1000,
-            )
-            # Read back: a concurrent worker may have inserted first; the stored row wins.
-            stored.update(_stored_assignments(experiment, new_ids))
         result.update({cid: by_pk[vid] for cid, vid in stored.items()})
     return result
 
@@ -264,7 +317,20 @@ def assignments_move_merged(*, survivor_id: int, merged_ids: list[int]) -> int:
         )
         moved = Assignment.objects.filter(pk__in=list(keep)).update(contact_id=survivor_id)
         Assignment.objects.filter(contact_id__in=merged_ids).delete()
+        # The survivor now owns the merged contacts' events: recompute its outcomes.
+        for experiment in Experiment.objects.filter(assignments__contact_id=survivor_id):
+            outcomes_refresh(experiment=experiment, contact_ids=[survivor_id])
     return moved
+
+
+def outcomes_refresh_running(*, now: datetime | None = None) -> int:
+    """Full outcome refresh of every running experiment (beat); rows written."""
+    written = 0
+    for experiment in Experiment.objects.exclude(status=ExperimentStatus.DRAFT).exclude(
+        status=ExperimentStatus.COMPLETED
+    ):
+        written += outcomes_refresh(experiment=experiment, full=True, now=now)
+    return written
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,3 +9,9 @@ from experiments import services
 def decide_auto_winners() -> int:
     """Beat: decide every auto-winner experiment whose wait is over; returns decisions made."""
     return len(services.auto_winner_due())
+
+
+@shared_task(name="experiments.tasks.refresh_outcomes")
+def refresh_outcomes() -> int:
+    """Beat: full recompute of assignment outcomes (catches events committed late)."""
+    return services.outcomes_refresh_running()

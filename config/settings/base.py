@@ -315,6 +315,11 @@ CELERY_BEAT_SCHEDULE["experiments-auto-winner"] = {
     "task": "experiments.tasks.decide_auto_winners",
     "schedule": env.float("EXPERIMENTS_AUTO_WINNER_EVERY_SECONDS", default=300.0),
 }
+# Full recompute of assignment outcomes from events (pages refresh incrementally anyway).
+CELERY_BEAT_SCHEDULE["experiments-refresh-outcomes"] = {
+    "task": "experiments.tasks.refresh_outcomes",
+    "schedule": env.float("EXPERIMENTS_REFRESH_OUTCOMES_EVERY_SECONDS", default=3600.0),
+}
 
 # --- segments.scoring ---
 # Predictive scores (CLV, churn, purchase propensity) and cohorts; see docs/predictive.md.

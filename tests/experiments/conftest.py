@@ -22,4 +22,4 @@ def marketer_client(client, marketer):
 
 # Activation's fixtures (a consenting audience and a campaign targeting it) for the
 # end-to-end sending tests of experiments.
-from tests.activation.conftest import consenting, make_campaign  # noqa: E402, F401
+from tests.activation.conftest import *  # noqa: E402, F403

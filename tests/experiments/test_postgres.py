@@ -72,3 +72,7 @@ def test_concurrent_workers_assign_each_contact_once_with_the_same_variant():
     assert not errors
     assert results[0] == results[1] == results[2]
     assert Assignment.objects.filter(experiment=experiment).count() == 3000
+
+
+def test_incremental_and_full_refresh_on_postgres():
+    on_sqlite.test_events_arriving_later_are_counted_once_on_the_next_read()

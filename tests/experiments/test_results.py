@@ -15,7 +15,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 from experiments import statistics as st
 from experiments.models import Metric
 from experiments.results import experiment_results
-from tests.experiments.builders import T0, assign, events, make_experiment
+from tests.experiments.builders import T0, assign, events, make_contacts, make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -280,3 +280,40 @@ def test_plotly_is_served_locally(client):
     assert response.status_code == 200
     body = b"".join(response.streaming_content)
     assert b"plotly" in body[:2000].lower() and len(body) > 1_000_000
+
+
+def test_events_arriving_later_are_counted_once_on_the_next_read():
+    from experiments.outcomes import outcomes_refresh
+
+    experiment = make_experiment(primary_metric=Metric.CLICK)
+    a = assign(experiment, "A", 100)
+    b = assign(experiment, "B", 100)
+    events(a[:10], "email_click")
+    first = {
+        arm.key: arm.metrics["click"].count
+        for arm in experiment_results(experiment=experiment).arms
+    }
+    assert first == {"A": 10, "B": 0}
+    events(b[:20], "email_click", at=T0 + timedelta(days=1))
+    events(a[:10], "email_click", at=T0 + timedelta(days=1))  # same contacts click again
+    outcomes_refresh(experiment=experiment, full=True)  # the hourly full pass: harmless
+    second = {
+        arm.key: arm.metrics["click"].count
+        for arm in experiment_results(experiment=experiment).arms
+    }
+    assert second == {"A": 10, "B": 20}
+
+
+def test_merged_contact_outcomes_follow_its_events():
+    from contacts.models import Event
+    from experiments.services import assignments_move_merged
+
+    experiment = make_experiment(primary_metric=Metric.CONVERSION)
+    survivor = assign(experiment, "A", 1)[0]
+    duplicate = make_contacts(1)[0]
+    events([duplicate], "purchase", amount=42.0)
+    experiment_results(experiment=experiment)
+    Event.objects.filter(contact_id=duplicate).update(contact_id=survivor)  # what a merge does
+    assignments_move_merged(survivor_id=survivor, merged_ids=[duplicate])
+    arm = experiment_results(experiment=experiment).arms[0]
+    assert arm.metrics["conversion"].count == 1 and arm.metrics["revenue"].value == 42.0

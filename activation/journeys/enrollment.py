@@ -43,7 +43,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from activation.journeys.models import (
     STEP_STRIDE,
@@ -146,7 +146,7 @@ def enrollments_create(
         "exit_reason": Value("", output_field=CharField()),
         "entered_at": F("j_entered"),
         "due_at": ExpressionWrapper(F("j_entered") + Value(delay), output_field=DateTimeField()),
-        "finished_at": Value(None, output_field=DateTimeField()),
+        "finished_at": Cast(Value(None), DateTimeField()),
     }
     return insert_select(WorkflowEnrollment, columns, candidates)
 
@@ -379,11 +379,11 @@ def _send(
         "attempts": Value(0, output_field=IntegerField()),
         "next_attempt_at": F("due_at"),
         "claim_token": Value("", output_field=CharField()),
-        "lease_expires_at": Value(None, output_field=DateTimeField()),
+        "lease_expires_at": Cast(Value(None), DateTimeField()),
         "provider_message_id": Value("", output_field=CharField()),
         "message_id": Value("", output_field=CharField()),
         "error": Value("", output_field=CharField()),
-        "sent_at": Value(None, output_field=DateTimeField()),
+        "sent_at": Cast(Value(None), DateTimeField()),
         "created_at": Value(now, output_field=DateTimeField()),
     }
     rows = eligibility_queryset(campaign=campaign, now=now, audience=audience)

@@ -8,6 +8,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from contacts.signals import events_ingested
+from ops.signals import demo_ready
 from segments.signals import contact_entered_segment
 
 
@@ -54,3 +55,10 @@ def on_events_ingested(sender, *, contact_ids, event_types, **kwargs) -> None:
         from activation.journeys.tasks import events_done
 
         events_done.delay(ids, sorted(wanted))
+
+
+@receiver(demo_ready, dispatch_uid="journeys.demo_ready")
+def on_demo_ready(sender, **kwargs) -> None:
+    from activation.journeys.demo import demo_campaigns_create
+
+    demo_campaigns_create(now=timezone.now())

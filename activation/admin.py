@@ -27,7 +27,12 @@ from activation.models import (
     Template,
     TemplateVersion,
 )
-from activation.rendering import message_render, template_source_errors, template_version_for
+from activation.rendering import (
+    ALL_FIELDS,
+    message_render,
+    template_source_errors,
+    template_version_for,
+)
 from activation.selectors import run_progress, run_reason_counts
 from activation.sms import sms_segments, with_stop_mention
 from contacts.models import Contact
@@ -49,7 +54,7 @@ class TemplateVersionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        probe = TemplateVersion(**{k: v for k, v in data.items() if k not in ("id", "template")})
+        probe = TemplateVersion(**{name: data.get(name) or "" for name in ALL_FIELDS})
         errors = template_source_errors(probe)
         if errors:
             raise ValidationError({field: message for field, message in errors.items()})

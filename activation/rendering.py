@@ -9,6 +9,7 @@ auto-escaped; subject, text, SMS and push fields are not (they are not HTML).
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,9 +41,7 @@ def _engine() -> Engine:
 
 
 @lru_cache(maxsize=512)
-def _compiled(source: str, autoescape: bool):
-    if not autoescape:
-        source = "{% autoescape off %}" + source + "{% endautoescape %}"
+def _compiled(source: str):
     return _engine().from_string(source)
 
 
@@ -51,7 +50,7 @@ def template_source_errors(version: TemplateVersion) -> dict[str, str]:
     errors = {}
     for field in ALL_FIELDS:
         try:
-            _compiled(getattr(version, field) or "", field == "html")
+            _compiled(getattr(version, field) or "")
         except TemplateSyntaxError as exc:
             errors[field] = str(exc)
     return errors
@@ -70,10 +69,10 @@ def template_version_for(template: Template, locale: str, versions: dict | None 
     )
 
 
-def _html_to_text(html: str) -> str:
-    text = re.sub(r"(?is)<(script|style).*?</\1>", "", html)
+def _html_to_text(source: str) -> str:
+    text = re.sub(r"(?is)<(script|style).*?</\1>", "", source)
     text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h\d>|</li>|</tr>", "\n", text)
-    text = strip_tags(text)
+    text = html.unescape(strip_tags(text))
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -83,9 +82,12 @@ def message_render(
 ) -> RenderedMessage:
     """Render every field of ``version`` for ``contact``. Raises TemplateSyntaxError on a
     broken template (reported by the caller as a permanent failure of that message)."""
-    ctx = Context({"contact": contact, "features": features, **context}, autoescape=True)
+    data = {"contact": contact, "features": features, **context}
+    html_ctx, text_ctx = Context(data, autoescape=True), Context(data, autoescape=False)
     values = {
-        field: _compiled(getattr(version, field) or "", field == "html").render(ctx)
+        field: _compiled(getattr(version, field) or "").render(
+            html_ctx if field == "html" else text_ctx
+        )
         for field in ALL_FIELDS
     }
     values["subject"] = " ".join(values["subject"].split())

@@ -1,0 +1,442 @@
+"""Admin: rule builder with live estimate, priority families, size chart, overlap, explain, CSV.
+
+Views here only parse input, call one service or selector and render.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _g
+from django.utils.translation import gettext_lazy as _
+
+from contacts.models import Contact
+from segments.dependencies import SegmentSpec, effective_rule, spec_of
+from segments.models import (
+    ContactFeatures,
+    Segment,
+    SegmentComputation,
+    SegmentFamily,
+    SegmentMembership,
+)
+from segments.rules import RuleError, condition_types, rule_describe
+from segments.selectors import (
+    rule_estimate,
+    segment_explain,
+    segment_members,
+    segment_overlap,
+    segment_size_history,
+    segment_size_warnings,
+)
+from segments.services import (
+    segment_compute_request,
+    segment_create,
+    segment_rule_check,
+    segment_update,
+    segments_compute,
+)
+
+
+class SegmentAdminForm(forms.ModelForm):
+    rule = forms.JSONField(
+        label=_("Rule (JSON)"),
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 90, "class": "vLargeTextField"}),
+        help_text=_("Built by the rule builder above; you may also edit the JSON directly."),
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "family", "priority", "is_active", "rule"]
+
+    def clean(self):
+        data = super().clean()
+        if "rule" not in data or self.errors:
+            return data
+        family = data.get("family")
+        try:
+            data["rule"] = segment_rule_check(
+                rule=data["rule"],
+                name=data.get("name") or "",
+                family_id=family.pk if family else None,
+                priority=data.get("priority") or 0,
+                segment_id=self.instance.pk,
+                is_active=data.get("is_active", True),
+            )
+        except RuleError as exc:
+            raise ValidationError({"rule": str(exc)}) from exc
+        return data
+
+
+class FamilySegmentInline(admin.TabularInline):
+    model = Segment
+    fields = ("name", "priority", "is_active", "size")
+    readonly_fields = ("name", "size")
+    extra = 0
+    can_delete = False
+    ordering = ("priority", "id")
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SegmentFamily)
+class SegmentFamilyAdmin(admin.ModelAdmin):
+    list_display = ("name", "description")
+    inlines = [FamilySegmentInline]
+
+
+def _builder_schema() -> dict:
+    from django.utils.translation import gettext
+
+    from segments.rules.operators import OP_LABELS, OPERATORS
+
+    types = [
+        {"name": t.name, "label": str(t.label), "builder": t.builder} for t in condition_types()
+    ]
+    schema = {
+        "types": types,
+        "operators": OPERATORS,
+        "op_labels": {k: str(v) for k, v in OP_LABELS.items()},
+        "segments": list(Segment.objects.order_by("name").values("id", "name")),
+        "labels": {
+            "all": gettext("all of"),
+            "any": gettext("any of"),
+            "none": gettext("none of"),
+            "add_condition": gettext("+ condition"),
+            "add_group": gettext("+ group"),
+            "remove": gettext("remove"),
+            "value": gettext("value"),
+            "days": gettext("in the last … days (empty: ever)"),
+            "where": gettext("where property"),
+        },
+    }
+    try:
+        from consent.models import ConsentChannel, Purpose
+
+        schema["purposes"] = list(Purpose.objects.values_list("code", flat=True))
+        schema["channels"] = list(ConsentChannel.values)
+    except ImportError:  # pragma: no cover - consent is installed in Cible
+        pass
+    return schema
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentAdminForm
+    change_form_template = "admin/segments/segment/change_form.html"
+    change_list_template = "admin/segments/segment/change_list.html"
+    list_display = (
+        "name",
+        "family",
+        "priority",
+        "is_active",
+        "size",
+        "size_warning",
+        "last_computed_at",
+        "last_compute_ms",
+    )
+    list_editable = ("priority", "is_active")
+    list_filter = ("family", "is_active", "kind")
+    search_fields = ("name", "description")
+    ordering = ("family__name", "priority", "id")
+    readonly_fields = ("rule_text", "size", "last_computed_at", "last_compute_ms")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "family", "priority", "is_active")}),
+        (_("Rule"), {"fields": ("rule_text", "rule")}),
+        (_("Computation"), {"fields": ("size", "last_computed_at", "last_compute_ms")}),
+    )
+    actions = ["recompute_now"]
+
+    @admin.display(description=_("rule in plain language"))
+    def rule_text(self, obj: Segment) -> str:
+        return rule_describe(obj.rule) if obj and obj.rule else "—"
+
+    @admin.display(description=_("warning"))
+    def size_warning(self, obj: Segment) -> str:
+        if obj.last_computed_at is None:
+            return ""
+        total = self._total_contacts()
+        found = segment_size_warnings(size=obj.size, total=total)
+        return format_html(
+            '<span style="color:#b45309">{}</span>', " ".join(w.message for w in found)
+        )
+
+    def _total_contacts(self) -> int:
+        if not hasattr(self, "_total_cache"):
+            self._total_cache = Contact.objects.count()
+        return self._total_cache
+
+    def changelist_view(self, request, extra_context=None):
+        self.__dict__.pop("_total_cache", None)
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description=_("Recompute the selected segments now"))
+    def recompute_now(self, request, queryset):
+        rows = segments_compute(
+            segment_ids=list(queryset.values_list("pk", flat=True)),
+            trigger=SegmentComputation.Trigger.MANUAL,
+        )
+        self.message_user(
+            request,
+            _g("%(n)s segment(s) recomputed.") % {"n": len(rows)},
+            messages.SUCCESS,
+        )
+
+    def save_model(self, request, obj, form, change):
+        fields = ("name", "description", "family", "priority", "is_active", "rule")
+        data = {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+        if change:
+            saved = segment_update(segment=obj, **data)
+        else:
+            saved = segment_create(**data)
+            obj.pk = saved.pk
+        segment_compute_request(segment_ids=[saved.pk])
+
+    def get_urls(self):
+        own = [
+            path(
+                "estimate/",
+                self.admin_site.admin_view(self.estimate_view),
+                name="segments_segment_estimate",
+            ),
+            path(
+                "overlap/",
+                self.admin_site.admin_view(self.overlap_view),
+                name="segments_segment_overlap",
+            ),
+            path(
+                "<int:pk>/explain/",
+                self.admin_site.admin_view(self.explain_view),
+                name="segments_segment_explain",
+            ),
+            path(
+                "<int:pk>/export.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="segments_segment_export",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        extra_context["builder_schema"] = _builder_schema()
+        extra_context["estimate_url"] = reverse("admin:segments_segment_estimate")
+        if object_id:
+            segment = get_object_or_404(Segment, pk=object_id)
+            history = segment_size_history(segment)
+            extra_context["chart"] = {
+                "x": [h.started_at.isoformat() for h in history],
+                "y": [h.size for h in history],
+                "title": _g("Size over time"),
+            }
+            extra_context["export_url"] = reverse(
+                "admin:segments_segment_export", args=[segment.pk]
+            )
+            extra_context["explain_url"] = reverse(
+                "admin:segments_segment_explain", args=[segment.pk]
+            )
+            extra_context["warnings"] = (
+                segment_size_warnings(size=segment.size, total=Contact.objects.count())
+                if segment.last_computed_at
+                else []
+            )
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    # --- admin views --------------------------------------------------------------------------
+
+    def estimate_view(self, request: HttpRequest) -> JsonResponse:
+        """POST {rule, segment_id?, family?, priority?} → live size, share, warnings, sample."""
+        if not self.has_view_permission(request) or request.method != "POST":
+            raise PermissionDenied
+        try:
+            payload = json.loads(request.body or b"{}")
+            segment_id = payload.get("segment_id") or None
+            family_id = payload.get("family") or None
+            priority = int(payload.get("priority") or 0)
+            rule = segment_rule_check(
+                rule=payload.get("rule"),
+                name=str(payload.get("name") or _g("(this segment)")),
+                family_id=int(family_id) if family_id else None,
+                priority=priority,
+                segment_id=int(segment_id) if segment_id else None,
+            )
+        except (ValueError, TypeError) as exc:
+            return JsonResponse({"ok": False, "error": str(exc)}, status=400)
+        specs = [spec_of(s) for s in Segment.objects.exclude(pk=segment_id)]
+        candidate = SegmentSpec(
+            id=int(segment_id) if segment_id else -1,
+            name="",
+            rule=rule,
+            family_id=int(family_id) if family_id else None,
+            priority=priority,
+        )
+        estimate = rule_estimate(effective_rule(candidate, [*specs, candidate]))
+        warnings = segment_size_warnings(size=estimate.size, total=estimate.total)
+        return JsonResponse(
+            {
+                "ok": True,
+                "description": rule_describe(rule),
+                "size": estimate.size,
+                "total": estimate.total,
+                "share": (estimate.size / estimate.total) if estimate.total else 0.0,
+                "warnings": [w.message for w in warnings],
+                "sample": [
+                    {
+                        "external_id": c.external_id,
+                        "name": f"{c.first_name} {c.last_name}".strip(),
+                        "email": c.email if self._sees_pii(request) else "",
+                        "url": reverse("admin:contacts_contact_change", args=[c.pk]),
+                    }
+                    for c in estimate.sample
+                ],
+            }
+        )
+
+    def _sees_pii(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("contacts.view_contact")
+
+    def explain_view(self, request: HttpRequest, pk: int):
+        """ "Why is this contact in this segment?" — each condition with the contact's value."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=pk)
+        query = (request.GET.get("contact") or "").strip()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "segment": segment,
+            "query": query,
+            "title": _g("Why is a contact in “%(segment)s”?") % {"segment": segment.name},
+        }
+        if query:
+            contact = Contact.objects.filter(external_id=query).first()
+            if contact is None and query.isdigit():
+                contact = Contact.objects.filter(pk=int(query)).first()
+            if contact is None:
+                context["not_found"] = True
+            else:
+                matches, lines = segment_explain(segment, contact)
+                context.update(
+                    contact=contact,
+                    matches=matches,
+                    lines=lines,
+                    is_member=segment_members(segment).filter(pk=contact.pk).exists(),
+                )
+        return TemplateResponse(request, "admin/segments/segment/explain.html", context)
+
+    def overlap_view(self, request: HttpRequest):
+        """Pairwise overlap (contacts in both, Jaccard) of the active segments."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segments = list(
+            Segment.objects.filter(is_active=True).order_by("family__name", "priority", "id")[:30]
+        )
+        cells = segment_overlap(segments)
+        rows = [{"segment": a, "cells": [cells[(a.pk, b.pk)] for b in segments]} for a in segments]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "segments": segments,
+            "rows": rows,
+            "title": _g("Overlap between segments"),
+        }
+        return TemplateResponse(request, "admin/segments/segment/overlap.html", context)
+
+    def export_view(self, request: HttpRequest, pk: int):
+        """Members as CSV. Everyone who may view segments gets external ids and entry dates;
+        names, emails and phones only for users allowed to view contacts."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=pk)
+        pii = self._sees_pii(request)
+        header = ["external_id", "entered_at"] + (
+            ["email", "phone", "first_name", "last_name"] if pii else []
+        )
+        rows = (
+            SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True)
+            .order_by("contact_id")
+            .values_list(
+                "contact__external_id",
+                "entered_at",
+                *(
+                    [
+                        "contact__email",
+                        "contact__phone",
+                        "contact__first_name",
+                        "contact__last_name",
+                    ]
+                    if pii
+                    else []
+                ),
+            )
+        )
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+
+        def stream():
+            yield writer.writerow(header)
+            for row in rows.iterator(chunk_size=5000):
+                yield writer.writerow([row[0], row[1].isoformat(), *row[2:]])
+
+        response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="segment-{segment.pk}.csv"'
+        return response
+
+
+@admin.register(ContactFeatures)
+class ContactFeaturesAdmin(admin.ModelAdmin):
+    list_display = (
+        "contact",
+        "recency_days",
+        "frequency_90d",
+        "frequency_365d",
+        "monetary_total",
+        "engagement_score",
+        "preferred_channel",
+        "as_of",
+    )
+    list_filter = ("preferred_channel",)
+    search_fields = ("contact__external_id", "contact__email")
+    raw_id_fields = ("contact",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(admin.ModelAdmin):
+    """Memberships are computed: read-only history."""
+
+    list_display = ("segment", "contact", "entered_at", "exited_at")
+    list_filter = ("segment",)
+    search_fields = ("contact__external_id",)
+    raw_id_fields = ("contact",)
+    list_select_related = ("segment", "contact")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -8,7 +8,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from experiments import services
+from experiments.integration import campaign_audience_size
 from experiments.models import DecisionLog, Experiment, ExperimentStatus, Variant
+from experiments.results import audience_warning, number, plan_sample
 
 
 class VariantInline(admin.TabularInline):
@@ -61,11 +63,19 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "status", "primary_metric", "started_at", "results_link")
     list_filter = ("status", "kind", "primary_metric")
     search_fields = ("name",)
-    readonly_fields = ("status", "started_at", "decided_at", "winner", "results_link", "salt")
+    readonly_fields = (
+        "status",
+        "started_at",
+        "decided_at",
+        "winner",
+        "results_link",
+        "salt",
+        "sample_size_check",
+    )
     inlines = [VariantInline, DecisionInline]
     actions = ["start_experiments"]
     fieldsets = (
-        (None, {"fields": ("name", "kind", "status", "results_link", "salt")}),
+        (None, {"fields": ("name", "kind", "campaign", "status", "results_link", "salt")}),
         (
             _("Metrics"),
             {
@@ -88,6 +98,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "baseline_rate",
                     "sequential",
                     "msprt_tau2",
+                    "sample_size_check",
                 )
             },
         ),
@@ -114,6 +125,37 @@ class ExperimentAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="{}">{}</a>', reverse("experiments:results", args=[obj.pk]), _("Open results")
         )
+
+    @admin.display(description=_("Sample size"))
+    def sample_size_check(self, obj: Experiment) -> str:
+        """Contacts needed per variant, and a warning if the campaign's audience is too small."""
+        if obj.pk is None or obj.baseline_rate is None:
+            return _("Set an expected baseline rate to plan the sample size.")
+        variants = list(obj.variants.all())
+        treatments = sum(1 for v in variants if not v.is_control and not v.is_holdout)
+        try:
+            plan = plan_sample(
+                baseline_rate=obj.baseline_rate,
+                relative_mde=obj.minimum_detectable_effect,
+                alpha=obj.alpha,
+                power=obj.power,
+                treatments=max(treatments, 1),
+                weights=[v.weight for v in variants] or None,
+                sample_share=obj.effective_sample_share,
+            )
+        except ValueError as exc:
+            return str(exc)
+        text = _("%(per)s contacts per variant; audience needed: %(audience)s.") % {
+            "per": number(plan.per_variant),
+            "audience": number(plan.audience_needed),
+        }
+        audience = campaign_audience_size(obj)
+        warning = (
+            audience_warning(experiment=obj, audience_size=audience)
+            if audience is not None
+            else None
+        )
+        return f"{text} {warning}" if warning else text
 
     @admin.action(description=_("Start the selected experiments"), permissions=["change"])
     def start_experiments(self, request, queryset):

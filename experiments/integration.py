@@ -71,6 +71,15 @@ def delivered_per_variant(experiment: Experiment) -> dict[int, int] | None:
     return {v.pk: by_key.get(v.key, 0) for v in experiment.variants.all()}
 
 
+def campaign_audience_size(experiment: Experiment) -> int | None:
+    """Contacts in the experiment's campaign audience now (None without a campaign)."""
+    if experiment.campaign_id is None:
+        return None
+    from activation.selectors import campaign_audience
+
+    return campaign_audience(experiment.campaign).count()
+
+
 def launch_rollout_run(*, experiment: Experiment) -> int | None:
     """Create a run of the experiment's campaign to send the winner to the remainder.
 

@@ -6,17 +6,19 @@ profiling with one ``INSERT … SELECT … GROUP BY … ON CONFLICT`` per range 
 value (event types, devices, dates, property names) is a query parameter. The eligibility
 subquery is the SQL Django compiles from ``consent.selectors.without_profiling_objection``.
 
-``feature_matrix_read`` streams the snapshot through ``values_list(...).iterator()`` into a
-float matrix (NaN = missing), never through ORM objects.
+``feature_matrix_read`` streams the snapshot into a float matrix (NaN = missing), never through
+ORM objects: ``COPY … TO STDOUT`` on PostgreSQL, ``values_list(...).iterator()`` on SQLite.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min, QuerySet
@@ -212,6 +214,8 @@ def feature_matrix_read(*, names: list[str]) -> FeatureMatrix:
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown:
         raise KeyError(", ".join(unknown))
+    if connection.vendor == "postgresql":
+        return _read_with_copy(names)
     rows = (
         ContactMlFeatures.objects.order_by("contact_id")
         .values_list("contact_id", *names)
@@ -223,6 +227,28 @@ def feature_matrix_read(*, names: list[str]) -> FeatureMatrix:
     if not blocks:
         return FeatureMatrix(np.zeros(0, np.int64), np.zeros((0, len(names))), list(names))
     data = np.concatenate(blocks)
+    return FeatureMatrix(
+        data[:, 0].astype(np.int64), np.ascontiguousarray(data[:, 1:]), list(names)
+    )
+
+
+def _read_with_copy(names: list[str]) -> FeatureMatrix:
+    """PostgreSQL: stream the snapshot with ``COPY … TO STDOUT`` (CSV) into pandas' C parser,
+    chunk by chunk — an order of magnitude faster than Python tuples for millions of rows."""
+    table = ContactMlFeatures._meta.db_table
+    columns = ", ".join(["contact_id", *names])  # catalogue names only (checked above)
+    sql = f"COPY (SELECT {columns} FROM {table} ORDER BY contact_id) TO STDOUT WITH (FORMAT csv)"  # noqa: S608
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for block in copy:
+            buffer.write(block)
+    buffer.seek(0)
+    if buffer.getbuffer().nbytes == 0:
+        return FeatureMatrix(np.zeros(0, np.int64), np.zeros((0, len(names))), list(names))
+    frame = pd.read_csv(
+        buffer, header=None, dtype=np.float64, na_values=[""], keep_default_na=False
+    )
+    data = frame.to_numpy()
     return FeatureMatrix(
         data[:, 0].astype(np.int64), np.ascontiguousarray(data[:, 1:]), list(names)
     )

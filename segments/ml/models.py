@@ -198,10 +198,17 @@ class ClusterLabel(models.Model):
 class ClusterAssignment(models.Model):
     """Which cluster (stable id) each eligible contact got from a version. Written in bulk."""
 
+    # No database-level FK checks on this bulk-rewritten, derived table (1M per-row RI checks
+    # cost more than the whole training); deletions still cascade through the ORM.
     version = models.ForeignKey(
-        ClusterModelVersion, on_delete=models.CASCADE, related_name="assignments"
+        ClusterModelVersion,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_constraint=False,
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     stable_id = models.PositiveSmallIntegerField(_("cluster"))
 
     class Meta:
@@ -228,7 +235,11 @@ class ContactMlFeatures(models.Model):
     """
 
     contact = models.OneToOneField(
-        Contact, on_delete=models.CASCADE, primary_key=True, related_name="ml_features"
+        Contact,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="ml_features",
+        db_constraint=False,  # derived and bulk-rewritten: see ClusterAssignment
     )
     computed_at = models.DateTimeField(_("computed at"))
     events_total = models.FloatField(null=True)

@@ -48,3 +48,16 @@ def test_fallbacks_and_features_in_context():
 def test_version_for_locale_falls_back_to_the_default_locale(locale, expected):
     template = TemplateFactory()
     assert template_version_for(template, locale).locale == expected
+
+
+def test_marketers_see_french_labels():
+    from django.utils import translation
+
+    from activation.models import SkipReason
+
+    with translation.override("fr"):
+        assert (
+            str(SkipReason.NO_CONSENT.label)
+            == "Pas de consentement pour cette finalité et ce canal"
+        )
+        assert str(SkipReason.QUIET_HOURS.label) == "Heures de silence dans le fuseau du contact"

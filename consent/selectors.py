@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import (
-    BooleanField,
     Case,
     CharField,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
+    Window,
 )
+from django.db.models.functions import FirstValue
 from django.utils import timezone
 
 from consent.models import (
@@ -121,57 +122,39 @@ def consent_state_as_of(
     )
 
 
-def _purpose_code(purpose: str | Purpose) -> str:
-    return purpose.code if isinstance(purpose, Purpose) else purpose
+def _is_current(at: datetime | None) -> bool:
+    return at is None or at >= timezone.now() - CURRENT_STATE_TOLERANCE
 
 
-def _consent_granted(
-    contacts: QuerySet[Contact], *, purpose: str | Purpose, channel: str, at: datetime | None
-) -> tuple[QuerySet[Contact], Q]:
-    """(queryset with any helper alias, condition "the consent or basis allows it").
-
-    Written so that it needs no prior lookup of the purpose: the basis is read inside the same
-    SQL statement, and a purpose decided on the ``any`` channel matches whatever channel.
-    """
-    code = _purpose_code(purpose)
-    channel_match = Q(channel=channel) | Q(channel=ConsentChannel.ANY)
-    basis_allows_silence = Exists(
-        Purpose.objects.filter(code=code).exclude(legal_basis=LegalBasis.CONSENT)
+def _decided_ids(purpose: Purpose, channel: str, at: datetime | None, *, granted: bool) -> QuerySet:
+    """Ids of contacts whose deciding row (now, or as of ``at``) is a grant (``granted=True``)
+    or a withdrawal. Uncorrelated subquery: PostgreSQL hashes it or joins it once."""
+    if _is_current(at):
+        return CurrentConsent.objects.filter(
+            purpose_id=purpose.pk, channel=channel, granted=granted
+        ).values("contact_id")
+    latest = Window(
+        FirstValue("granted"),
+        partition_by=[F("contact_id")],
+        order_by=[F("occurred_at").desc(), F("id").desc()],
     )
-    if at is None or at >= timezone.now() - CURRENT_STATE_TOLERANCE:
-        state = CurrentConsent.objects.filter(
-            channel_match, contact=OuterRef("pk"), purpose__code=code
-        )
-        granted = Exists(state.filter(granted=True))
-        withdrawn = Exists(state.filter(granted=False))
-        return contacts, Q(granted) | (Q(basis_allows_silence) & ~Q(withdrawn))
-    latest = (
+    return (
         ConsentEvent.objects.filter(
-            channel_match,
-            contact=OuterRef("pk"),
-            purpose__code=code,
+            purpose_id=purpose.pk,
+            channel=channel,
             awaiting_confirmation=False,
             occurred_at__lte=at,
         )
-        .order_by("-occurred_at", "-id")
-        .values("granted")[:1]
-    )
-    contacts = contacts.alias(consent_granted_as_of=Subquery(latest, output_field=BooleanField()))
-    return contacts, Q(consent_granted_as_of=True) | (
-        Q(basis_allows_silence) & Q(consent_granted_as_of__isnull=True)
+        .annotate(latest_granted=latest)
+        .filter(latest_granted=granted)
+        .values("contact_id")
     )
 
 
-def _suppressed(channel: str) -> Q:
-    """Condition "the contact's address for ``channel`` is suppressed, or the contact was erased"."""
-    erased = Q(Exists(ErasedContact.objects.filter(contact=OuterRef("pk"))))
-    field = CHANNEL_ADDRESS_FIELD.get(channel)
-    if field is None:
-        return erased
-    listed = Suppression.objects.filter(channel=channel, address=OuterRef(field)).exclude(
-        address=""
-    )
-    return erased | Q(Exists(listed))
+def _resolve(purpose: str | Purpose, channel: str) -> tuple[Purpose, str]:
+    channel_validate(channel)
+    purpose = purpose_get(purpose)
+    return purpose, decision_channel(purpose, channel)
 
 
 def contactable(
@@ -184,13 +167,32 @@ def contactable(
     """Narrow ``contacts`` to those who may be messaged for ``purpose`` on ``channel``.
 
     ``at=None`` (or now) reads the current-state table; a past ``at`` reads the ledger as of
-    that instant. Suppression and erasure are always checked as of now. Evaluates as ONE SQL
-    statement on SQLite and PostgreSQL (no purpose lookup beforehand). An unknown purpose code
-    matches nobody (fails closed); an unknown channel raises ValueError.
+    that instant. Suppression and erasure are always checked as of now. The narrowing is ONE
+    SQL statement made only of AND-ed (NOT) EXISTS / IN conditions, which PostgreSQL runs as
+    hash semi/anti joins; when ``purpose`` is a code, one small indexed read of the purpose
+    (its legal basis decides the rule) comes first — pass a ``Purpose`` to skip it. Unknown
+    purpose or channel → ValueError naming it.
     """
-    channel_validate(channel)
-    contacts, granted = _consent_granted(contacts, purpose=purpose, channel=channel, at=at)
-    return contacts.filter(granted).exclude(_suppressed(channel))
+    purpose, decided_on = _resolve(purpose, channel)
+    consent_basis = purpose.legal_basis == LegalBasis.CONSENT
+    if _is_current(at):
+        state = CurrentConsent.objects.filter(
+            contact=OuterRef("pk"), purpose_id=purpose.pk, channel=decided_on
+        )
+        if consent_basis:
+            contacts = contacts.filter(Exists(state.filter(granted=True)))
+        else:
+            contacts = contacts.exclude(Exists(state.filter(granted=False)))
+    elif consent_basis:
+        contacts = contacts.filter(pk__in=_decided_ids(purpose, decided_on, at, granted=True))
+    else:
+        contacts = contacts.exclude(pk__in=_decided_ids(purpose, decided_on, at, granted=False))
+    contacts = contacts.exclude(Exists(ErasedContact.objects.filter(contact=OuterRef("pk"))))
+    field = CHANNEL_ADDRESS_FIELD.get(channel)
+    if field is not None:
+        listed = Suppression.objects.filter(channel=channel, address=OuterRef(field))
+        contacts = contacts.exclude(Exists(listed.exclude(address="")))
+    return contacts
 
 
 def annotate_exclusion_reason(
@@ -202,14 +204,22 @@ def annotate_exclusion_reason(
 ) -> QuerySet[Contact]:
     """Add ``consent_exclusion_reason`` to each contact: ``None`` when contactable (same rule as
     ``contactable``), else ``"suppressed"`` (address on the suppression list or contact erased;
-    checked first) or ``"no_consent"``. One SQL statement; activation uses it to log why a
-    contact of an audience got no message."""
-    channel_validate(channel)
-    contacts, granted = _consent_granted(contacts, purpose=purpose, channel=channel, at=at)
+    checked first) or ``"no_consent"``. One SQL statement (after the purpose read, as in
+    ``contactable``); activation uses it to say why a contact of an audience got no message."""
+    purpose, decided_on = _resolve(purpose, channel)
+    if purpose.legal_basis == LegalBasis.CONSENT:
+        allowed = Q(pk__in=_decided_ids(purpose, decided_on, at, granted=True))
+    else:
+        allowed = ~Q(pk__in=_decided_ids(purpose, decided_on, at, granted=False))
+    suppressed = Q(pk__in=ErasedContact.objects.values("contact_id"))
+    field = CHANNEL_ADDRESS_FIELD.get(channel)
+    if field is not None:
+        addresses = Suppression.objects.filter(channel=channel).exclude(address="")
+        suppressed |= Q(**{f"{field}__in": addresses.values("address")})
     return contacts.annotate(
         consent_exclusion_reason=Case(
-            When(_suppressed(channel), then=Value(EXCLUSION_SUPPRESSED)),
-            When(~granted, then=Value(EXCLUSION_NO_CONSENT)),
+            When(suppressed, then=Value(EXCLUSION_SUPPRESSED)),
+            When(~allowed, then=Value(EXCLUSION_NO_CONSENT)),
             default=Value(None),
             output_field=CharField(),
         )

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from consent.models import ConsentEvent, CurrentConsent
+from consent.models import ConsentEvent, CurrentConsent, Purpose
 from consent.selectors import (
     annotate_exclusion_reason,
     consent_state_as_of,
@@ -33,9 +33,10 @@ def test_demo_ledger_and_state_agree_on_postgres(django_assert_num_queries):
     assert everyone.count() - without_profiling_objection(everyone).count() == int(
         population.profiling_objection.sum()
     )
+    promotions = Purpose.objects.get(code="promotions")
     with django_assert_num_queries(1):
         now_ids = set(
-            contactable(everyone, purpose="promotions", channel="sms").values_list("pk", flat=True)
+            contactable(everyone, purpose=promotions, channel="sms").values_list("pk", flat=True)
         )
     from_state = set(
         CurrentConsent.objects.filter(

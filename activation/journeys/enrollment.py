@@ -469,10 +469,12 @@ def _advance_position(workflow, steps, following, position, now, stats) -> int:
     with transaction.atomic():
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
         due = _active(workflow).filter(position=position, due_at__lte=now)
-        ids = list(due.order_by("pk").values_list("pk", flat=True)[:CHUNK])
-        if not ids:
+        chunk = settings.JOURNEYS_ADVANCE_CHUNK
+        bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
+        if bound is not None:
+            due = due.filter(pk__lte=bound)  # at most one chunk per statement
+        elif not due.exists():
             return 0
-        due = _active(workflow).filter(pk__in=ids, position=position)
         step = steps.get(position)
         nxt = following.get(position)
         if step is not None and step.kind == StepKind.SEND:
@@ -488,9 +490,7 @@ def _advance_position(workflow, steps, following, position, now, stats) -> int:
                 workflow, WorkflowEnrollment.objects.filter(pk__in=yes), yes_target, now
             )
             no_target = _goto(steps, step.no_goto, nxt)
-            moved += _arrive(
-                workflow, _active(workflow).filter(pk__in=ids, position=position), no_target, now
-            )
+            moved += _arrive(workflow, due, no_target, now)  # those left at the branch
         elif step is not None and step.kind == StepKind.EXIT:
             moved = due.update(
                 state=EnrollmentState.COMPLETED,

@@ -374,6 +374,8 @@ JOURNEYS_APPROVAL_THRESHOLD = env.int("JOURNEYS_APPROVAL_THRESHOLD", default=10_
 JOURNEYS_CATCH_UP_HOURS = env.float("JOURNEYS_CATCH_UP_HOURS", default=6.0)
 # Contacts enrolled inline by a trigger signal; more go to a worker task.
 JOURNEYS_INLINE_ENROLL_LIMIT = env.int("JOURNEYS_INLINE_ENROLL_LIMIT", default=1000)
+# Enrolments moved per statement by the sweep (one transaction each).
+JOURNEYS_ADVANCE_CHUNK = env.int("JOURNEYS_ADVANCE_CHUNK", default=100_000)
 CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "activation.journeys.tasks.advance",
     "schedule": env.float("JOURNEYS_ADVANCE_EVERY_SECONDS", default=60.0),

@@ -1,0 +1,110 @@
+"""Workflow benchmark on the seeded population (PostgreSQL): enrol every contact in a workflow
+(one ``INSERT … SELECT``), advance them through a send step (outbox rows for everyone with
+activation's eligibility rules, in one statement, plus the move) and a branch step — compared
+with a plain ``INSERT … SELECT`` of the contact ids (the floor) and with activation's own
+one-shot launch of the same audience (``campaign_run_launch``).
+
+Targets (1,000,000 contacts): enrolment ≤ 30 s; the send step ≤ 1.5 × activation's launch of
+the same audience (same rules, plus the enrolment bookkeeping).
+"""
+
+from __future__ import annotations
+
+from benchmarks.harness import Context, Result, timed
+
+
+def run(ctx: Context) -> None:
+    from django.db import connection
+    from django.utils import timezone
+
+    from activation.journeys.enrollment import enrollments_create, workflow_advance
+    from activation.journeys.models import Workflow, WorkflowEnrollment, WorkflowStep
+    from activation.journeys.services import workflow_steps_sync
+    from activation.models import Campaign, OutboxMessage, Template, TemplateVersion
+    from activation.services import campaign_run_launch
+    from consent.models import Purpose
+    from contacts.models import Contact
+    from segments.models import Segment
+
+    now = timezone.now()
+    contacts = Contact.objects.count()
+    template = Template.objects.create(name="bench journeys", channel="email")
+    TemplateVersion.objects.create(
+        template=template, locale="fr", subject="Bonjour {{ contact.first_name }}", html="<p>x</p>"
+    )
+    segment = Segment.objects.create(name="bench: everyone", rule={"all": []})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at) "
+            "SELECT %s, id, %s FROM contacts_contact",
+            [segment.pk, now],
+        )
+        cursor.execute("ANALYZE")
+    purpose = Purpose.objects.get(code="newsletter")
+    campaign = Campaign.objects.create(
+        name="bench workflow", purpose=purpose, channel="email", template=template, status="active"
+    )
+    campaign.segments.add(segment)
+    workflow = Workflow.objects.create(campaign=campaign)
+    WorkflowStep.objects.create(
+        workflow=workflow, position=1, kind="send", channel="email", template=template
+    )
+    WorkflowStep.objects.create(
+        workflow=workflow,
+        position=2,
+        kind="branch",
+        condition="opened",
+        condition_step=1,
+        yes_goto=3,
+    )
+    WorkflowStep.objects.create(workflow=workflow, position=3, kind="wait", wait_hours=24)
+    workflow_steps_sync(workflow=workflow, now=now)
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_ids AS SELECT id FROM contacts_contact WHERE false")
+        with timed() as floor:
+            cursor.execute("INSERT INTO bench_ids SELECT id FROM contacts_contact")
+        cursor.execute("DROP TABLE bench_ids")
+
+    with timed() as enrol:
+        enrolled = enrollments_create(
+            workflow=workflow, contacts=Contact.objects.all(), entered_at=now
+        )
+    full_scale = contacts >= 1_000_000
+    ctx.record(
+        Result(
+            benchmark="journeys enrol every contact",
+            value=enrol["seconds"],
+            unit="s",
+            target="≤ 30 s for 1M contacts",
+            passed=(enrol["seconds"] <= 30) if full_scale else None,
+            comparison=f"plain INSERT … SELECT of the ids: {floor['seconds']:.1f} s",
+            details={"contacts": contacts, "enrolled": enrolled},
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE journeys_workflowenrollment")
+
+    with timed() as advance:
+        # The sweep works in chunks of 10,000 enrolments per step; loop until all moved on.
+        while WorkflowEnrollment.objects.filter(
+            workflow=workflow, state="active", position__in=[0, 1, 2], due_at__lte=now
+        ).exists():
+            workflow_advance(workflow=workflow, now=now)
+    outbox_rows = OutboxMessage.objects.filter(run__campaign=campaign).count()
+
+    with timed() as launch:
+        run = campaign_run_launch(campaign=campaign, now=now)
+    ratio = advance["seconds"] / max(launch["seconds"], 1e-9)
+    ctx.record(
+        Result(
+            benchmark="journeys send + branch steps for every contact",
+            value=advance["seconds"],
+            unit="s",
+            target="≤ 1.5 × activation's one-shot launch of the same audience",
+            passed=(ratio <= 1.5) if full_scale else None,
+            comparison=f"campaign_run_launch of the same audience: {launch['seconds']:.1f} s "
+            f"(ratio {ratio:.2f})",
+            details={"outbox_rows": outbox_rows, "launch_rows": run.audience_size},
+        )
+    )

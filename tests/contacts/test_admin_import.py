@@ -36,12 +36,27 @@ def broker_folder(tmp_path: Path) -> tuple[Path, dict]:
     return folder, options
 
 
-@pytest.mark.django_db(transaction=True)
-def test_upload_mapping_preview_then_worker_imports(client, tmp_path, monkeypatch):
+def reset_producer_pools() -> None:
+    """Make the next .delay() connect with the current broker settings (pools are cached)."""
+    celery_app._pool = None
+    if "amqp" in celery_app.__dict__:
+        celery_app.__dict__["amqp"]._producer_pool = None
+
+
+@pytest.fixture
+def test_broker(tmp_path, monkeypatch):
     folder, options = broker_folder(tmp_path)
     monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
     monkeypatch.setattr(celery_app.conf, "broker_transport_options", options)
-    celery_app._pool = None  # producer pool picks up the test broker folder
+    reset_producer_pools()
+    yield folder
+    monkeypatch.undo()
+    reset_producer_pools()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_mapping_preview_then_worker_imports(client, tmp_path, test_broker):
+    folder = test_broker
     media = tmp_path / "media"
     ContactFactory(external_id="C-1")
     client.force_login(User.objects.create_superuser("admin", "admin@example.fr", "x"))

@@ -44,7 +44,7 @@ def reset_producer_pools() -> None:
 
 
 @pytest.fixture
-def test_broker(tmp_path, monkeypatch):
+def isolated_broker(tmp_path, monkeypatch):
     folder, options = broker_folder(tmp_path)
     monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
     monkeypatch.setattr(celery_app.conf, "broker_transport_options", options)
@@ -55,8 +55,8 @@ def test_broker(tmp_path, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_upload_mapping_preview_then_worker_imports(client, tmp_path, test_broker):
-    folder = test_broker
+def test_upload_mapping_preview_then_worker_imports(client, tmp_path, isolated_broker):
+    folder = isolated_broker
     media = tmp_path / "media"
     ContactFactory(external_id="C-1")
     client.force_login(User.objects.create_superuser("admin", "admin@example.fr", "x"))

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
@@ -188,7 +188,7 @@ class SegmentAdmin(admin.ModelAdmin):
         )
         self.message_user(
             request,
-            _g("%(n)s segment(s) recomputed.") % {"n": len(rows)},
+            gettext("%(n)s segment(s) recomputed.") % {"n": len(rows)},
             messages.SUCCESS,
         )
 
@@ -237,7 +237,7 @@ class SegmentAdmin(admin.ModelAdmin):
             extra_context["chart"] = {
                 "x": [h.started_at.isoformat() for h in history],
                 "y": [h.size for h in history],
-                "title": _g("Size over time"),
+                "title": gettext("Size over time"),
             }
             extra_context["export_url"] = reverse(
                 "admin:segments_segment_export", args=[segment.pk]
@@ -265,7 +265,7 @@ class SegmentAdmin(admin.ModelAdmin):
             priority = int(payload.get("priority") or 0)
             rule = segment_rule_check(
                 rule=payload.get("rule"),
-                name=str(payload.get("name") or _g("(this segment)")),
+                name=str(payload.get("name") or gettext("(this segment)")),
                 family_id=int(family_id) if family_id else None,
                 priority=priority,
                 segment_id=int(segment_id) if segment_id else None,
@@ -316,7 +316,7 @@ class SegmentAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "segment": segment,
             "query": query,
-            "title": _g("Why is a contact in “%(segment)s”?") % {"segment": segment.name},
+            "title": gettext("Why is a contact in “%(segment)s”?") % {"segment": segment.name},
         }
         if query:
             contact = Contact.objects.filter(external_id=query).first()
@@ -348,7 +348,7 @@ class SegmentAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "segments": segments,
             "rows": rows,
-            "title": _g("Overlap between segments"),
+            "title": gettext("Overlap between segments"),
         }
         return TemplateResponse(request, "admin/segments/segment/overlap.html", context)
 

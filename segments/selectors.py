@@ -60,14 +60,14 @@ class SizeWarning:
 
 def segment_size_warnings(*, size: int, total: int) -> list[SizeWarning]:
     """Over-segmentation (below SEGMENTS_MIN_SIZE) or near-everyone (above SEGMENTS_MAX_SHARE)."""
-    from django.utils.translation import gettext as _g
+    from django.utils.translation import gettext
 
     warnings = []
     if size < settings.SEGMENTS_MIN_SIZE:
         warnings.append(
             SizeWarning(
                 "too_small",
-                _g("Only %(size)s contacts (minimum advised: %(min)s): too small to act on.")
+                gettext("Only %(size)s contacts (minimum advised: %(min)s): too small to act on.")
                 % {"size": size, "min": settings.SEGMENTS_MIN_SIZE},
             )
         )
@@ -75,7 +75,7 @@ def segment_size_warnings(*, size: int, total: int) -> list[SizeWarning]:
         warnings.append(
             SizeWarning(
                 "too_large",
-                _g("%(share).0f %% of all contacts: this segment barely segments.")
+                gettext("%(share).0f %% of all contacts: this segment barely segments.")
                 % {"share": 100.0 * size / total},
             )
         )

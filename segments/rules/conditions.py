@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Avg, Count, Exists, Max, Min, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.rules.json_values import KEY_PATTERN, JSONKeyPresent, JSONKeyValue
@@ -103,7 +103,7 @@ def _field_explain(condition: dict, contact: ReferenceContact, now: datetime) ->
 
 def _shown(value: Any) -> str:
     if value is None or value == "":
-        return _g("(not set)")
+        return gettext("(not set)")
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, float):
@@ -229,7 +229,7 @@ def _attribute_evaluate(condition: dict, contact: ReferenceContact, now: datetim
 
 
 def _attribute_describe(condition: dict) -> str:
-    return _g("attribute “%(key)s” %(op)s") % {
+    return gettext("attribute “%(key)s” %(op)s") % {
         "key": condition["key"],
         "op": operand_describe(condition["op"], condition.get("value")),
     }
@@ -441,7 +441,7 @@ def _event_describe(condition: dict) -> str:
     if condition.get("where"):
         where = (
             " ("
-            + _g(", ").join(
+            + gettext(", ").join(
                 f"{item['property']} {operand_describe(item['op'], item.get('value'))}"
                 for item in condition["where"]
             )
@@ -449,28 +449,28 @@ def _event_describe(condition: dict) -> str:
         )
     window = ""
     if "within_days" in condition:
-        window = " " + _g("in the last %(days)s days") % {"days": condition["within_days"]}
+        window = " " + gettext("in the last %(days)s days") % {"days": condition["within_days"]}
     elif "since" in condition or "until" in condition:
-        window = " " + _g("between %(since)s and %(until)s") % {
+        window = " " + gettext("between %(since)s and %(until)s") % {
             "since": condition.get("since", "…"),
-            "until": condition.get("until", _g("now")),
+            "until": condition.get("until", gettext("now")),
         }
     event = f"“{condition['event_type']}”"
     if condition["aggregate"] == "count":
         if condition["op"] == "between":
-            amount = _g("between %(low)s and %(high)s") % {
+            amount = gettext("between %(low)s and %(high)s") % {
                 "low": condition["value"][0],
                 "high": condition["value"][1],
             }
         else:
             amount = COUNT_PHRASES[condition["op"]] % {"n": condition["value"]}
-        return _g("%(amount)s %(event)s event(s)%(where)s%(window)s") % {
+        return gettext("%(amount)s %(event)s event(s)%(where)s%(window)s") % {
             "amount": amount,
             "event": event,
             "where": where,
             "window": window,
         }
-    return _g("%(agg)s of %(prop)s over %(event)s events%(where)s%(window)s %(op)s") % {
+    return gettext("%(agg)s of %(prop)s over %(event)s events%(where)s%(window)s %(op)s") % {
         "agg": AGGREGATE_LABELS[condition["aggregate"]],
         "prop": condition["property"],
         "event": event,
@@ -483,7 +483,7 @@ def _event_describe(condition: dict) -> str:
 def _event_explain(condition: dict, contact: ReferenceContact, now: datetime) -> str:
     measure = _event_measure(condition, contact, now)
     if condition["aggregate"] == "count":
-        return _g("%(n)s matching event(s)") % {"n": measure}
+        return gettext("%(n)s matching event(s)") % {"n": measure}
     return _shown(measure)
 
 
@@ -527,7 +527,7 @@ def _segment_describe(condition: dict) -> str:
     from segments.models import Segment
 
     name = Segment.objects.filter(pk=condition["segment"]).values_list("name", flat=True).first()
-    return _g("member of segment “%(name)s”") % {"name": name or condition["segment"]}
+    return gettext("member of segment “%(name)s”") % {"name": name or condition["segment"]}
 
 
 def _segment_dependencies(condition: dict) -> Dependencies:
@@ -535,7 +535,11 @@ def _segment_dependencies(condition: dict) -> Dependencies:
 
 
 def _segment_explain(condition: dict, contact: ReferenceContact, now: datetime) -> str:
-    return _g("member") if condition["segment"] in contact.memberships else _g("not a member")
+    return (
+        gettext("member")
+        if condition["segment"] in contact.memberships
+        else gettext("not a member")
+    )
 
 
 # --- registration ----------------------------------------------------------------------------

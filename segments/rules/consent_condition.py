@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Q
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.rules.registry import (
@@ -60,7 +60,7 @@ def _evaluate(condition: dict, contact: ReferenceContact, now: datetime) -> bool
 
 
 def _describe(condition: dict) -> str:
-    return _g("may be contacted for “%(purpose)s” by %(channel)s") % condition
+    return gettext("may be contacted for “%(purpose)s” by %(channel)s") % condition
 
 
 def register_consent_condition() -> None:
@@ -70,7 +70,9 @@ def register_consent_condition() -> None:
         _validate,
         _describe,
         _evaluate,
-        explainer=lambda c, contact, now: _g("yes") if _evaluate(c, contact, now) else _g("no"),
+        explainer=lambda c, contact, now: (
+            gettext("yes") if _evaluate(c, contact, now) else gettext("no")
+        ),
         label=_("Consent"),
         builder={"consent": True},
     )

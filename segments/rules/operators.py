@@ -26,7 +26,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.rules.registry import ValidationContext
@@ -301,12 +301,12 @@ def operand_describe(op: str, value: Any) -> str:
     if op in NO_VALUE_OPS:
         return str(OP_LABELS[op])
     if op == "between":
-        return _g("is between %(low)s and %(high)s") % {"low": value[0], "high": value[1]}
+        return gettext("is between %(low)s and %(high)s") % {"low": value[0], "high": value[1]}
     if op in ("in", "not_in"):
         return f"{OP_LABELS[op]} {', '.join(f'“{v}”' if isinstance(v, str) else str(v) for v in value)}"
     if op == "within_last_days":
-        return _g("is within the last %(days)s days") % {"days": value}
+        return gettext("is within the last %(days)s days") % {"days": value}
     if op == "more_than_days_ago":
-        return _g("is more than %(days)s days ago") % {"days": value}
+        return gettext("is more than %(days)s days ago") % {"days": value}
     shown = f"“{value}”" if isinstance(value, str) else str(value)
     return f"{OP_LABELS[op]} {shown}"

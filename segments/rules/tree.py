@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
-from django.utils.translation import gettext as _g
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from segments.rules.registry import (
@@ -136,16 +136,16 @@ def rule_describe(rule: dict) -> str:
             key = "all" if "all" in node else "any"
             children = node[key]
             if not children:
-                return _g("all contacts") if key == "all" else _g("no contact")
-            joiner = _g(" and ") if key == "all" else _g(" or ")
+                return gettext("all contacts") if key == "all" else gettext("no contact")
+            joiner = gettext(" and ") if key == "all" else gettext(" or ")
             text = joiner.join(walk(c, False) for c in children)
             return text if top or len(children) == 1 else f"({text})"
         if "not" in node:
-            return _g("not %(rule)s") % {"rule": walk(node["not"], False)}
+            return gettext("not %(rule)s") % {"rule": walk(node["not"], False)}
         return str(condition_type(node["type"]).describer(node))
 
     text = walk(rule, True)
-    return _g("Contacts: %(rule)s") % {"rule": text}
+    return gettext("Contacts: %(rule)s") % {"rule": text}
 
 
 def rule_dependencies(rule: dict) -> Dependencies:
@@ -185,13 +185,13 @@ def rule_explain(rule: dict, contact: ReferenceContact, *, now: datetime) -> lis
         passed = rule_evaluate_reference(node, contact, now=now)
         if "all" in node or "any" in node:
             key = "all" if "all" in node else "any"
-            label = _g("All of:") if key == "all" else _g("Any of:")
+            label = gettext("All of:") if key == "all" else gettext("Any of:")
             lines.append(ExplainLine(path, depth, label, "", passed, True))
             for i, child in enumerate(node[key]):
                 walk(child, _child_path(path, key, i), depth + 1)
             return
         if "not" in node:
-            lines.append(ExplainLine(path, depth, _g("Not:"), "", passed, True))
+            lines.append(ExplainLine(path, depth, gettext("Not:"), "", passed, True))
             walk(node["not"], _child_path(path, "not"), depth + 1)
             return
         ctype = condition_type(node["type"])

@@ -128,3 +128,13 @@ def test_a_plugin_condition_type_plugs_into_validation_sql_and_reference(db):
         assert rule_describe(segment.rule) == "Contacts: not first name starts with a"
     finally:
         unregister_condition("initial")
+
+
+def test_plain_language_and_errors_are_in_french_for_marketers(db):
+    from django.utils import translation
+
+    rule = rule_validate({"type": "feature", "feature": "recency_days", "op": "lte", "value": 30})
+    with translation.override("fr"):
+        assert rule_describe(rule) == "Contacts : jours depuis le dernier achat est au plus 30"
+        with pytest.raises(RuleError, match="champ inconnu « colour »"):
+            rule_validate({"type": "field", "field": "colour", "op": "eq", "value": "x"})

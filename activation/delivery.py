@@ -42,11 +42,13 @@ from activation.models import (
     OutboxState,
     RunStatus,
     SkipReason,
+    TemplateVersion,
 )
 from activation.ratelimit import rate_limit_acquire
-from activation.rendering import message_render, template_version_for
+from activation.rendering import ALL_FIELDS, message_render, template_version_for
 from activation.sms import with_stop_mention
 from activation.tracking import click_url, links_rewrite
+from activation.variants import variant_content
 from consent.models import LegalBasis
 from consent.selectors import contactable
 from consent.services import suppression_add
@@ -277,12 +279,24 @@ def message_build(
     """Render ``message`` for ``contact`` into an ``OutgoingMessage`` (tracking links, headers,
     STOP mention). Raises TemplateSyntaxError / ValueError for an unrenderable message."""
     campaign = message.run.campaign
-    template = campaign.template
+    overrides: dict = {}
+    if message.variant:
+        key = ("variant", message.run_id, message.variant)
+        if key not in versions:
+            versions[key] = variant_content(run=message.run, variant=message.variant)
+        overrides = versions[key]
+    template = overrides.get("template") or campaign.template
     if template.pk not in versions:
         versions[template.pk] = {v.locale: v for v in template.versions.all()}
     version = template_version_for(template, contact.locale, versions[template.pk])
     if version is None:
         raise ValueError(f"template {template} has no version")
+    if any(field in overrides for field in ALL_FIELDS):
+        version = TemplateVersion(
+            template=template,
+            locale=version.locale,
+            **{field: overrides.get(field, getattr(version, field)) for field in ALL_FIELDS},
+        )
     marketing = _is_marketing(campaign.purpose)
     unsubscribe = unsubscribe_url(
         contact=contact, purpose=campaign.purpose, channel=message.channel

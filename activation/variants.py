@@ -40,3 +40,34 @@ def assign_variants(*, run: Any, contact_ids: list[int]) -> dict[int, str | None
 
 def has_variant_assigner() -> bool:
     return bool(_assigners)
+
+
+# --- variant content -------------------------------------------------------------------------
+# A content provider is ``fn(*, run, variant: str) -> dict | None``: what to change in the
+# message for contacts of that variant. Keys: ``template`` (a ``Template`` to use instead of the
+# campaign's) and any of ``subject``, ``html``, ``text``, ``sms_body``, ``push_title``,
+# ``push_body``, ``push_url`` (template source replacing that field). Called once per
+# ``(run, variant)`` per delivery batch; ``None``/``{}`` = the campaign's content.
+
+VariantContent = Callable[..., dict | None]
+_content_providers: list[VariantContent] = []
+
+
+def register_variant_content(fn: VariantContent) -> VariantContent:
+    """Register a content provider (idempotent; usable as a decorator)."""
+    if fn not in _content_providers:
+        _content_providers.append(fn)
+    return fn
+
+
+def unregister_variant_content(fn: VariantContent) -> None:
+    if fn in _content_providers:
+        _content_providers.remove(fn)
+
+
+def variant_content(*, run: Any, variant: str) -> dict:
+    """Overrides for ``variant`` of ``run`` from every provider (later providers win)."""
+    content: dict = {}
+    for provider in _content_providers:
+        content.update(provider(run=run, variant=variant) or {})
+    return content

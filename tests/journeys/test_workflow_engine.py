@@ -75,3 +75,41 @@ def test_welcome_series_emails_waits_branches_on_open_texts_non_openers_and_exit
 @pytest.mark.postgres
 def test_welcome_series_on_postgresql(smtp_settings, sms_sink, consenting):
     welcome_series_scenario(smtp_settings, sms_sink, consenting)
+
+
+def test_sweep_in_small_chunks_moves_everyone_once(consenting, settings):
+    settings.JOURNEYS_ADVANCE_CHUNK = 2
+    people = consenting(5)
+    segment = segment_with([])
+    workflow = welcome_workflow(segment=segment)
+    from activation.journeys.services import triggers_segment_entered
+
+    triggers_segment_entered(segment_id=segment.pk, contact_ids=[p.pk for p in people], at=NOW)
+    workflow_advance(workflow=workflow, now=NOW)
+    workflow_advance(workflow=workflow, now=NOW)
+    assert sorted(OutboxMessage.objects.values_list("contact_id", flat=True)) == sorted(
+        p.pk for p in people
+    )
+    assert set(WorkflowEnrollment.objects.values_list("position", flat=True)) == {2}
+
+
+def test_wait_until_a_time_of_day_uses_each_contacts_zone(consenting):
+    from datetime import UTC, datetime, time
+
+    from activation.journeys.models import WorkflowStep
+
+    paris, tokyo = (consenting(1, timezone=z)[0] for z in ("Europe/Paris", "Asia/Tokyo"))
+    segment = segment_with([])
+    workflow = welcome_workflow(segment=segment)
+    WorkflowStep.objects.filter(workflow=workflow, position=2).update(
+        wait_hours=0, wait_until=time(9, 0)
+    )
+    from activation.journeys.services import triggers_segment_entered
+
+    triggers_segment_entered(segment_id=segment.pk, contact_ids=[paris.pk, tokyo.pk], at=NOW)
+    workflow_advance(workflow=workflow, now=NOW)
+    due = dict(WorkflowEnrollment.objects.values_list("contact_id", "due_at"))
+    assert due == {
+        paris.pk: datetime(2026, 6, 11, 7, 0, tzinfo=UTC),  # 09:00 in Paris the next day
+        tokyo.pk: datetime(2026, 6, 11, 0, 0, tzinfo=UTC),  # 09:00 in Tokyo the next day
+    }

@@ -27,7 +27,7 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, Min, OuterRef, Q
+from django.db.models import Exists, F, OuterRef
 from django.template import TemplateSyntaxError
 from django.utils import timezone
 
@@ -397,10 +397,21 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
 def outbox_next_due_in(*, channel: str, now: datetime, horizon: float = 60.0) -> float | None:
     """Seconds until the next row of ``channel`` becomes due (deferred row or expired lease),
     if within ``horizon`` seconds; ``None`` when nothing is pending that soon."""
-    pending = OutboxMessage.objects.filter(channel=channel).aggregate(
-        due=Min("next_attempt_at", filter=Q(state__in=CLAIMABLE_STATES)),
-        lease=Min("lease_expires_at", filter=Q(state=OutboxState.SENDING)),
+    # Two index-backed "first row" reads (partial indexes outbox_claimable and
+    # outbox_expired_leases), not an aggregate over the channel's whole history.
+    due = (
+        OutboxMessage.objects.filter(channel=channel, state__in=CLAIMABLE_STATES)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
     )
+    lease = (
+        OutboxMessage.objects.filter(state=OutboxState.SENDING, channel=channel)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    pending = {"due": due, "lease": lease}
     times = [t for t in (pending["due"], pending["lease"]) if t is not None]
     if not times:
         return None

@@ -3,9 +3,12 @@ runs (progress bar and counts, retry failed, cancel), outbox and delivery log wi
 
 from __future__ import annotations
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -190,7 +193,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
         for campaign in queryset:
             run = services.campaign_run_create(campaign=campaign, now=timezone.now())
-            prepare_run.delay(run.pk)
+            transaction.on_commit(partial(prepare_run.delay, run.pk))
             messages.success(
                 request,
                 _("%(name)s: run #%(run)s is being prepared; follow it in Campaign runs.")

@@ -10,7 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from experiments import services
 from experiments.integration import campaign_audience_size
 from experiments.models import DecisionLog, Experiment, ExperimentStatus, Variant
-from experiments.results import audience_warning, number, plan_sample
+from experiments.planning import audience_warning, plan_sample
+from experiments.wording import number
 
 
 class VariantInline(admin.TabularInline):

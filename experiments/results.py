@@ -22,12 +22,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_confint
 
 from experiments import statistics as st
+from experiments.charts import HOLDOUT_METRICS, cumulative_chart, forest_chart
 from experiments.models import (
     LOWER_IS_BETTER,
     Experiment,
@@ -36,27 +37,17 @@ from experiments.models import (
     Variant,
 )
 from experiments.selectors import VariantAggregate, experiment_aggregates
+from experiments.wording import (
+    headline_sentences,
+    holdout_sentence,
+    is_finite,
+    metric_label,
+    verdict_sentence,
+)
 
 RATE_METRICS = (Metric.OPEN, Metric.CLICK, Metric.CONVERSION, Metric.UNSUBSCRIBE, Metric.COMPLAINT)
-#: Metrics a holdout (who receives nothing) can be measured on.
-HOLDOUT_METRICS = (Metric.CONVERSION, Metric.REVENUE)
 
 NAN = float("nan")
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and isinstance(x, int | float) and math.isfinite(x)
-
-
-def metric_label(metric: str) -> str:
-    return {
-        Metric.OPEN: _("opens"),
-        Metric.CLICK: _("clicks"),
-        Metric.CONVERSION: _("conversions"),
-        Metric.REVENUE: _("revenue per recipient"),
-        Metric.UNSUBSCRIBE: _("unsubscribes"),
-        Metric.COMPLAINT: _("complaints"),
-    }[Metric(metric)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +163,7 @@ class ExperimentResults:
             for c in self.comparisons
             if not c.is_primary and c.verdict == st.VerdictCode.LOSER
         }
-        best = max(winners, key=lambda c: c.rel_lift if _finite(c.rel_lift) else c.abs_diff)
+        best = max(winners, key=lambda c: c.rel_lift if is_finite(c.rel_lift) else c.abs_diff)
         safe = [c for c in winners if c.variant_key not in harmed_by]
         if not safe:
             guard = harmed_by[best.variant_key]
@@ -186,7 +177,7 @@ class ExperimentResults:
                 },
                 blocked_by_guardrail=True,
             )
-        best = max(safe, key=lambda c: c.rel_lift if _finite(c.rel_lift) else c.abs_diff)
+        best = max(safe, key=lambda c: c.rel_lift if is_finite(c.rel_lift) else c.abs_diff)
         return Recommendation(best.variant_key, best.sentence)
 
     def decision_numbers(self) -> dict:
@@ -249,7 +240,7 @@ def revenue_summary(agg: VariantAggregate) -> st.MeanSummary:
 
 def _revenue_value(agg: VariantAggregate, alpha: float = 0.05) -> MetricValue:
     s = revenue_summary(agg)
-    if s.n < 2 or not _finite(s.variance):
+    if s.n < 2 or not is_finite(s.variance):
         return MetricValue(Metric.REVENUE, s.n, None, s.mean, (NAN, NAN), s.variance)
     from scipy import stats as sps
 
@@ -272,9 +263,9 @@ def _arm_metrics(agg: VariantAggregate, variant: Variant) -> dict[str, MetricVal
 def _revenue_additional_sample(
     control: st.MeanSummary, treatment: st.MeanSummary, experiment: Experiment, comparisons: int
 ) -> int | None:
-    if control.n < 2 or not (_finite(control.mean) and control.mean > 0):
+    if control.n < 2 or not (is_finite(control.mean) and control.mean > 0):
         return None
-    variances = [v for v in (control.variance, treatment.variance) if _finite(v)]
+    variances = [v for v in (control.variance, treatment.variance) if is_finite(v)]
     if not variances or max(variances) <= 0:
         return None
     sd = math.sqrt(sum(variances) / len(variances))
@@ -414,7 +405,7 @@ def experiment_results(
     ]
     counts = [aggregates[v.pk].assigned for v in variants]
     srm = st.srm_p_value(counts, [v.weight for v in variants]) if len(variants) >= 2 else NAN
-    srm_alert = _finite(srm) and srm < st.SRM_ALERT_P
+    srm_alert = is_finite(srm) and srm < st.SRM_ALERT_P
 
     comparisons: list[Comparison] = []
     if control is not None:
@@ -456,7 +447,7 @@ def experiment_results(
             effect=comparison.abs_diff,
             adjusted_p_value=p_adj,
             alpha=experiment.alpha,
-            srm_p_value=srm if _finite(srm) else None,
+            srm_p_value=srm if is_finite(srm) else None,
             additional_sample_needed=needed,
             higher_is_better=comparison.higher_is_better,
         )
@@ -481,7 +472,7 @@ def experiment_results(
                 effect=comparison.abs_diff,
                 adjusted_p_value=comparison.decision_p_value,
                 alpha=experiment.alpha,
-                srm_p_value=srm if _finite(srm) else None,
+                srm_p_value=srm if is_finite(srm) else None,
             )
             comparison.verdict = v.code.value
             comparison.sentence = holdout_sentence(comparison)
@@ -539,314 +530,3 @@ def experiment_results(
     results.headline = headline_sentences(results)
     results.chart_forest = forest_chart(results)
     return results
-
-
-# --------------------------------------------------------------------------------------------
-# Words
-# --------------------------------------------------------------------------------------------
-
-
-def percent(value: float, digits: int = 1) -> str:
-    """A share as a localised percentage ("12.3 %", « 12,3 % »); "—" when undefined."""
-    if not _finite(value):
-        return "—"
-    return (
-        f"{formats.number_format(round(value * 100, digits), decimal_pos=digits, use_l10n=True)} %"
-    )
-
-
-def number(value: float | int, digits: int = 0) -> str:
-    if not _finite(value):
-        return "—"
-    return formats.number_format(
-        round(value, digits), decimal_pos=digits, use_l10n=True, force_grouping=True
-    )
-
-
-def p_value_text(value: float | None) -> str:
-    if not _finite(value):
-        return "—"
-    if value < 0.0001:
-        return "< 0.0001" if formats.get_format("DECIMAL_SEPARATOR") == "." else "< 0,0001"
-    return formats.number_format(round(value, 4), decimal_pos=4, use_l10n=True)
-
-
-def _effect_phrase(comparison: Comparison) -> tuple[str, str, str]:
-    """(size, low, high) of the effect: relative when defined, else in percentage points."""
-    if comparison.metric == Metric.REVENUE and not _finite(comparison.rel_lift):
-        return (
-            number(abs(comparison.abs_diff), 2),
-            number(comparison.abs_ci[0], 2),
-            number(comparison.abs_ci[1], 2),
-        )
-    if _finite(comparison.rel_lift) and _finite(comparison.rel_ci[0]):
-        return (
-            percent(abs(comparison.rel_lift), 1),
-            percent(comparison.rel_ci[0], 1),
-            percent(comparison.rel_ci[1], 1),
-        )
-    ci = comparison.sequential_ci or comparison.abs_ci
-    return (
-        _("%(n)s points") % {"n": number(abs(comparison.abs_diff) * 100, 2)},
-        number(ci[0] * 100, 2),
-        number(ci[1] * 100, 2),
-    )
-
-
-def verdict_sentence(comparison: Comparison, *, experiment: Experiment) -> str:
-    """The plain-language verdict. Never claims a winner without a significant result."""
-    name = comparison.variant_key
-    metric = metric_label(comparison.metric)
-    code = st.VerdictCode(comparison.verdict)
-    if code is st.VerdictCode.SAMPLE_RATIO_MISMATCH:
-        return _(
-            "Variant %(name)s: no conclusion — the split of recipients does not match the "
-            "configured weights, so the results cannot be trusted."
-        ) % {"name": name}
-    size, low, high = _effect_phrase(comparison)
-    p = p_value_text(comparison.p_value_adjusted)
-    confidence = number(100 * (1 - experiment.alpha), 0)
-    if code in (st.VerdictCode.WINNER, st.VerdictCode.LOSER):
-        increases = comparison.abs_diff > 0
-        template = (
-            _(
-                "Variant %(name)s increases %(metric)s by %(size)s (%(conf)s %% CI %(low)s to "
-                "%(high)s), adjusted p = %(p)s."
-            )
-            if increases
-            else _(
-                "Variant %(name)s decreases %(metric)s by %(size)s (%(conf)s %% CI %(low)s to "
-                "%(high)s), adjusted p = %(p)s."
-            )
-        )
-        return template % {
-            "name": name,
-            "metric": metric,
-            "size": size,
-            "conf": confidence,
-            "low": low,
-            "high": high,
-            "p": p,
-        }
-    needed = comparison.additional_sample_needed
-    if needed:
-        return _(
-            "Variant %(name)s, %(metric)s: not enough evidence yet; about %(n)s more recipients "
-            "per variant needed."
-        ) % {"name": name, "metric": metric, "n": number(_round_needed(needed))}
-    if needed == 0:
-        return _(
-            "Variant %(name)s, %(metric)s: no difference as large as %(mde)s was found "
-            "(the planned sample is reached)."
-        ) % {"name": name, "metric": metric, "mde": percent(experiment.minimum_detectable_effect)}
-    return _("Variant %(name)s, %(metric)s: not enough evidence yet.") % {
-        "name": name,
-        "metric": metric,
-    }
-
-
-def _round_needed(n: int) -> int:
-    """Round "more recipients needed" to 2 significant digits (it is an estimate)."""
-    if n < 100:
-        return n
-    magnitude = 10 ** (len(str(n)) - 2)
-    return int(math.ceil(n / magnitude) * magnitude)
-
-
-def holdout_sentence(comparison: Comparison) -> str:
-    metric = metric_label(comparison.metric)
-    code = st.VerdictCode(comparison.verdict)
-    size, low, high = _effect_phrase(comparison)
-    if code is st.VerdictCode.WINNER:
-        return _(
-            "The campaign increases %(metric)s by %(size)s compared with the holdout "
-            "(95 %% CI %(low)s to %(high)s)."
-        ) % {"metric": metric, "size": size, "low": low, "high": high}
-    if code is st.VerdictCode.LOSER:
-        return _(
-            "The campaign decreases %(metric)s by %(size)s compared with the holdout "
-            "(95 %% CI %(low)s to %(high)s)."
-        ) % {"metric": metric, "size": size, "low": low, "high": high}
-    return _("No significant difference in %(metric)s between the campaign and the holdout.") % {
-        "metric": metric
-    }
-
-
-def headline_sentences(results: ExperimentResults) -> list[str]:
-    if results.srm_alert:
-        return [
-            _(
-                "Sample ratio mismatch (p = %(p)s): the split of recipients differs from the "
-                "configured weights. Do not trust these results until the cause is found."
-            )
-            % {"p": p_value_text(results.srm_p_value)}
-        ]
-    if results.total_assigned == 0:
-        return [_("No contact has been assigned to this experiment yet.")]
-    return [c.sentence for c in results.primary_comparisons()] or [
-        c.sentence for c in results.holdout_comparisons
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# Charts (plotly figure dicts, drawn in the browser by the locally served plotly.min.js)
-# --------------------------------------------------------------------------------------------
-
-
-def cumulative_chart(
-    experiment: Experiment, variants: list[Variant], aggregates: dict[int, VariantAggregate]
-) -> dict:
-    """Cumulative primary metric per arm and day: events so far / contacts assigned so far."""
-    days = sorted({d for a in aggregates.values() for d in (*a.assigned_by_day, *a.primary_by_day)})
-    revenue = experiment.primary_metric == Metric.REVENUE
-    traces = []
-    for variant in variants:
-        if variant.is_holdout and experiment.primary_metric not in HOLDOUT_METRICS:
-            continue
-        agg = aggregates[variant.pk]
-        assigned = events = 0.0
-        ys = []
-        for day in days:
-            assigned += agg.assigned_by_day.get(day, 0)
-            events += (agg.revenue_by_day if revenue else agg.primary_by_day).get(day, 0)
-            ys.append(round(events / assigned, 6) if assigned else None)
-        traces.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": f"{variant.key} — {variant.name}",
-                "x": [d.isoformat() for d in days],
-                "y": ys,
-            }
-        )
-    return {
-        "data": traces,
-        "layout": {
-            "title": {
-                "text": _("Cumulative %(metric)s")
-                % {"metric": metric_label(experiment.primary_metric)}
-            },
-            "yaxis": {"tickformat": ".2f" if revenue else ".1%", "rangemode": "tozero"},
-            "xaxis": {"type": "date", "dtick": 86_400_000, "tickformat": "%Y-%m-%d"},
-            "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
-            "height": 320,
-        },
-    }
-
-
-def forest_chart(results: ExperimentResults) -> dict:
-    """Relative lift of each treatment versus control with its CI, per metric."""
-    labels, lifts, lows, highs = [], [], [], []
-    for c in results.comparisons:
-        if not _finite(c.rel_lift):
-            continue
-        labels.append(f"{c.variant_key} · {metric_label(c.metric)}")
-        lifts.append(round(c.rel_lift, 6))
-        low = c.rel_ci[0] if _finite(c.rel_ci[0]) else c.rel_lift
-        high = c.rel_ci[1] if _finite(c.rel_ci[1]) else c.rel_lift
-        lows.append(round(c.rel_lift - low, 6))
-        highs.append(round(high - c.rel_lift, 6))
-    return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "x": lifts,
-                "y": labels,
-                "error_x": {"type": "data", "symmetric": False, "array": highs, "arrayminus": lows},
-                "name": _("Relative lift (95 % CI)"),
-            }
-        ],
-        "layout": {
-            "title": {"text": _("Lift versus control (confidence intervals at 95 %)")},
-            "xaxis": {"tickformat": ".0%", "zeroline": True, "zerolinewidth": 2},
-            "yaxis": {"automargin": True},
-            "shapes": [
-                {
-                    "type": "line",
-                    "x0": 0,
-                    "x1": 0,
-                    "yref": "paper",
-                    "y0": 0,
-                    "y1": 1,
-                    "line": {"dash": "dot"},
-                }
-            ],
-            "margin": {"l": 160, "r": 20, "t": 50, "b": 40},
-            "height": max(220, 60 * len(labels) + 100),
-        },
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Planning
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SamplePlan:
-    per_variant: int
-    arms: int
-    total_in_test: int
-    audience_needed: int
-
-
-def plan_sample(
-    *,
-    baseline_rate: float,
-    relative_mde: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    treatments: int = 1,
-    weights: list[int] | None = None,
-    sample_share: float = 1.0,
-) -> SamplePlan:
-    """Contacts needed per variant (Holm-safe for ``treatments`` comparisons) and in total.
-
-    ``audience_needed`` is the audience size that gives the *smallest* arm ``per_variant``
-    contacts, given the weights and the share of the audience in the test.
-    """
-    per_variant = st.sample_size_per_variant(
-        baseline_rate, relative_mde, alpha, power, comparisons=max(treatments, 1)
-    )
-    weights = weights or [1] * (treatments + 1)
-    smallest_share = min(weights) / sum(weights)
-    audience = math.ceil(per_variant / smallest_share / sample_share)
-    return SamplePlan(
-        per_variant=per_variant,
-        arms=len(weights),
-        total_in_test=per_variant * len(weights),
-        audience_needed=audience,
-    )
-
-
-def audience_warning(*, experiment: Experiment, audience_size: int) -> str | None:
-    """A (translated) warning when ``audience_size`` is too small for the experiment's MDE."""
-    if experiment.baseline_rate is None:
-        return None
-    variants = list(experiment.variants.order_by("position", "pk"))
-    treatments = sum(1 for v in variants if not v.is_control and not v.is_holdout)
-    try:
-        plan = plan_sample(
-            baseline_rate=experiment.baseline_rate,
-            relative_mde=experiment.minimum_detectable_effect,
-            alpha=experiment.alpha,
-            power=experiment.power,
-            treatments=treatments,
-            weights=[v.weight for v in variants] if variants else None,
-            sample_share=experiment.effective_sample_share,
-        )
-    except ValueError:
-        return None
-    if audience_size >= plan.audience_needed:
-        return None
-    return _(
-        "The audience (%(audience)s contacts) is too small to detect a change of %(mde)s with "
-        "%(power)s power: about %(needed)s contacts are needed (%(per)s per variant)."
-    ) % {
-        "audience": number(audience_size),
-        "mde": percent(experiment.minimum_detectable_effect),
-        "power": percent(experiment.power, 0),
-        "needed": number(plan.audience_needed),
-        "per": number(plan.per_variant),
-    }

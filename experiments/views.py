@@ -16,14 +16,9 @@ from django.views.decorators.http import require_GET
 
 from experiments.forms import SamplePlanForm
 from experiments.models import Experiment
-from experiments.results import (
-    experiment_results,
-    metric_label,
-    number,
-    p_value_text,
-    percent,
-    plan_sample,
-)
+from experiments.planning import plan_sample
+from experiments.results import experiment_results
+from experiments.wording import metric_label, number, p_value_text, percent
 
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 LOGIN_URL = "admin:login"

@@ -201,3 +201,19 @@ def test_admin_pages_render(admin_client, consenting, make_campaign):
         "/admin/activation/attribution/",
     ):
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_admin_launch_creates_a_run_and_enqueues_its_preparation(
+    admin_client, consenting, make_campaign, django_capture_on_commit_callbacks
+):
+    campaign = make_campaign(consenting(2))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(
+            "/admin/activation/campaign/",
+            {"action": "launch", "_selected_action": [campaign.pk]},
+            follow=True,
+        )
+    run = CampaignRun.objects.get(campaign=campaign)
+    assert run.status == "preparing"
+    assert f"run #{run.pk} is being prepared" in response.content.decode()
+    assert len(callbacks) == 1  # prepare_run is sent only once the run row is committed

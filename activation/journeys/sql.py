@@ -22,10 +22,13 @@ def insert_select(model: type[Model], columns: dict, queryset: QuerySet) -> int:
     quote = connection.ops.quote_name
     names = ", ".join(quote(meta.get_field(name).column) for name in columns)
     with connection.cursor() as cursor:
-        # The wrapping SELECT gives SQLite the WHERE it needs to parse ON CONFLICT after a SELECT.
+        # The wrapping SELECT gives SQLite the WHERE it needs to parse ON CONFLICT after a
+        # SELECT; its ORDER BY makes the database evaluate every row (and the subqueries that
+        # read the target table) before the first insert — otherwise PostgreSQL may rescan the
+        # rows this very statement is inserting, once per row (quadratic).
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 (identifiers from metadata)
-            f"SELECT * FROM ({sql}) AS src WHERE 1 = 1 ON CONFLICT DO NOTHING",
+            f"SELECT * FROM ({sql}) AS src WHERE 1 = 1 ORDER BY 1, 2 ON CONFLICT DO NOTHING",
             params,
         )
         return max(cursor.rowcount, 0)

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -298,16 +299,22 @@ def message_build(
             **{field: overrides.get(field, getattr(version, field)) for field in ALL_FIELDS},
         )
     marketing = _is_marketing(campaign.purpose)
-    unsubscribe = unsubscribe_url(
-        contact=contact, purpose=campaign.purpose, channel=message.channel
-    )
+    headers: dict[str, str] = {}
+    if message.channel == "email" and marketing:
+        headers = list_unsubscribe_headers(contact=contact, purpose=campaign.purpose)
+    link = headers.get("List-Unsubscribe", "").strip().removeprefix("<").removesuffix(">")
     rendered = message_render(
         version=version,
         contact=contact,
         features=features,
         campaign=campaign,
-        unsubscribe_url=unsubscribe,
-        preferences_url=preference_centre_url(contact=contact),
+        # Signed links cost a signature each: the template engine calls these only if used.
+        unsubscribe_url=(lambda: link)
+        if link
+        else partial(
+            unsubscribe_url, contact=contact, purpose=campaign.purpose, channel=message.channel
+        ),
+        preferences_url=partial(preference_centre_url, contact=contact),
     )
     out = OutgoingMessage(outbox_id=message.pk, channel=message.channel)
     if message.channel == "email":
@@ -321,8 +328,7 @@ def message_build(
             else ""
         )
         out.message_id = message.message_id or _message_id_header(message)
-        if marketing:
-            out.headers.update(list_unsubscribe_headers(contact=contact, purpose=campaign.purpose))
+        out.headers.update(headers)
     elif message.channel == "sms":
         out.to = contact.phone
         out.sms_marketing = marketing

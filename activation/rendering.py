@@ -3,7 +3,7 @@
 Context of every template: ``contact`` (the Contact row), ``features`` (its
 ``segments.ContactFeatures`` row, or ``None`` before the first feature refresh), ``campaign``
 (or ``None`` for a test send), ``unsubscribe_url`` and ``preferences_url`` (consent's signed
-links). Use fallbacks for missing values: ``{{ contact.first_name|default:"" }}``. HTML is
+links; computed only when a template uses them). Use fallbacks for missing values: ``{{ contact.first_name|default:"" }}``. HTML is
 auto-escaped; subject, text, SMS and push fields are not (they are not HTML).
 """
 
@@ -84,12 +84,13 @@ def message_render(
     broken template (reported by the caller as a permanent failure of that message)."""
     data = {"contact": contact, "features": features, **context}
     html_ctx, text_ctx = Context(data, autoescape=True), Context(data, autoescape=False)
-    values = {
-        field: _compiled(getattr(version, field) or "").render(
-            html_ctx if field == "html" else text_ctx
-        )
-        for field in ALL_FIELDS
-    }
+    values = {}
+    for field in ALL_FIELDS:
+        source = getattr(version, field) or ""
+        if "{" not in source:  # plain text: nothing to render
+            values[field] = source
+            continue
+        values[field] = _compiled(source).render(html_ctx if field == "html" else text_ctx)
     values["subject"] = " ".join(values["subject"].split())
     if not values["text"].strip() and values["html"].strip():
         values["text"] = _html_to_text(values["html"])

@@ -7,6 +7,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from contacts.signals import contact_erasing, contacts_merged, events_ingested
+from ops.signals import demo_ready
 
 REALTIME_BATCH = 1_000
 
@@ -38,3 +39,10 @@ def on_contact_erasing(sender, *, contact_id, **kwargs) -> None:
     from segments.services import contact_segment_data_erase
 
     contact_segment_data_erase(contact_id=contact_id)
+
+
+@receiver(demo_ready, dispatch_uid="segments-demo-ready")
+def on_demo_ready(sender, **kwargs) -> None:
+    from segments.demo import demo_segments_create
+
+    demo_segments_create(now=timezone.now())

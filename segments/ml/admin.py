@@ -3,6 +3,7 @@ one-click rule segments, activation), training runs and drift reports (read-only
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
@@ -26,8 +27,44 @@ class ClusterLabelInline(admin.TabularInline):
     fields = ("stable_id", "name")
 
 
+class ClusterModelForm(forms.ModelForm):
+    class Meta:
+        model = ClusterModel
+        fields = (
+            "name",
+            "description",
+            "features",
+            "algorithm",
+            "k",
+            "auto_k_min",
+            "auto_k_max",
+            "imputer",
+            "reduction",
+            "sample_size",
+            "seed",
+            "dbscan_eps",
+            "dbscan_min_samples",
+            "auto_retrain",
+        )
+
+    def clean_features(self):
+        from segments.ml.catalogue import FEATURE_NAMES
+
+        names = self.cleaned_data["features"]
+        if not isinstance(names, list) or not names:
+            raise forms.ValidationError(_("Give a list of feature names."))
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
+            raise forms.ValidationError(
+                _("Unknown feature(s): %(names)s. Known features: %(known)s.")
+                % {"names": ", ".join(map(str, unknown)), "known": ", ".join(FEATURE_NAMES)}
+            )
+        return names
+
+
 @admin.register(ClusterModel)
 class ClusterModelAdmin(admin.ModelAdmin):
+    form = ClusterModelForm
     list_display = ("name", "algorithm", "k", "active_version_number", "auto_retrain")
     inlines = [ClusterLabelInline]
     actions = ["train_now"]

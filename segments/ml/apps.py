@@ -11,6 +11,6 @@ class SegmentsMlConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from segments.ml import conditions
+        from segments.ml import conditions, receivers  # noqa: F401 - connects the receivers
 
         conditions.register()

@@ -541,8 +541,15 @@ def segment_from_surrogate_leaf(
         "cluster": cluster_name,
         "leaf": leaf,
     }
+    from segments.models import Segment
+
+    name_taken = Segment.objects.filter
+    candidate, n = base_name[:120], 2
+    while name_taken(name=candidate).exists():  # a second click: "… (2)", "… (3)"
+        suffix = f" ({n})"
+        candidate, n = base_name[: 120 - len(suffix)] + suffix, n + 1
     return segment_create(
-        name=base_name[:120],
+        name=candidate,
         rule=explain.leaf_rule(found["conditions"]),
         description=_(
             "From the decision tree explaining model %(model)s v%(version)s: %(path)s. "

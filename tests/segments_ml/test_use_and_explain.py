@@ -149,3 +149,51 @@ def test_admin_page_shows_charts_names_and_makes_segments(trained, admin_client)
 
     assert Segment.objects.filter(rule__all__0__type="ml_feature").count() == 1
     assert np.isfinite(version.metrics["silhouette"])
+
+
+def test_erasing_a_contact_forgets_its_ml_data(trained):
+    from contacts.signals import contact_erasing
+    from segments.ml.models import ContactMlFeatures
+
+    _model, version = trained
+    contact_id = ClusterAssignment.objects.filter(version=version).values_list(
+        "contact_id", flat=True
+    )[0]
+
+    contact_erasing.send(sender=None, contact_id=contact_id)
+
+    assert not ClusterAssignment.objects.filter(contact_id=contact_id).exists()
+    assert not ContactMlFeatures.objects.filter(contact_id=contact_id).exists()
+
+
+def test_admin_rejects_unknown_features_and_a_second_click_makes_a_second_segment(
+    trained, admin_client
+):
+    from segments.models import Segment
+
+    model, version = trained
+    page = admin_client.post(
+        f"/admin/segments_ml/clustermodel/{model.pk}/change/",
+        {
+            "name": "shoppers",
+            "features": '["events_total", "shoe_size"]',
+            "algorithm": "kmeans",
+            "auto_k_min": 2,
+            "auto_k_max": 10,
+            "imputer": "knn",
+            "reduction": "none",
+            "sample_size": 1000,
+            "seed": 1,
+            "dbscan_eps": 1.5,
+            "dbscan_min_samples": 10,
+            "labels-TOTAL_FORMS": 0,
+            "labels-INITIAL_FORMS": 0,
+        },
+    ).content.decode()
+    assert "Unknown feature(s): shoe_size" in page
+    leaf = version.surrogate["leaves"][0]["leaf"]
+    url = f"/admin/segments_ml/clustermodelversion/{version.pk}/segment-from-leaf/{leaf}/"
+    admin_client.post(url)
+    admin_client.post(url)
+    names = sorted(Segment.objects.values_list("name", flat=True))
+    assert len(names) == 2 and names[1] == names[0] + " (2)"

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
+from contacts.services.event_batch import events_record_columns
 from contacts.services.ingest import (
     CONTACT_FIELDS,
     EVENT_FIELDS,
@@ -41,6 +43,8 @@ DELIMITERS = ",;\t|"
 IGNORE = ""
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 ImportProgress = Callable[[int, int], None]
+CONTACTS_CHUNK = 5000
+EVENTS_CHUNK = 50_000  # events are cleaned column-wise: big chunks amortise the per-chunk cost
 
 
 class CsvImportError(ValueError):
@@ -185,8 +189,9 @@ class _Line:
     error: str = ""
 
 
-def _lines(path: Path, layout: CsvLayout, *, kind: str) -> Iterator[_Line]:
-    """Rows of the file as items (targets applied, numbers parsed), with their line numbers."""
+def _lines(path: Path, layout: CsvLayout, *, kind: str, items: bool = True) -> Iterator[_Line]:
+    """Rows of the file as items (targets applied, numbers parsed), with their line numbers.
+    ``items=False``: a good row's item is left empty (``{}``) for the caller to build."""
     width = len(layout.header)
     targets = [layout.column_map.get(column, IGNORE) for column in layout.header]
     decimal_comma = layout.delimiter != ","
@@ -216,23 +221,33 @@ def _lines(path: Path, layout: CsvLayout, *, kind: str) -> Iterator[_Line]:
                     % {"enc": layout.encoding},
                 )
                 continue
-            item: dict[str, Any] = {}
-            extra: dict[str, Any] = {}
-            for target, value in zip(targets, raw, strict=True):
-                if not target or value == "":
-                    continue
-                if target.startswith(nested + "."):
-                    name = target[len(nested) + 1 :]
-                    extra[name] = (
-                        parse_number(value, decimal_comma=decimal_comma)
-                        if numeric_nested
-                        else value.strip()
-                    )
-                else:
-                    item[target] = value
-            if extra:
-                item[nested] = extra
-            yield _Line(number, raw, item)
+            if not items:
+                yield _Line(number, raw, {})
+                continue
+            yield _Line(number, raw, _item(raw, targets, nested, numeric_nested, decimal_comma))
+
+
+def _item(
+    raw: list[str], targets: list[str], nested: str, numeric_nested: bool, decimal_comma: bool
+) -> dict[str, Any]:
+    """The item a CSV row stands for: targets applied, nested cells (numbers parsed)."""
+    item: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for target, value in zip(targets, raw, strict=True):
+        if not target or value == "":
+            continue
+        if target.startswith(nested + "."):
+            name = target[len(nested) + 1 :]
+            extra[name] = (
+                parse_number(value, decimal_comma=decimal_comma)
+                if numeric_nested
+                else value.strip()
+            )
+        else:
+            item[target] = value
+    if extra:
+        item[nested] = extra
+    return item
 
 
 def csv_import(
@@ -246,7 +261,7 @@ def csv_import(
     column_map: dict[str, str] | None = None,
     rejects_path: Path | None = None,
     progress: ImportProgress | None = None,
-    chunk_size: int = 5000,
+    chunk_size: int | None = None,
 ) -> ImportCounts:
     """Import ``path`` (see module docstring); return the counts. Bad lines go to
     ``rejects_path`` as CSV ``line,reason,<original columns…>``."""
@@ -277,6 +292,9 @@ def csv_import(
     def flush(batch: list[_Line]) -> None:
         if not batch:
             return
+        if kind == "events":
+            flush_events(batch)
+            return
         valid = [line for line in batch if line.item is not None]
         if kind == "events":
             outcome = events_record_bulk(
@@ -303,9 +321,67 @@ def csv_import(
         counts.lines = batch[-1].number - 1
         progress(min(counts.lines, total), total)
 
+    targets = [layout.column_map.get(column, IGNORE) for column in layout.header]
+    decimal_comma = layout.delimiter != ","
+    zone = zone_or_none(default_timezone or settings.CIBLE_INGEST_DEFAULT_TIMEZONE)
+
+    def flush_events(batch: list[_Line]) -> None:
+        """Events: the chunk's cells as columns, cleaned and stored vectorised."""
+        good = [line for line in batch if line.item is not None]
+        if good:
+            cells = list(zip(*(line.raw for line in good), strict=True))
+            columns: dict[str, np.ndarray] = {}
+            properties: dict[str, np.ndarray] = {}
+            for target, values in zip(targets, cells, strict=True):
+                if not target:
+                    continue
+                array = np.array(values, dtype=object)
+                into, name = (
+                    (properties, target.removeprefix("properties."))
+                    if target.startswith("properties.")
+                    else (columns, target)
+                )
+                if name in into:  # two columns mapped to one target: the later non-empty wins
+                    array = np.where(array != "", array, into[name])
+                into[name] = array
+
+            def item_at(i: int) -> dict[str, Any]:
+                return _item(good[i].raw, targets, "properties", True, decimal_comma)
+
+            outcome = events_record_columns(
+                columns=columns,
+                n=len(good),
+                item_at=item_at,
+                eligible=np.ones(len(good), dtype=bool),
+                source=source,
+                now=timezone.now(),
+                aliases=aliases,
+                default_zone=zone,
+                create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
+                csv_properties=properties,
+                decimal_comma=decimal_comma,
+            )
+            statuses = outcome.status
+            counts.created += int((statuses == "created").sum())
+            counts.duplicates += int((statuses == "duplicate").sum())
+            rejected = {
+                id(good[i]): outcome.errors[i] for i in np.flatnonzero(statuses == "rejected")
+            }
+        else:
+            rejected = {}
+        for line in batch:  # in line order, so the reject file reads top to bottom
+            if line.item is None:
+                reject(line, line.error)
+            elif id(line) in rejected:
+                errors = rejected[id(line)]
+                reject(line, "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        counts.lines = batch[-1].number - 1
+        progress(min(counts.lines, total), total)
+
+    chunk_size = chunk_size or (EVENTS_CHUNK if kind == "events" else CONTACTS_CHUNK)
     try:
         batch: list[_Line] = []
-        for line in _lines(path, layout, kind=kind):
+        for line in _lines(path, layout, kind=kind, items=kind != "events"):
             batch.append(line)
             if len(batch) >= chunk_size:
                 flush(batch)

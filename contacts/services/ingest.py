@@ -21,13 +21,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.hooks import identity_is_blocked
-from contacts.models import Channel, Contact, Event
+from contacts.models import Channel, Contact
 from contacts.normalisation import (
     InvalidValue,
     check_json_object,
@@ -46,8 +47,7 @@ from contacts.normalisation import (
     zone_or_none,
 )
 from contacts.selectors import AliasTables, contacts_identity_index
-from contacts.services.storage import contacts_insert, events_insert
-from contacts.signals import events_ingested
+from contacts.services.storage import contacts_insert
 
 MAX_BATCH = 1000
 
@@ -414,128 +414,57 @@ def events_record_bulk(
     ``default_timezone`` (IANA name) is applied to timestamps without offset; without it they are
     rejected. Results say ``created``, ``duplicate`` or ``rejected`` per item.
     """
+    from contacts.services.event_batch import TEXT_FIELDS, events_record_columns
+
     now = now or timezone.now()
     aliases = aliases or AliasTables.load()
     if create_unknown is None:
         create_unknown = settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS
     default_zone = zone_or_none(default_timezone or settings.CIBLE_INGEST_DEFAULT_TIMEZONE)
-    default_country = settings.CIBLE_DEFAULT_COUNTRY
-    results: list[ItemResult] = []
-    events: list[CleanEvent] = []
-    first_by_key: dict[str, CleanEvent] = {}
-    for index, item in enumerate(items):
-        cleaned = event_item_clean(
-            item,
-            index=index,
-            now=now,
-            aliases=aliases,
-            default_zone=default_zone,
-            default_country=default_country,
-        )
-        if isinstance(cleaned, ItemResult):
-            results.append(cleaned)
-            continue
-        results.append(cleaned.result)
-        if cleaned.idempotency_key in first_by_key:
-            cleaned.result.status = "duplicate"
-            continue
-        first_by_key[cleaned.idempotency_key] = cleaned
-        events.append(cleaned)
-    if not events:
-        return BulkOutcome(results)
-
-    with transaction.atomic():
-        contact_ids = _resolve_contacts(events, create_unknown=create_unknown, now=now)
-        rows = []
-        stored: list[CleanEvent] = []
-        for event in events:
-            contact_id = contact_ids.get(event.identity)
-            if contact_id is None:
-                continue  # rejected by _resolve_contacts
-            stored.append(event)
-            rows.append(
-                (
-                    contact_id,
-                    event.type,
-                    event.occurred_at,
-                    now,
-                    event.properties,
-                    event.channel,
-                    event.device,
-                    event.country,
-                    event.city,
-                    source,
-                    event.idempotency_key,
-                )
-            )
-        new_keys = events_insert(rows)
-        ingested_contacts: set[int] = set()
-        ingested_types: set[str] = set()
-        for event, row in zip(stored, rows, strict=True):
-            if event.idempotency_key in new_keys:
-                ingested_contacts.add(row[0])
-                ingested_types.add(event.type)
-            else:
-                event.result.status = "duplicate"
-        if ingested_contacts:
-            transaction.on_commit(
-                lambda: events_ingested.send(
-                    sender=Event,
-                    contact_ids=sorted(ingested_contacts),
-                    event_types=ingested_types,
-                    source=source,
-                )
-            )
-    return BulkOutcome(results)
-
-
-def _resolve_contacts(
-    events: list[CleanEvent], *, create_unknown: bool, now: datetime
-) -> dict[tuple[str, str], int]:
-    """``identity → contact id`` for every event; unknown people created or their items rejected."""
-    identities = {event.identity for event in events}
-    index = contacts_identity_index(
-        external_ids=(v for n, v in identities if n == "external_id"),
-        emails=(v for n, v in identities if n == "email"),
-        phones=(v for n, v in identities if n == "phone"),
+    n = len(items)
+    if not n:
+        return BulkOutcome([])
+    allowed = frozenset(EVENT_FIELDS)
+    # Vectorised path for plain items (an object of known fields with string values); any other
+    # item is cleaned on its own by event_item_clean (see contacts.services.event_batch).
+    eligible = np.fromiter(
+        (
+            type(item) is dict
+            and allowed.issuperset(item)
+            and all(type(item.get(name)) in (str, type(None)) for name in TEXT_FIELDS)
+            for item in items
+        ),
+        dtype=bool,
+        count=n,
     )
-    found: dict[tuple[str, str], int] = {}
-    missing: dict[tuple[str, str], Contact] = {}
-    blocked: set[tuple[str, str]] = set()
-    for name, value in identities:
-        pk = index.find(**{name: value})
-        if pk is not None:
-            found[(name, value)] = pk
-        elif create_unknown:
-            email = value if name == "email" else ""
-            phone = value if name == "phone" else ""
-            if identity_is_blocked(email=email, phone=phone):
-                blocked.add((name, value))
-                continue
-            missing[(name, value)] = Contact(
-                external_id=value
-                if name == "external_id"
-                else derived_external_id(email=email, phone=phone),
-                email=email,
-                phone=phone,
-                is_anonymous=True,
-                attributes={},
-            )
-    if missing:
-        contacts_insert([_contact_row(c, now) for c in missing.values()])
-        ids = dict(
-            Contact.objects.filter(
-                external_id__in=[c.external_id for c in missing.values()]
-            ).values_list("external_id", "id")
+    columns = {
+        name: np.array(
+            [
+                (item.get(name) or "") if ok else ""
+                for item, ok in zip(items, eligible, strict=True)
+            ],
+            dtype=object,
         )
-        for identity, contact in missing.items():
-            found[identity] = ids[contact.external_id]
-    for event in events:
-        if event.identity in found:
-            continue
-        event.result.status = "rejected"
-        field_name = event.identity[0]
-        event.result.errors = {
-            field_name: ERASED if event.identity in blocked else _("Unknown contact.")
-        }
-    return found
+        for name in TEXT_FIELDS
+    }
+    properties = [
+        item.get("properties") if ok else None for item, ok in zip(items, eligible, strict=True)
+    ]
+    outcome = events_record_columns(
+        columns=columns,
+        n=n,
+        item_at=items.__getitem__,
+        eligible=eligible,
+        source=source,
+        now=now,
+        aliases=aliases,
+        default_zone=default_zone,
+        create_unknown=create_unknown,
+        api_properties=properties,
+    )
+    return BulkOutcome(
+        [
+            ItemResult(index=i, status=status, errors=outcome.errors.get(i, {}))
+            for i, status in enumerate(outcome.status.tolist())
+        ]
+    )

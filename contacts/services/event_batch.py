@@ -1,0 +1,437 @@
+"""Vectorised recording of an event batch (a CSV chunk or an API request).
+
+Contract: :func:`events_record_columns` gives exactly the stored rows, statuses and reject
+reasons that cleaning each item with :func:`contacts.services.ingest.event_item_clean` would
+give. Columns are cleaned with pandas/numpy: each distinct value goes once through the same
+``normalise_*`` function the per-item path uses (values repeat: types, contacts, countries…),
+timestamps in a strict ISO 8601 shape are parsed with ``pandas.to_datetime`` and checked for
+pre-1970/future in one comparison. Any row a vectorised check cannot vouch for (odd types,
+unknown fields, a value a normaliser refuses, an unusual timestamp shape…) is cleaned by
+``event_item_clean`` itself, so every reject reason keeps its wording.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from contacts.hooks import identity_is_blocked
+from contacts.models import Contact, Event
+from contacts.normalisation import (
+    CLOCK_SKEW,
+    EPOCH,
+    MAX_JSON_BYTES,
+    InvalidValue,
+    check_json_object,
+    check_string,
+    clean_text,
+    normalise_category,
+    normalise_city,
+    normalise_country,
+    normalise_email,
+    normalise_event_type,
+    normalise_phone,
+    parse_number,
+)
+from contacts.selectors import AliasTables, contacts_identity_index
+from contacts.services.storage import contacts_insert, events_insert_frame
+from contacts.signals import events_ingested
+
+# Strict shape both datetime.fromisoformat and pandas' ISO 8601 parser read identically.
+_ISO = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+TEXT_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "type",
+    "timestamp",
+    "idempotency_key",
+    "channel",
+    "device",
+    "country",
+    "city",
+)
+IDENTITY_FIELDS = ("external_id", "email", "phone")
+_NUL = re.compile("\x00")
+
+
+@dataclass
+class BatchOutcome:
+    """Per row: ``status`` (created | duplicate | rejected) and, for rejected rows, errors."""
+
+    status: np.ndarray
+    errors: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def _map_unique(
+    values: np.ndarray, normalise: Callable[[Any], Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(normalised values, refused mask)``: ``normalise`` runs once per distinct value; the
+    empty string stays empty (an absent value)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    out = np.empty(len(uniques), dtype=object)
+    bad = np.zeros(len(uniques), dtype=bool)
+    for i, value in enumerate(uniques):
+        if value == "":
+            out[i] = ""
+            continue
+        try:
+            out[i] = normalise(value)
+        except InvalidValue:
+            out[i], bad[i] = "", True
+    return out[codes], bad[codes]
+
+
+def _channel_value(value: Any) -> str:
+    from contacts.services.ingest import _channel
+
+    return _channel(value)
+
+
+def events_record_columns(
+    *,
+    columns: dict[str, np.ndarray],
+    n: int,
+    item_at: Callable[[int], Any],
+    eligible: np.ndarray,
+    source: str,
+    now: datetime,
+    aliases: AliasTables,
+    default_zone: ZoneInfo | None,
+    create_unknown: bool,
+    csv_properties: dict[str, np.ndarray] | None = None,
+    api_properties: list[Any] | None = None,
+    decimal_comma: bool = False,
+) -> BatchOutcome:
+    """Clean and store ``n`` events given as columns; see the module docstring.
+
+    ``columns``: for each name of ``TEXT_FIELDS``, an object array of strings (``""`` when
+    absent). ``eligible``: rows whose raw values are all strings and whose item has no unknown
+    field (others go through ``item_at(i)`` and the per-item path). Properties come either as
+    raw CSV cells per property name (``csv_properties``, numbers parsed like the CSV reader) or
+    as the API's objects (``api_properties``).
+    """
+    from contacts.services.ingest import _purchase_properties, event_item_clean
+
+    default_country = settings.CIBLE_DEFAULT_COUNTRY
+    purchase_type = settings.CIBLE_PURCHASE_EVENT_TYPE
+    amount_name = settings.CIBLE_PURCHASE_AMOUNT_PROPERTY
+    flag = ~np.asarray(eligible, dtype=bool).copy()
+
+    def col(name: str) -> np.ndarray:
+        return columns.get(name, np.full(n, "", dtype=object))
+
+    clean: dict[str, np.ndarray] = {}
+    for name, normalise in (
+        ("type", lambda v: normalise_event_type(v, aliases=aliases.event_type)),
+        ("channel", _channel_value),
+        ("device", lambda v: clean_text(v, field_max=32).lower()),
+        ("country", normalise_country),
+        ("city", lambda v: normalise_city(v, aliases=aliases.city)),
+        ("external_id", lambda v: clean_text(v, field_max=128)),
+        ("email", normalise_email),
+    ):
+        values, bad = _map_unique(col(name), normalise)
+        clean[name], flag = values, flag | bad
+    # Phones are parsed in the event's country (else the default): once per distinct pair.
+    phone_raw = col("phone")
+    if (phone_raw != "").any():
+        region = np.where(clean["country"] != "", clean["country"], default_country)
+        pairs = pd.Series(phone_raw, dtype=object) + "\x00" + pd.Series(region, dtype=object)
+
+        def phone_of(pair: str) -> str:
+            raw, _sep, country = pair.rpartition("\x00")
+            return normalise_phone(raw, country=country) if raw else ""
+
+        values, bad = _map_unique(pairs.to_numpy(dtype=object), phone_of)
+        clean["phone"], flag = values, flag | bad
+    else:
+        clean["phone"] = np.full(n, "", dtype=object)
+    flag |= clean["type"] == ""  # required (or refused)
+
+    # Idempotency keys: all distinct, so checked column-wise rather than per value.
+    keys = pd.Series(col("idempotency_key"), dtype=object).str.strip()
+    flag |= (keys == "").to_numpy() | (keys.str.len() > 128).to_numpy()
+    flag |= keys.str.contains("\x00", regex=False).to_numpy()
+    flag |= keys.str.contains("[\ud800-\udfff]").to_numpy()
+    clean["idempotency_key"] = keys.to_numpy(dtype=object)
+
+    # Timestamps: strict ISO 8601 with offset → UTC nanoseconds, one range comparison.
+    stamps = pd.Series(col("timestamp"), dtype=object).str.strip()
+    shaped = stamps.str.match(_ISO).to_numpy(dtype=bool)
+    parsed = pd.to_datetime(stamps.where(shaped, None), utc=True, format="ISO8601", errors="coerce")
+    ns = parsed.to_numpy(dtype="datetime64[ns]").astype("int64")
+    low = pd.Timestamp(EPOCH).value
+    high = pd.Timestamp(now + CLOCK_SKEW).value
+    flag |= ~shaped | parsed.isna().to_numpy() | (ns < low) | (ns > high)
+
+    identity_name = np.where(
+        clean["external_id"] != "",
+        "external_id",
+        np.where(clean["email"] != "", "email", np.where(clean["phone"] != "", "phone", "")),
+    ).astype(object)
+    identity_value = np.where(
+        clean["external_id"] != "",
+        clean["external_id"],
+        np.where(clean["email"] != "", clean["email"], clean["phone"]),
+    ).astype(object)
+    flag |= identity_name == ""
+    is_purchase = clean["type"] == purchase_type
+
+    # Properties as JSON text (``json.dumps(…, ensure_ascii=False)`` of the cleaned object).
+    if csv_properties is not None:
+        properties = _csv_properties_json(
+            csv_properties,
+            n=n,
+            is_purchase=is_purchase,
+            flag=flag,
+            decimal_comma=decimal_comma,
+            aliases=aliases,
+            amount_name=amount_name,
+        )
+    else:
+        properties = np.full(n, "{}", dtype=object)
+        for i, value in enumerate(api_properties or [None] * n):
+            if flag[i]:
+                continue
+            if value is None or value == "":
+                flag[i] |= bool(is_purchase[i])  # a purchase needs an amount
+                continue
+            errors: dict = {}
+            try:
+                value = check_json_object(value)
+            except InvalidValue:
+                flag[i] = True
+                continue
+            if is_purchase[i]:
+                value = _purchase_properties(value, aliases=aliases, errors=errors)
+            if errors:
+                flag[i] = True
+            else:
+                properties[i] = json.dumps(value, ensure_ascii=False)
+
+    # Rows the vectorised checks cannot vouch for: the per-item path, exactly.
+    status = np.full(n, "created", dtype=object)
+    errors_by_row: dict[int, dict[str, str]] = {}
+    for i in np.flatnonzero(flag):
+        cleaned = event_item_clean(
+            item_at(int(i)),
+            index=int(i),
+            now=now,
+            aliases=aliases,
+            default_zone=default_zone,
+            default_country=default_country,
+        )
+        if not hasattr(cleaned, "identity"):
+            status[i] = "rejected"
+            errors_by_row[int(i)] = cleaned.errors
+            continue
+        clean["type"][i] = cleaned.type
+        clean["idempotency_key"][i] = cleaned.idempotency_key
+        clean["channel"][i], clean["device"][i] = cleaned.channel, cleaned.device
+        clean["country"][i], clean["city"][i] = cleaned.country, cleaned.city
+        identity_name[i], identity_value[i] = cleaned.identity
+        ns[i] = pd.Timestamp(cleaned.occurred_at).value
+        properties[i] = json.dumps(cleaned.properties, ensure_ascii=False)
+
+    valid = status != "rejected"
+    # A key repeated in the batch: the first valid row wins, later ones are duplicates.
+    repeated = pd.Series(clean["idempotency_key"]).where(valid).duplicated(keep="first").to_numpy()
+    repeated &= valid
+    status[repeated] = "duplicate"
+    store = valid & ~repeated
+    if not store.any():
+        return BatchOutcome(status, errors_by_row)
+
+    with transaction.atomic():
+        contact_id = _resolve(
+            identity_name,
+            identity_value,
+            store=store,
+            status=status,
+            errors=errors_by_row,
+            create_unknown=create_unknown,
+            now=now,
+        )
+        store &= status != "rejected"
+        rows = np.flatnonzero(store)
+        frame = pd.DataFrame(
+            {
+                "contact_id": contact_id[rows],
+                "type": clean["type"][rows],
+                "occurred_at": ns[rows],
+                "received_at": pd.Timestamp(now).value,
+                "properties": properties[rows],
+                "channel": clean["channel"][rows],
+                "device": clean["device"][rows],
+                "country": clean["country"][rows],
+                "city": clean["city"][rows],
+                "source": source,
+                "idempotency_key": clean["idempotency_key"][rows],
+            }
+        )
+        new_keys = events_insert_frame(frame)
+        is_new = frame["idempotency_key"].isin(new_keys).to_numpy()
+        status[rows[~is_new]] = "duplicate"
+        if is_new.any():
+            ingested_contacts = sorted(int(c) for c in pd.unique(frame["contact_id"][is_new]))
+            ingested_types = set(pd.unique(frame["type"][is_new]))
+            transaction.on_commit(
+                lambda: events_ingested.send(
+                    sender=Event,
+                    contact_ids=ingested_contacts,
+                    event_types=ingested_types,
+                    source=source,
+                )
+            )
+    return BatchOutcome(status, errors_by_row)
+
+
+def _csv_properties_json(
+    raw_columns: dict[str, np.ndarray],
+    *,
+    n: int,
+    is_purchase: np.ndarray,
+    flag: np.ndarray,
+    decimal_comma: bool,
+    aliases: AliasTables,
+    amount_name: str,
+) -> np.ndarray:
+    """JSON text of each row's properties built from CSV cells, column by column; rows whose
+    object the per-item checks might refuse (NUL, size, a bad purchase amount or category) are
+    set in ``flag`` (in place)."""
+    from contacts.services.ingest import _purchase_properties
+
+    out = np.full(n, "", dtype=object)
+    budget = np.zeros(n, dtype=np.int64)
+    has_amount = np.zeros(n, dtype=bool)
+    for name, raw in raw_columns.items():
+        present = raw != ""
+        try:
+            check_string(name)
+        except InvalidValue:
+            flag |= present
+            continue
+        lengths = pd.Series(raw, dtype=object).str.len().to_numpy()
+        budget += np.where(present, len(name) + 30 + lengths, 0)
+        flag |= present & pd.Series(raw, dtype=object).str.contains("\x00", regex=False).to_numpy()
+
+        def fragment(value: Any, key: str = name) -> str:
+            return json.dumps({key: value}, ensure_ascii=False)[1:-1]
+
+        plain, _bad = _map_unique(
+            raw, lambda v: fragment(parse_number(v, decimal_comma=decimal_comma))
+        )
+        if name == amount_name:
+            has_amount |= present
+
+            def purchase_amount(v: str) -> str:
+                errors: dict = {}
+                value = _purchase_properties(
+                    {amount_name: parse_number(v, decimal_comma=decimal_comma)},
+                    aliases=aliases,
+                    errors=errors,
+                )
+                if errors:
+                    raise InvalidValue(errors["properties"])
+                return fragment(value[amount_name])
+
+            special, bad = _map_unique(raw, purchase_amount)
+        elif name == "category":
+
+            def purchase_category(v: str) -> str:
+                parsed = parse_number(v, decimal_comma=decimal_comma)
+                return fragment(normalise_category(parsed, aliases=aliases.category))
+
+            special, bad = _map_unique(raw, purchase_category)
+        else:
+            special, bad = plain, np.zeros(n, dtype=bool)
+        piece = np.where(is_purchase, special, plain)
+        flag |= is_purchase & bad
+        out = np.where(present, np.where(out == "", piece, out + ", " + piece), out)
+    flag |= is_purchase & ~has_amount
+    flag |= budget > MAX_JSON_BYTES
+    return "{" + out + "}"
+
+
+def _resolve(
+    identity_name: np.ndarray,
+    identity_value: np.ndarray,
+    *,
+    store: np.ndarray,
+    status: np.ndarray,
+    errors: dict[int, dict[str, str]],
+    create_unknown: bool,
+    now: datetime,
+) -> np.ndarray:
+    """Contact id per row (0 where rejected): one query for the batch's distinct identities;
+    unknown people created as anonymous profiles (or their rows rejected), as the per-item path."""
+    from contacts.services.ingest import ERASED, _contact_row, derived_external_id
+
+    rows = np.flatnonzero(store)
+    pairs = pd.DataFrame({"name": identity_name[rows], "value": identity_value[rows]})
+    distinct = pairs.drop_duplicates()
+    by_name = {
+        name: distinct["value"][distinct["name"] == name].tolist() for name in IDENTITY_FIELDS
+    }
+    index = contacts_identity_index(
+        external_ids=by_name["external_id"], emails=by_name["email"], phones=by_name["phone"]
+    )
+    lookup = {"external_id": index.by_external_id, "email": index.by_email, "phone": index.by_phone}
+    found: dict[tuple[str, str], int] = {}
+    missing: dict[tuple[str, str], Contact] = {}
+    blocked: set[tuple[str, str]] = set()
+    for name in IDENTITY_FIELDS:
+        table = lookup[name]
+        for value in by_name[name]:
+            pk = table.get(value)
+            if pk is not None:
+                found[(name, value)] = pk
+            elif create_unknown:
+                email = value if name == "email" else ""
+                phone = value if name == "phone" else ""
+                if identity_is_blocked(email=email, phone=phone):
+                    blocked.add((name, value))
+                    continue
+                missing[(name, value)] = Contact(
+                    external_id=value
+                    if name == "external_id"
+                    else derived_external_id(email=email, phone=phone),
+                    email=email,
+                    phone=phone,
+                    is_anonymous=True,
+                    attributes={},
+                )
+    if missing:
+        contacts_insert([_contact_row(c, now) for c in missing.values()])
+        ids = dict(
+            Contact.objects.filter(
+                external_id__in=[c.external_id for c in missing.values()]
+            ).values_list("external_id", "id")
+        )
+        for identity, contact in missing.items():
+            found[identity] = ids[contact.external_id]
+    contact_id = np.zeros(len(identity_name), dtype=np.int64)
+    keys = list(zip(pairs["name"], pairs["value"], strict=True))
+    ids = np.fromiter((found.get(k, 0) for k in keys), dtype=np.int64, count=len(keys))
+    contact_id[rows] = ids
+    for position in np.flatnonzero(ids == 0):
+        i = int(rows[position])
+        name = keys[position][0]
+        status[i] = "rejected"
+        errors[i] = {name: ERASED if keys[position] in blocked else _("Unknown contact.")}
+    return contact_id

@@ -168,7 +168,7 @@ def _copy_text(values: pd.Series) -> pd.Series:
 
 def _utc_text(nanoseconds: pd.Series) -> pd.Series:
     iso = np.datetime_as_string(
-        nanoseconds.to_numpy(dtype="int64").astype("datetime64[us]"), unit="us"
+        nanoseconds.to_numpy(dtype="int64").view("datetime64[ns]").astype("datetime64[us]"), unit="us"
     )
     return pd.Series(iso.astype(object) + "+00:00", index=nanoseconds.index)
 

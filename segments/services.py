@@ -407,8 +407,10 @@ def memberships_merge(*, survivor_id: int, merged_ids: Sequence[int], now: datet
             contact_id__in=merged, exited_at__isnull=True
         )
         merged_open.filter(segment_id__in=survivor_open).update(exited_at=now)
-        keep = merged_open.values("segment_id").annotate(keep=Min("id")).values("keep")
-        merged_open.exclude(id__in=list(keep)).update(exited_at=now)
+        keep = list(
+            merged_open.values("segment_id").annotate(keep=Min("id")).values_list("keep", flat=True)
+        )
+        merged_open.exclude(id__in=keep).update(exited_at=now)
         SegmentMembership.objects.filter(contact_id__in=merged).update(contact_id=survivor_id)
         ContactFeatures.objects.filter(contact_id__in=merged).delete()
 

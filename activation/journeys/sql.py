@@ -7,6 +7,8 @@ tables deciding what is a duplicate (so a repeated sweep or trigger inserts noth
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import connection
 from django.db.models import Model, QuerySet
 
@@ -21,14 +23,18 @@ def insert_select(model: type[Model], columns: dict, queryset: QuerySet) -> int:
     meta = model._meta
     quote = connection.ops.quote_name
     names = ", ".join(quote(meta.get_field(name).column) for name in columns)
+    source = quote(f"journeys_src_{uuid.uuid4().hex[:16]}")
     with connection.cursor() as cursor:
-        # The wrapping SELECT gives SQLite the WHERE it needs to parse ON CONFLICT after a
-        # SELECT; its ORDER BY makes the database evaluate every row (and the subqueries that
-        # read the target table) before the first insert — otherwise PostgreSQL may rescan the
-        # rows this very statement is inserting, once per row (quadratic).
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 (identifiers from metadata)
-            f"SELECT * FROM ({sql}) AS src WHERE 1 = 1 ORDER BY 1, 2 ON CONFLICT DO NOTHING",
-            params,
-        )
-        return max(cursor.rowcount, 0)
+        # The rows are computed into a temporary table first: the SELECT (and its subqueries
+        # reading the target table) sees the table as it was, and PostgreSQL cannot pick a plan
+        # that rescans the rows this statement is inserting, once per row (quadratic). The
+        # WHERE lets SQLite parse ON CONFLICT after a SELECT.
+        cursor.execute(f"CREATE TEMPORARY TABLE {source} AS {sql}", params)
+        try:
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 (identifiers from metadata)
+                f"SELECT * FROM {source} WHERE 1 = 1 ON CONFLICT DO NOTHING"
+            )
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.execute(f"DROP TABLE {source}")

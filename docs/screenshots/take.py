@@ -49,6 +49,11 @@ def prepare(env: dict) -> None:
         "from activation.models import Campaign\n"
         "features_refresh()\n"
         "segments_compute()\n"
+        "from activation.journeys.services import campaign_launch_now\n"
+        "from activation.journeys.models import ScheduledOccurrence\n"
+        "winback = Campaign.objects.get(name='Reconquête des acheteurs inactifs')\n"
+        "if not ScheduledOccurrence.objects.filter(schedule__campaign=winback).exists():\n"
+        "    campaign_launch_now(campaign=winback, now=timezone.now())\n"
         "workflows_advance(now=timezone.now())\n"
         "if not CampaignApproval.objects.exists():\n"
         "    user = get_user_model().objects.get(username='admin')\n"
@@ -87,7 +92,8 @@ def shoot(base: str) -> None:
         page.goto(f"{base}/admin/journeys/campaignschedule/calendar/")
         page.screenshot(path=OUT / "campaigns-calendar.png", full_page=True)
         page.goto(f"{base}/admin/journeys/workflow/")
-        page.get_by_role("link", name="Entonnoir").first.click()
+        row = page.locator("#result_list tr", has_text="Reconquête des acheteurs inactifs")
+        row.get_by_role("link", name="Entonnoir").click()
         page.wait_for_load_state()
         page.screenshot(path=OUT / "campaigns-funnel.png", full_page=True)
         page.goto(f"{base}/admin/journeys/campaignapproval/")

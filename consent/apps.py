@@ -25,3 +25,8 @@ class ConsentConfig(AppConfig):
         if is_erased_identity not in hooks.identity_blockers:
             hooks.identity_blockers.append(is_erased_identity)
         hooks.contact_detail_sections["consent"] = consent_summary
+        from django.db.models.signals import post_migrate
+
+        from consent.purposes import default_purposes_ensure
+
+        post_migrate.connect(default_purposes_ensure, sender=self, dispatch_uid="consent-purposes")

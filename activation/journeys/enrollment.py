@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -465,8 +465,17 @@ def _goto(steps: dict, target: int | None, default: WorkflowStep | None) -> Work
     return steps[target] if target else default
 
 
+def large_work_mem() -> None:
+    """PostgreSQL: give this transaction enough memory to hash the eligibility subqueries
+    (consent, caps) once instead of rescanning them per contact."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.JOURNEYS_WORK_MEM])
+
+
 def _advance_position(workflow, steps, following, position, now, stats) -> int:
     with transaction.atomic():
+        large_work_mem()
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
         due = _active(workflow).filter(position=position, due_at__lte=now)
         chunk = settings.JOURNEYS_ADVANCE_CHUNK

@@ -32,6 +32,7 @@ from activation.journeys.enrollment import (
     enrollments_create,
     enrollments_for_ids,
     enrollments_from_events,
+    large_work_mem,
     next_local_time,
     workflow_advance,
     workflows_advance,
@@ -265,6 +266,7 @@ def run_prepare(*, run: CampaignRun, schedule: CampaignSchedule, now: datetime) 
     from activation.services import campaign_run_prepare, outbox_delivery_start
 
     with transaction.atomic():
+        large_work_mem()
         run = campaign_run_prepare(run=run, now=now)
         if schedule.local_send_time is not None and run.status == RunStatus.SENDING:
             outbox_defer_to_local_time(run=run, local_time=schedule.local_send_time, now=now)

@@ -376,6 +376,8 @@ JOURNEYS_CATCH_UP_HOURS = env.float("JOURNEYS_CATCH_UP_HOURS", default=6.0)
 JOURNEYS_INLINE_ENROLL_LIMIT = env.int("JOURNEYS_INLINE_ENROLL_LIMIT", default=1000)
 # Enrolments moved per statement by the sweep (one transaction each).
 JOURNEYS_ADVANCE_CHUNK = env.int("JOURNEYS_ADVANCE_CHUNK", default=100_000)
+# PostgreSQL work_mem of a sweep step / run preparation (hashes the eligibility subqueries).
+JOURNEYS_WORK_MEM = env.str("JOURNEYS_WORK_MEM", default="256MB")
 CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "activation.journeys.tasks.advance",
     "schedule": env.float("JOURNEYS_ADVANCE_EVERY_SECONDS", default=60.0),

@@ -151,14 +151,20 @@ def events_record_columns(
     phone_raw = col("phone")
     if (phone_raw != "").any():
         region = np.where(clean["country"] != "", clean["country"], default_country)
-        pairs = pd.Series(phone_raw, dtype=object) + "\x00" + pd.Series(region, dtype=object)
-
-        def phone_of(pair: str) -> str:
-            raw, _sep, country = pair.rpartition("\x00")
-            return normalise_phone(raw, country=country) if raw else ""
-
-        values, bad = _map_unique(pairs.to_numpy(dtype=object), phone_of)
-        clean["phone"], flag = values, flag | bad
+        phones: dict[tuple[str, str], str | None] = {}
+        clean["phone"] = np.full(n, "", dtype=object)
+        for i in np.flatnonzero(phone_raw != ""):
+            pair = (phone_raw[i], region[i])
+            if pair not in phones:
+                try:
+                    phones[pair] = normalise_phone(pair[0], country=pair[1])
+                except InvalidValue:
+                    phones[pair] = None
+            phone = phones[pair]
+            if phone is None:
+                flag[i] = True
+            else:
+                clean["phone"][i] = phone
     else:
         clean["phone"] = np.full(n, "", dtype=object)
     flag |= clean["type"] == ""  # required (or refused)

@@ -200,7 +200,13 @@ def test_api_and_csv_match_the_per_row_path_on_postgresql(known, tmp_path_factor
 def test_an_invalid_phone_among_valid_rows_is_rejected_with_its_reason(known, tmp_path):
     """Found by the property test: a bad phone in an otherwise valid batch (a phone/country pair
     once lost its separator) is rejected with the per-row reason, not taken as a duplicate."""
-    row = dict(zip(ROW_FIELDS, ["C-1", "", "", "purchase", STAMPS[0], "k1", "", "", "12.5", ""]))
+    row = dict(
+        zip(
+            ROW_FIELDS,
+            ["C-1", "", "", "purchase", STAMPS[0], "k1", "", "", "12.5", ""],
+            strict=True,
+        )
+    )
     rows = [dict(row) for _ in range(4)] + [dict(row, phone="123")]
     check_api(rows)
     check_csv(rows, tmp_path)

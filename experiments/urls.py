@@ -8,5 +8,4 @@ urlpatterns = [
     path("experiments/<int:pk>/results/", views.results_page, name="results"),
     path("experiments/<int:pk>/results.csv", views.results_csv, name="results-csv"),
     path("experiments/plan/", views.sample_plan_page, name="plan"),
-    path("experiments/assets/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -1,17 +1,14 @@
-"""Results page, CSV export, sample-size calculator and the local plotly.min.js (no CDN)."""
+"""Results page, CSV export and sample-size calculator (plotly.min.js is a local static file)."""
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
-import plotly
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from experiments.forms import SamplePlanForm
@@ -20,7 +17,6 @@ from experiments.planning import plan_sample
 from experiments.results import experiment_results
 from experiments.wording import metric_label, number, p_value_text, percent
 
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 LOGIN_URL = "admin:login"
 
 
@@ -219,10 +215,3 @@ def sample_plan_page(request: HttpRequest) -> HttpResponse:
         "warning": warning,
     }
     return render(request, "experiments/plan.html", context)
-
-
-@require_GET
-@cache_control(public=True, max_age=86400)
-def plotly_js(request: HttpRequest) -> FileResponse:
-    """plotly.min.js from the installed plotly package: charts never load from a CDN."""
-    return FileResponse(PLOTLY_JS.open("rb"), content_type="application/javascript")

@@ -85,15 +85,13 @@ def run(ctx: Context) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE journeys_workflowenrollment")
 
-    # The sweep runs with the current time, as beat does: an older ``now`` would make
-    # eligibility read consent from the ledger as of that instant (a different, slower path).
     now = timezone.now()
     with timed() as advance:
         # The sweep works in chunks (JOURNEYS_ADVANCE_CHUNK) per step; loop until all moved on.
         while WorkflowEnrollment.objects.filter(
             workflow=workflow, state="active", position__in=[0, 1, 2], due_at__lte=now
         ).exists():
-            workflow_advance(workflow=workflow, now=now)
+            workflow_advance(workflow=workflow)  # live clock, as beat runs it
     now = timezone.now()
     outbox_rows = OutboxMessage.objects.filter(run__campaign=campaign).count()
 

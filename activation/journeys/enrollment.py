@@ -44,6 +44,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
 
 from activation.journeys.models import (
     STEP_STRIDE,
@@ -426,8 +427,12 @@ def _branch_condition(step: WorkflowStep, steps: dict[int, WorkflowStep]) -> Q:
     return Q(Exists(Event.objects.filter(type=step.condition_event_type, **since)))
 
 
-def workflow_advance(*, workflow: Workflow, now: datetime) -> AdvanceStats:
+def workflow_advance(*, workflow: Workflow, now: datetime | None = None) -> AdvanceStats:
     """Run exits, then move every due enrolment of ``workflow`` as far as it can go now.
+
+    ``now=None`` (beat) reads the clock afresh for every step, so consent is always read
+    from the current state (a fixed instant older than a few seconds would make activation
+    read the consent ledger as of that instant); tests pass a fixed ``now``.
 
     Each step is handled in its own transaction holding the workflow's row lock, so two
     sweeps never interleave on one workflow; outbox rows and the move past a send step
@@ -439,7 +444,7 @@ def workflow_advance(*, workflow: Workflow, now: datetime) -> AdvanceStats:
         return stats
     if workflow.campaign.status not in (CampaignStatus.ACTIVE, CampaignStatus.DRAFT):
         return stats
-    stats.exited = enrollments_exit(workflow=workflow, now=now)
+    stats.exited = enrollments_exit(workflow=workflow, now=now or timezone.now())
     steps = {
         s.position: s
         for s in workflow.steps.select_related("step_campaign__purpose").order_by("position")
@@ -474,6 +479,7 @@ def large_work_mem() -> None:
 
 
 def _advance_position(workflow, steps, following, position, now, stats) -> int:
+    now = now or timezone.now()
     with transaction.atomic():
         large_work_mem()
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
@@ -519,7 +525,7 @@ def _delivery_start(channel: str) -> None:
     outbox_delivery_start(channel=channel, tasks=1)
 
 
-def workflows_advance(*, now: datetime) -> dict:
+def workflows_advance(*, now: datetime | None = None) -> dict:
     """Advance every workflow that has active enrolments (the beat sweep)."""
     totals = AdvanceStats()
     workflow_ids = (

@@ -32,7 +32,7 @@ def launch_now(schedule_id: int, occurrence_at: str) -> str:
 
 @shared_task(name="activation.journeys.tasks.advance", acks_late=True, ignore_result=True)
 def advance(now: str | None = None) -> dict:
-    return services.workflows_advance(now=_at(now))
+    return services.workflows_advance(now=datetime.fromisoformat(now) if now else None)
 
 
 @shared_task(name="activation.journeys.tasks.segment_entered", acks_late=True, ignore_result=True)

@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Exists,
-    F,
+    FilteredRelation,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
-    Window,
 )
-from django.db.models.functions import FirstValue
 from django.utils import timezone
 
 from consent.models import (
@@ -126,35 +126,35 @@ def _is_current(at: datetime | None) -> bool:
     return at is None or at >= timezone.now() - CURRENT_STATE_TOLERANCE
 
 
-def _decided_ids(purpose: Purpose, channel: str, at: datetime | None, *, granted: bool) -> QuerySet:
-    """Ids of contacts whose deciding row (now, or as of ``at``) is a grant (``granted=True``)
-    or a withdrawal. Uncorrelated subquery: PostgreSQL hashes it or joins it once."""
-    if _is_current(at):
-        return CurrentConsent.objects.filter(
-            purpose_id=purpose.pk, channel=channel, granted=granted
-        ).values("contact_id")
-    latest = Window(
-        FirstValue("granted"),
-        partition_by=[F("contact_id")],
-        order_by=[F("occurred_at").desc(), F("id").desc()],
-    )
-    return (
+def _latest_as_of(purpose: Purpose, channel: str, at: datetime) -> Subquery:
+    """Correlated: the ``granted`` value of the contact's deciding ledger row as of ``at``
+    (NULL when none). One index probe (``consent_ledger_decision``) per contact."""
+    latest = (
         ConsentEvent.objects.filter(
+            contact=OuterRef("pk"),
             purpose_id=purpose.pk,
             channel=channel,
             awaiting_confirmation=False,
             occurred_at__lte=at,
         )
-        .annotate(latest_granted=latest)
-        .filter(latest_granted=granted)
-        .values("contact_id")
+        .order_by("-occurred_at", "-id")
+        .values("granted")[:1]
     )
+    return Subquery(latest, output_field=BooleanField())
 
 
 def _resolve(purpose: str | Purpose, channel: str) -> tuple[Purpose, str]:
     channel_validate(channel)
     purpose = purpose_get(purpose)
     return purpose, decision_channel(purpose, channel)
+
+
+def _suppressed_address(channel: str) -> Q | None:
+    field = CHANNEL_ADDRESS_FIELD.get(channel)
+    if field is None:
+        return None
+    listed = Suppression.objects.filter(channel=channel, address=OuterRef(field))
+    return Q(Exists(listed.exclude(address="")))
 
 
 def contactable(
@@ -168,10 +168,10 @@ def contactable(
 
     ``at=None`` (or now) reads the current-state table; a past ``at`` reads the ledger as of
     that instant. Suppression and erasure are always checked as of now. The narrowing is ONE
-    SQL statement made only of AND-ed (NOT) EXISTS / IN conditions, which PostgreSQL runs as
-    hash semi/anti joins; when ``purpose`` is a code, one small indexed read of the purpose
-    (its legal basis decides the rule) comes first — pass a ``Purpose`` to skip it. Unknown
-    purpose or channel → ValueError naming it.
+    SQL statement of AND-ed (NOT) EXISTS conditions, which PostgreSQL runs as hash semi/anti
+    joins; when ``purpose`` is a code, one small indexed read of the purpose (its legal basis
+    decides the rule) comes first — pass a ``Purpose`` to skip it. Unknown purpose or channel →
+    ValueError naming it.
     """
     purpose, decided_on = _resolve(purpose, channel)
     consent_basis = purpose.legal_basis == LegalBasis.CONSENT
@@ -183,16 +183,15 @@ def contactable(
             contacts = contacts.filter(Exists(state.filter(granted=True)))
         else:
             contacts = contacts.exclude(Exists(state.filter(granted=False)))
-    elif consent_basis:
-        contacts = contacts.filter(pk__in=_decided_ids(purpose, decided_on, at, granted=True))
     else:
-        contacts = contacts.exclude(pk__in=_decided_ids(purpose, decided_on, at, granted=False))
+        contacts = contacts.alias(consent_as_of=_latest_as_of(purpose, decided_on, at))
+        if consent_basis:
+            contacts = contacts.filter(consent_as_of=True)
+        else:
+            contacts = contacts.filter(Q(consent_as_of__isnull=True) | Q(consent_as_of=True))
     contacts = contacts.exclude(Exists(ErasedContact.objects.filter(contact=OuterRef("pk"))))
-    field = CHANNEL_ADDRESS_FIELD.get(channel)
-    if field is not None:
-        listed = Suppression.objects.filter(channel=channel, address=OuterRef(field))
-        contacts = contacts.exclude(Exists(listed.exclude(address="")))
-    return contacts
+    suppressed = _suppressed_address(channel)
+    return contacts if suppressed is None else contacts.exclude(suppressed)
 
 
 def annotate_exclusion_reason(
@@ -205,21 +204,32 @@ def annotate_exclusion_reason(
     """Add ``consent_exclusion_reason`` to each contact: ``None`` when contactable (same rule as
     ``contactable``), else ``"suppressed"`` (address on the suppression list or contact erased;
     checked first) or ``"no_consent"``. One SQL statement (after the purpose read, as in
-    ``contactable``); activation uses it to say why a contact of an audience got no message."""
+    ``contactable``): the current state is LEFT JOINed, so PostgreSQL hashes it once; activation
+    uses it to say why a contact of an audience got no message."""
     purpose, decided_on = _resolve(purpose, channel)
-    if purpose.legal_basis == LegalBasis.CONSENT:
-        allowed = Q(pk__in=_decided_ids(purpose, decided_on, at, granted=True))
+    if _is_current(at):
+        contacts = contacts.alias(
+            consent_decision=FilteredRelation(
+                "current_consents",
+                condition=Q(current_consents__purpose_id=purpose.pk)
+                & Q(current_consents__channel=decided_on),
+            )
+        )
+        decision = "consent_decision__granted"
     else:
-        allowed = ~Q(pk__in=_decided_ids(purpose, decided_on, at, granted=False))
-    suppressed = Q(pk__in=ErasedContact.objects.values("contact_id"))
-    field = CHANNEL_ADDRESS_FIELD.get(channel)
-    if field is not None:
-        addresses = Suppression.objects.filter(channel=channel).exclude(address="")
-        suppressed |= Q(**{f"{field}__in": addresses.values("address")})
+        contacts = contacts.alias(consent_as_of=_latest_as_of(purpose, decided_on, at))
+        decision = "consent_as_of"
+    refused = Q(**{decision: False})
+    if purpose.legal_basis == LegalBasis.CONSENT:
+        refused |= Q(**{f"{decision}__isnull": True})
+    suppressed = Q(erasure__isnull=False)
+    by_address = _suppressed_address(channel)
+    if by_address is not None:
+        suppressed |= by_address
     return contacts.annotate(
         consent_exclusion_reason=Case(
             When(suppressed, then=Value(EXCLUSION_SUPPRESSED)),
-            When(~allowed, then=Value(EXCLUSION_NO_CONSENT)),
+            When(refused, then=Value(EXCLUSION_NO_CONSENT)),
             default=Value(None),
             output_field=CharField(),
         )

@@ -97,3 +97,20 @@ def api_client(api_key_value):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_value}")
     return client
+
+
+@pytest.fixture
+def isolated_broker(tmp_path, monkeypatch):
+    """A private filesystem broker for this test: the test's .delay() calls and the worker it
+    starts (``celery_worker(broker_url="filesystem://", broker_folder=…)``) share it, and no
+    backlog left by earlier tests is in the way. Yields the folder."""
+    from config.celery import app as celery_app
+    from tests.workers import filesystem_broker_folder, reset_producer_pools
+
+    folder, options = filesystem_broker_folder(tmp_path)
+    monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
+    monkeypatch.setattr(celery_app.conf, "broker_transport_options", options)
+    reset_producer_pools(celery_app)
+    yield folder
+    monkeypatch.undo()
+    reset_producer_pools(celery_app)

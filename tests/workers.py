@@ -15,6 +15,27 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def filesystem_broker_folder(base: Path) -> tuple[Path, dict]:
+    """Create a private kombu filesystem broker under ``base``; return it and its options."""
+    folder = base / "broker"
+    for name in ("queue", "processed", "control"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    options = {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+    }
+    return folder, options
+
+
+def reset_producer_pools(app) -> None:
+    """Make the next .delay() connect with the current broker settings (pools are cached)."""
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.__dict__["amqp"]._producer_pool = None
+
+
 def subprocess_database_url() -> str:
     """DATABASE_URL of the database the current test is using (the test database)."""
     s = connection.settings_dict

@@ -10,7 +10,6 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.utils import override_settings
 
-from config.celery import app as celery_app
 from contacts.models import Event, ImportJob
 from tests.factories import ContactFactory
 from tests.workers import celery_worker, wait_until
@@ -21,37 +20,6 @@ CSV = (
     "C-1;page_view;2026-03-01T10:05:00+01:00;pv-1;\n"
     "C-1;page_view;pas une date;pv-2;\n"
 ).encode("cp1252")
-
-
-def broker_folder(tmp_path: Path) -> tuple[Path, dict]:
-    folder = tmp_path / "broker"
-    for name in ("queue", "processed", "control"):
-        (folder / name).mkdir(parents=True)
-    options = {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "control_folder": str(folder / "control"),
-    }
-    return folder, options
-
-
-def reset_producer_pools() -> None:
-    """Make the next .delay() connect with the current broker settings (pools are cached)."""
-    celery_app._pool = None
-    if "amqp" in celery_app.__dict__:
-        celery_app.__dict__["amqp"]._producer_pool = None
-
-
-@pytest.fixture
-def isolated_broker(tmp_path, monkeypatch):
-    folder, options = broker_folder(tmp_path)
-    monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
-    monkeypatch.setattr(celery_app.conf, "broker_transport_options", options)
-    reset_producer_pools()
-    yield folder
-    monkeypatch.undo()
-    reset_producer_pools()
 
 
 @pytest.mark.django_db(transaction=True)

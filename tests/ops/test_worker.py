@@ -7,7 +7,7 @@ from celery import Celery
 from django.contrib.auth.models import User
 
 from ops.models import WorkerHeartbeat
-from tests.workers import celery_worker, wait_until
+from tests.workers import celery_worker, filesystem_broker_folder, wait_until
 
 
 def send_heartbeat(broker_url: str, transport_options: dict) -> None:
@@ -24,16 +24,7 @@ def assert_heartbeat_visible_in_admin(client) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_processes_task_on_embedded_filesystem_broker(tmp_path: Path, client):
-    folder = tmp_path / "broker"
-    (folder / "queue").mkdir(parents=True)
-    (folder / "processed").mkdir()
-    (folder / "control").mkdir()
-    options = {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "control_folder": str(folder / "control"),
-    }
+    folder, options = filesystem_broker_folder(tmp_path)
     with celery_worker(broker_url="filesystem://", broker_folder=folder):
         send_heartbeat("filesystem://", options)
         wait_until(WorkerHeartbeat.objects.exists, what="the worker to record its heartbeat")

@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from contacts.signals import events_ingested
@@ -85,13 +84,13 @@ def test_contact_exits_when_its_feature_no_longer_matches(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_ingested_signal_reaches_a_real_worker():
+def test_events_ingested_signal_reaches_a_real_worker(isolated_broker):
     contact = ContactFactory()
     segment = segment_create(name="Two purchases", rule=TWO_PURCHASES)
     _buy(contact, 30)
     _buy(contact, 10)
     with celery_worker(
-        broker_url="filesystem://", broker_folder=settings.VAR_DIR / "broker", queues="segments"
+        broker_url="filesystem://", broker_folder=isolated_broker, queues="segments"
     ):
         events_ingested.send(
             sender=None, contact_ids=[contact.pk], event_types={"purchase"}, source="test"

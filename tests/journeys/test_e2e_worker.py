@@ -34,7 +34,7 @@ class Broker:
     def __init__(self, url: str, folder: Path | None = None):
         self.url, self.folder = url, folder
         self.log: list[str] = []
-        self.app = Celery("journeys-test-producer", broker=url)
+        self.app = Celery("journeys-test-producer", broker=url, set_as_current=False)
         if folder is not None:
             for name in ("queue", "processed", "control"):
                 (folder / name).mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from tests.workers import celery_worker, filesystem_broker_folder, wait_until
 
 
 def send_heartbeat(broker_url: str, transport_options: dict) -> None:
-    producer = Celery("test-producer", broker=broker_url)
+    producer = Celery("test-producer", broker=broker_url, set_as_current=False)
     producer.conf.broker_transport_options = transport_options
     producer.send_task("ops.tasks.record_worker_heartbeat", queue="default")
 

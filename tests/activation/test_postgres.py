@@ -77,7 +77,7 @@ def test_concurrent_claims_take_disjoint_rows_with_skip_locked(consenting, make_
 
 
 def enqueue_delivery(redis_url: str, n: int) -> None:
-    producer = Celery("test-producer", broker=redis_url)
+    producer = Celery("test-producer", broker=redis_url, set_as_current=False)
     for _ in range(n):
         producer.send_task("activation.tasks.deliver", args=["email"], queue="send")
 

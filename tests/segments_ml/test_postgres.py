@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.postgres]
 def test_worker_on_ml_queue_trains_and_clusters_match_personas(redis_url, tmp_path):
     call_command("seed_demo", contacts=3000, events_per_contact=30, seed=31, verbosity=0)
     model = ClusterModel.objects.create(name="pg-personas", auto_k_min=3, auto_k_max=7)
-    producer = Celery("test-producer", broker=redis_url)
+    producer = Celery("test-producer", broker=redis_url, set_as_current=False)
 
     with celery_worker(
         broker_url=redis_url, queues="ml", extra_env={"MEDIA_ROOT": str(tmp_path / "media")}

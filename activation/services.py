@@ -136,20 +136,25 @@ def eligibility_report(*, campaign: Campaign, now: datetime) -> EligibilityRepor
     )
 
 
-def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: datetime) -> None:
-    """INSERT … SELECT of the whole audience into the outbox: one SQL statement compiled by the
-    ORM from the eligibility queryset (identifiers come from model metadata only)."""
+def outbox_state_expression(*, campaign: Campaign) -> Case:
+    """The outbox state of a row from the eligibility queryset's ``exclusion_reason``: queued
+    when eligible, deferred or skipped in quiet hours (per the campaign's policy), else skipped."""
     defer = campaign.quiet_hours_policy == QuietHoursPolicy.DEFER
-    quiet = SkipReason.QUIET_HOURS.value
-    state = Case(
+    return Case(
         When(exclusion_reason="", then=Value(OutboxState.QUEUED.value)),
         When(
-            exclusion_reason=quiet,
+            exclusion_reason=SkipReason.QUIET_HOURS.value,
             then=Value(OutboxState.DEFERRED.value if defer else OutboxState.SKIPPED.value),
         ),
         default=Value(OutboxState.SKIPPED.value),
         output_field=CharField(),
     )
+
+
+def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: datetime) -> None:
+    """INSERT … SELECT of the whole audience into the outbox: one SQL statement compiled by the
+    ORM from the eligibility queryset (identifiers come from model metadata only)."""
+    state = outbox_state_expression(campaign=campaign)
     columns = {
         "run_id": Value(run.pk, output_field=IntegerField()),
         "contact_id": F("pk"),

@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
-    Case,
     CharField,
     Count,
     DateTimeField,
@@ -41,7 +40,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
-    When,
 )
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -66,11 +64,10 @@ from activation.models import (
     CampaignStatus,
     OutboxMessage,
     OutboxState,
-    QuietHoursPolicy,
     RunStatus,
-    SkipReason,
 )
 from activation.selectors import eligibility_queryset
+from activation.services import outbox_state_expression
 from contacts.models import Contact, Event
 from segments.models import SegmentMembership
 
@@ -357,17 +354,7 @@ def _send(
     entry = Subquery(
         due.filter(contact_id=OuterRef("pk")).values("entry")[:1], output_field=IntegerField()
     )
-    defer = campaign.quiet_hours_policy == QuietHoursPolicy.DEFER
-    quiet = SkipReason.QUIET_HOURS.value
-    state = Case(
-        When(exclusion_reason="", then=Value(OutboxState.QUEUED.value)),
-        When(
-            exclusion_reason=quiet,
-            then=Value(OutboxState.DEFERRED.value if defer else OutboxState.SKIPPED.value),
-        ),
-        default=Value(OutboxState.SKIPPED.value),
-        output_field=CharField(),
-    )
+    state = outbox_state_expression(campaign=campaign)
     columns = {
         "run": Value(run.pk, output_field=IntegerField()),
         "contact": F("pk"),

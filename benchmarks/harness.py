@@ -61,11 +61,14 @@ def timed() -> Iterator[dict]:
 
 
 @contextmanager
-def postgres_django() -> Iterator[str]:
-    """Start PostgreSQL, point Django at it, migrate; yield the DATABASE_URL."""
+def postgres_django(keep: Path | None = None) -> Iterator[str]:
+    """Start PostgreSQL, point Django at it, migrate; yield the DATABASE_URL.
+
+    With ``keep`` (``--keep DIR``), the cluster is kept in DIR and reused by the next run, so
+    a seeded population is loaded once while a benchmark is being worked on."""
     from tests.services import PostgresServer
 
-    server = PostgresServer.start()
+    server = PostgresServer.start(keep=keep)
     try:
         os.environ["DATABASE_URL"] = server.url
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")

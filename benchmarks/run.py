@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-contact", type=float, default=10.0)
     parser.add_argument("--only", nargs="*", default=None,
                         help="benchmark modules to run, e.g. seed segments (default: all)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the PostgreSQL cluster in DIR and reuse it (and its seeded "
+                             "population) on the next run; for working on one benchmark")
     args = parser.parse_args(argv)
     package = Path(__file__).resolve().parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(package)]) if m.name.startswith("bench_"))
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have {', '.join(names)}")
         names = [n for n in names if n in wanted]
-    with postgres_django() as url:
+    with postgres_django(keep=args.keep) as url:
         ctx = Context(database_url=url, contacts=args.contacts, events_per_contact=args.events_per_contact)
         # bench_seed loads the population every other benchmark works on; it always runs first.
         ordered = ["bench_seed"] + [n for n in names if n != "bench_seed"]

@@ -55,23 +55,33 @@ class PostgresServer:
     bin_dir: Path
     base: Path
     port: int
+    keep: bool = False
 
     @property
     def url(self) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/cible"
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, keep: Path | None = None) -> PostgresServer:
+        """Start a throwaway server; with ``keep``, the cluster lives in that folder, is
+        reused when it already exists there, and is left on disk by ``stop()``."""
         bin_dir = postgres_bin_dir()
-        base = Path(tempfile.mkdtemp(prefix="cible-pg-"))
+        if keep is not None:
+            base = keep.resolve()
+            base.mkdir(parents=True, exist_ok=True)
+        else:
+            base = Path(tempfile.mkdtemp(prefix="cible-pg-"))
         os.chmod(base, 0o755)
         if os.geteuid() == 0:
             _as_server_user(["true"])  # ensures the user exists
             shutil.chown(base, user="postgres")
-        server = cls(bin_dir=bin_dir, base=base, port=free_port())
+        server = cls(bin_dir=bin_dir, base=base, port=free_port(), keep=keep is not None)
         data = base / "data"
         run = lambda cmd: subprocess.run(_as_server_user(cmd), capture_output=True, text=True)  # noqa: E731
-        init = run(
+        reused = (data / "PG_VERSION").exists()
+        if reused:
+            (data / "postmaster.pid").unlink(missing_ok=True)  # left by an interrupted run
+        init = None if reused else run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -86,7 +96,7 @@ class PostgresServer:
                 "--locale=C",
             ]
         )
-        if init.returncode != 0:
+        if init is not None and init.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
         options = (
             f"-p {server.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -114,6 +124,8 @@ class PostgresServer:
                 else ""
             )
             raise ServiceUnavailable(f"pg_ctl start failed: {started.stderr.strip()} {log}")
+        if reused:
+            return server
         try:
             import psycopg
 
@@ -138,10 +150,11 @@ class PostgresServer:
                     "-D",
                     str(self.base / "data"),
                     "-m",
-                    "immediate",
+                    "fast" if self.keep else "immediate",
                     "stop",
                 ]
             ),
             capture_output=True,
         )
-        shutil.rmtree(self.base, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.base, ignore_errors=True)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,6 +53,10 @@ def celery_worker(
     queues: str = "default",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
+    """A real Celery worker subprocess (solo pool) for the duration of the block.
+
+    Its output is drained by a thread into ``process.output`` (a list of lines, for failure
+    reports): an undrained pipe fills up and blocks the worker mid-task."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
@@ -85,6 +90,9 @@ def celery_worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    process.output = []
+    reader = threading.Thread(target=lambda: process.output.extend(process.stdout), daemon=True)
+    reader.start()
     try:
         yield process
     finally:

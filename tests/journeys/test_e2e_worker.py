@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,13 +49,11 @@ class Broker:
 
     @contextlib.contextmanager
     def worker(self, env: dict):
-        """A worker whose output is drained by a thread (a full pipe would block it) and
-        kept in ``self.log`` for failure reports."""
+        """A worker whose output (drained by ``celery_worker``) is kept in ``self.log``."""
         with celery_worker(
             broker_url=self.url, broker_folder=self.folder, queues="send,default", extra_env=env
         ) as process:
-            reader = threading.Thread(target=lambda: self.log.extend(process.stdout), daemon=True)
-            reader.start()
+            self.log = process.output
             yield process
 
 

@@ -445,16 +445,13 @@ def outbox_deliver_pending(*, channel: str, budget_seconds: float | None = None)
 
 def campaign_runs_finish(*, now: datetime) -> int:
     """Mark ``sending`` runs with no open row left as done, storing their final counts."""
-    from activation.selectors import run_progress, run_reason_counts
+    from activation.selectors import run_state_and_reason_counts
 
     open_rows = OutboxMessage.objects.filter(run=OuterRef("pk"), state__in=OPEN_STATES)
     done = 0
     for run in CampaignRun.objects.filter(status=RunStatus.SENDING).exclude(Exists(open_rows)):
-        run.counts = {
-            **run.counts,
-            "by_state": run_progress(run),
-            "by_reason": run_reason_counts(run),
-        }
+        by_state, by_reason = run_state_and_reason_counts(run)
+        run.counts = {**run.counts, "by_state": by_state, "by_reason": by_reason}
         run.status = RunStatus.DONE
         run.finished_at = now
         run.save(update_fields=["counts", "status", "finished_at"])

@@ -225,11 +225,27 @@ OPEN_STATES = (OutboxState.QUEUED, OutboxState.DEFERRED, OutboxState.SENDING)
 class OutboxMessage(models.Model):
     """One message to one contact for one step of a run; the delivery state machine."""
 
+    # No database-level foreign keys here: a launch inserts up to millions of rows in one
+    # statement, and PostgreSQL checks a foreign key row by row (a locking read of the contact
+    # and of the run per row — a third of a 1M-row launch). Both ids come from the referenced
+    # tables in that same statement; deletions cascade through Django (on_delete); delivery
+    # cancels a row whose contact vanished meanwhile (see docs/sending.md). No single-column
+    # indexes either: (run, contact, step), (run, state) and (contact, created_at) lead with them.
     run = models.ForeignKey(
-        CampaignRun, on_delete=models.CASCADE, related_name="messages", verbose_name=_("run")
+        CampaignRun,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        verbose_name=_("run"),
+        db_constraint=False,
+        db_index=False,
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="outbox_messages", verbose_name=_("contact")
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="outbox_messages",
+        verbose_name=_("contact"),
+        db_constraint=False,
+        db_index=False,
     )
     step = models.PositiveIntegerField(_("step"), default=0)
     channel = models.CharField(_("channel"), max_length=8, choices=MessageChannel.choices)

@@ -8,9 +8,10 @@ for the campaign's purpose on its channel, read *now*) → ``no_address`` → ``
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import lru_cache, reduce
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
@@ -27,6 +28,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from activation.models import (
@@ -77,21 +79,26 @@ def frequency_capped(*, channel: str, now: datetime) -> Q:
         run__dry_run=False,
     )
     caps = settings.ACTIVATION_FREQUENCY_CAPS
-    condition = Q(pk__in=[])
-    for scope, messages in (
-        (caps.get(channel), counted.filter(channel=channel)),
-        (caps.get("global"), counted),
-    ):
-        if scope:
-            over = (
-                messages.order_by()
-                .values("contact_id")
-                .annotate(n=Count("id"))
-                .filter(n__gte=scope)
-                .values("contact_id")
-            )
-            condition |= Q(pk__in=over)
-    return condition
+    counts: dict = {}
+    reached: list[Q] = []
+    if caps.get(channel):
+        counts["n_channel"] = Count("id", filter=Q(channel=channel))
+        reached.append(Q(n_channel__gte=caps[channel]))
+    if caps.get("global"):
+        counts["n_all"] = Count("id")
+        reached.append(Q(n_all__gte=caps["global"]))
+    if not counts:
+        return Q(pk__in=[])
+    # Both caps from ONE pre-aggregation of the window (a hashed subplan, computed once per
+    # statement), not one scan per cap.
+    over = (
+        counted.order_by()
+        .values("contact_id")
+        .annotate(**counts)
+        .filter(reduce(operator.or_, reached))
+        .values("contact_id")
+    )
+    return Q(pk__in=over)
 
 
 def _in_quiet_window(local: time, start: time, end: time) -> bool:
@@ -139,9 +146,7 @@ def eligibility_queryset(
     )
     zones = quiet_zones(start=campaign.quiet_hours_start, end=campaign.quiet_hours_end, now=now)
     in_quiet = Q(timezone__in=[z for names in zones.values() for z in names])
-    whens = [
-        When(consent_exclusion_reason__isnull=False, then=F("consent_exclusion_reason")),
-    ]
+    whens = []
     if now < timezone.now() - CURRENT_STATE_TOLERANCE:
         # Read from the ledger as of a past instant, consent's reason is NULL (not
         # "no_consent") for contacts with no deciding row; contactable() is the rule.
@@ -169,8 +174,14 @@ def eligibility_queryset(
         default=Value(now),
         output_field=DateTimeField(),
     )
+    # consent's reason (suppressed / no_consent) first, else the first of ours; Coalesce
+    # evaluates consent's CASE once per row.
     return audience.annotate(
-        exclusion_reason=Case(*whens, default=Value(""), output_field=CharField()),
+        exclusion_reason=Coalesce(
+            F("consent_exclusion_reason"),
+            Case(*whens, default=Value(""), output_field=CharField()),
+            output_field=CharField(),
+        ),
         due_at=due,
     )
 
@@ -195,6 +206,23 @@ def run_reason_counts(run: CampaignRun) -> dict[str, int]:
         .annotate(n=Count("id"))
     )
     return {row["skip_reason"]: row["n"] for row in rows}
+
+
+def run_state_and_reason_counts(run: CampaignRun) -> tuple[dict[str, int], dict[str, int]]:
+    """``(run_progress(run), run_reason_counts(run))`` from ONE GROUP BY over the run's rows."""
+    by_state = dict.fromkeys(OutboxState.values, 0)
+    by_reason: dict[str, int] = {}
+    rows = (
+        OutboxMessage.objects.filter(run=run)
+        .order_by()
+        .values("state", "skip_reason")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        by_state[row["state"]] += row["n"]
+        if row["skip_reason"]:
+            by_reason[row["skip_reason"]] = by_reason.get(row["skip_reason"], 0) + row["n"]
+    return by_state, by_reason
 
 
 def contact_messages(contact_id: int) -> QuerySet[OutboxMessage]:

@@ -61,6 +61,12 @@ FEATURES: dict[str, tuple[str, Any]] = {
     "days_since_signup": ("number", _("days since sign-up")),
 }
 
+# Whole-number columns (compared without a cast, see ``column_q``).
+INTEGER_FIELDS = frozenset({"birth_year"})
+INTEGER_FEATURES = frozenset(
+    {"recency_days", "frequency_90d", "frequency_365d", "days_since_signup"}
+)
+
 
 def _leaf_op_value(condition: dict, kind: str, ctx: ValidationContext) -> dict:
     op = condition.get("op")
@@ -82,8 +88,15 @@ def _field_validate(condition: dict, ctx: ValidationContext) -> dict:
 
 
 def _field_compile(condition: dict, ctx: CompileContext) -> Q:
-    kind = CONTACT_FIELDS[condition["field"]][0]
-    return column_q(condition["field"], kind, condition["op"], condition.get("value"), ctx.now)
+    name = condition["field"]
+    return column_q(
+        name,
+        CONTACT_FIELDS[name][0],
+        condition["op"],
+        condition.get("value"),
+        ctx.now,
+        integer=name in INTEGER_FIELDS,
+    )
 
 
 def _field_evaluate(condition: dict, contact: ReferenceContact, now: datetime) -> bool:
@@ -125,14 +138,18 @@ def _feature_validate(condition: dict, ctx: ValidationContext) -> dict:
 
 
 def _feature_compile(condition: dict, ctx: CompileContext) -> Q:
-    from segments.models import ContactFeatures
-
-    kind = FEATURES[condition["feature"]][0]
-    op = condition["op"]
-    if op == "is_not_set":
-        return ~_feature_compile({**condition, "op": "is_set"}, ctx)
-    inner = column_q(condition["feature"], kind, op, condition.get("value"), ctx.now)
-    return Q(Exists(ContactFeatures.objects.filter(inner, contact_id=OuterRef("pk"))))
+    """Features are read through the contact's one-to-one join: every feature condition of a
+    rule shares one join (one pass over the feature table), and a contact without a feature row
+    has NULL values, which satisfy only ``is_not_set`` (``column_q`` is two-valued)."""
+    name = condition["feature"]
+    return column_q(
+        f"features__{name}",
+        FEATURES[name][0],
+        condition["op"],
+        condition.get("value"),
+        ctx.now,
+        integer=name in INTEGER_FEATURES,
+    )
 
 
 def _feature_value(condition: dict, contact: ReferenceContact) -> Any:

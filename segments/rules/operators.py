@@ -8,6 +8,7 @@ inclusive; relative dates are counted from the compute time ``now``.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,8 +158,15 @@ def _threshold(op: str, value: Any, now: datetime) -> datetime | None:
     return None
 
 
-def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
-    """Two-valued ``Q`` on a model column (lookups path ``column``)."""
+def column_q(
+    column: str, kind: str, op: str, value: Any, now: datetime, *, integer: bool = False
+) -> Q:
+    """Two-valued ``Q`` on a model column (lookups path ``column``).
+
+    ``integer``: the column holds whole numbers; a numeric operand is then turned into the
+    equivalent whole-number bound (``x >= 2.5`` ⇔ ``x >= 3``), so the column is compared as
+    it is stored (no cast per row: indexes and planner statistics apply).
+    """
     present = Q(**{f"{column}__isnull": False})
     if kind == "string":
         present &= ~Q(**{column: ""})
@@ -171,6 +179,8 @@ def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
     if op == "is_false":
         return Q(**{column: False})
     moment = _threshold(op, value, now)
+    if kind == "number" and integer:
+        return present & _integer_q(column, op, value)
     if kind == "number":
         # Compare as floats: Django would otherwise truncate 0.5 to 0 for an integer column.
         value = _as_float(value)
@@ -199,6 +209,47 @@ def column_q(column: str, kind: str, op: str, value: Any, now: datetime) -> Q:
     if op == "within_last_days":
         return present & Q(**{f"{column}__gte": moment})
     raise ValueError(op)
+
+
+# Beyond any stored whole number: clamping keeps the literal a bigint.
+_INT_LIMIT = 2**62
+
+
+def _clamp(number: int) -> int:
+    return max(-_INT_LIMIT, min(_INT_LIMIT, number))
+
+
+def _whole_bound(value: float, rounding: Any) -> int:
+    return rounding(max(-_INT_LIMIT, min(_INT_LIMIT, value)))
+
+
+def _integer_q(column: str, op: str, value: Any) -> Q:
+    """Exact whole-number form of a numeric comparison on an integer column."""
+    nothing = Q(**{f"{column}__in": []})
+    if op in ("in", "not_in"):
+        whole = [_clamp(int(v)) for v in value if math.isfinite(v) and float(v).is_integer()]
+        matched = Q(**{f"{column}__in": whole}) if whole else nothing
+        return matched if op == "in" else ~matched
+    if op in ("eq", "ne"):
+        whole_value = math.isfinite(value) and float(value).is_integer()
+        exact = Q(**{column: _clamp(int(value))}) if whole_value else nothing
+        return exact if op == "eq" else ~exact
+    if any(math.isnan(v) for v in (value if isinstance(value, list) else [value])):
+        return nothing  # every ordering comparison with NaN is false
+    if op == "between":
+        return Q(
+            **{
+                f"{column}__gte": _whole_bound(value[0], math.ceil),
+                f"{column}__lte": _whole_bound(value[1], math.floor),
+            }
+        )
+    bound = {
+        "gt": ("gt", math.floor),
+        "gte": ("gte", math.ceil),
+        "lt": ("lt", math.ceil),
+        "lte": ("lte", math.floor),
+    }[op]
+    return Q(**{f"{column}__{bound[0]}": _whole_bound(value, bound[1])})
 
 
 def _as_float(value: Any) -> Any:

@@ -176,3 +176,41 @@ def test_segment_is_listed_in_admin_order(db):
     second = segment_create(name="Second", rule={"all": []}, family=family, priority=2)
     first = segment_create(name="First", rule={"all": []}, family=family, priority=1)
     assert list(Segment.objects.filter(family=family)) == [first, second]
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"op": "gte", "value": 1.5}, {"two", "three"}),
+        ({"op": "gt", "value": 2.0}, {"three"}),
+        ({"op": "lt", "value": 2.5}, {"none", "one", "two"}),
+        ({"op": "lte", "value": 0.9}, {"none"}),
+        ({"op": "eq", "value": 2.5}, set()),
+        ({"op": "eq", "value": 2.0}, {"two"}),
+        ({"op": "ne", "value": 2.5}, {"none", "one", "two", "three"}),
+        ({"op": "between", "value": [0.5, 2.5]}, {"one", "two"}),
+        ({"op": "in", "value": [1, 2.5, 3.0]}, {"one", "three"}),
+        ({"op": "not_in", "value": [1, 2.5]}, {"none", "two", "three"}),
+        ({"op": "gte", "value": 1e300}, set()),
+        ({"op": "lte", "value": 1e300}, {"none", "one", "two", "three"}),
+    ],
+)
+def test_fractional_thresholds_on_whole_number_features_keep_their_exact_meaning(
+    backend, condition, expected
+):
+    buyers = {name: ContactFactory(first_name=name) for name in ("none", "one", "two", "three")}
+    for name, count in (("one", 1), ("two", 2), ("three", 3)):
+        for i in range(count):
+            _buy(buyers[name], days_ago=5 + i)
+    stranger = ContactFactory(first_name="no features row")
+    features_refresh(as_of=AS_OF, contact_ids=[c.pk for c in buyers.values()])
+    segment = segment_create(
+        name="Purchases in 90 days",
+        rule={"type": "feature", "feature": "frequency_90d", **condition},
+    )
+
+    segments_compute(now=AS_OF)
+
+    members = {c.first_name for c in segment_members(segment)}
+    assert members == expected
+    assert stranger.first_name not in members

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('activation', '0001_initial'),
-        ('contacts', '0005_event_contact_index_covered'),
+        ('contacts', '0004_default_aliases'),
     ]
 
     operations = [

@@ -15,18 +15,20 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection, connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
-from contacts.services.event_batch import events_record_columns
+from contacts.services.event_batch import events_clean_columns, events_store_clean
 from contacts.services.ingest import (
     CONTACT_FIELDS,
     EVENT_FIELDS,
@@ -250,6 +252,41 @@ def _item(
     return item
 
 
+class _ChunkStore:
+    """Runs the storing of event chunks one after another — on PostgreSQL, outside a
+    transaction, in one background thread with its own connection, so that the next chunk is
+    read and cleaned while the database stores the previous one (the two use the two cores).
+    Chunks are still stored, committed and signalled strictly in file order, so a key repeated
+    across chunks and contacts created by an earlier chunk behave as in a sequential import.
+    Elsewhere (SQLite, or inside a caller's transaction, whose rows another connection could
+    not see) each chunk is stored inline."""
+
+    def __init__(self, *, background: bool) -> None:
+        use_thread = (
+            background and connection.vendor == "postgresql" and not connection.in_atomic_block
+        )
+        self.pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-import-store")
+            if use_thread
+            else None
+        )
+
+    def submit(self, function: Callable[..., Any], **kwargs: Any) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(function, **kwargs)
+        done: Future = Future()
+        try:
+            done.set_result(function(**kwargs))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.submit(connections.close_all).result()  # the thread's own connection
+            self.pool.shutdown()
+
+
 def csv_import(
     *,
     kind: str,
@@ -348,27 +385,44 @@ def csv_import(
             def item_at(i: int) -> dict[str, Any]:
                 return _item(good[i].raw, targets, "properties", True, decimal_comma)
 
-            outcome = events_record_columns(
+            now = timezone.now()
+            cleaned = events_clean_columns(
                 columns=columns,
                 n=len(good),
                 item_at=item_at,
                 eligible=np.ones(len(good), dtype=bool),
-                source=source,
-                now=timezone.now(),
+                now=now,
                 aliases=aliases,
                 default_zone=zone,
-                create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
                 csv_properties=properties,
                 decimal_comma=decimal_comma,
             )
+            stored = store.submit(
+                events_store_clean,
+                batch=cleaned,
+                source=source,
+                now=now,
+                create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
+            )
+        else:
+            stored = None
+        # The previous chunk was being stored while this one was read and cleaned.
+        finish_pending()
+        pending.append((batch, good, stored))
+
+    def finish_pending() -> None:
+        if not pending:
+            return
+        batch, good, stored = pending.pop()
+        rejected: dict[int, dict[str, str]] = {}
+        if stored is not None:
+            outcome = stored.result()
             statuses = outcome.status
             counts.created += int((statuses == "created").sum())
             counts.duplicates += int((statuses == "duplicate").sum())
             rejected = {
                 id(good[i]): outcome.errors[i] for i in np.flatnonzero(statuses == "rejected")
             }
-        else:
-            rejected = {}
         for line in batch:  # in line order, so the reject file reads top to bottom
             if line.item is None:
                 reject(line, line.error)
@@ -378,6 +432,8 @@ def csv_import(
         counts.lines = batch[-1].number - 1
         progress(min(counts.lines, total), total)
 
+    pending: list[tuple[list[_Line], list[_Line], Future | None]] = []
+    store = _ChunkStore(background=kind == "events")
     chunk_size = chunk_size or (EVENTS_CHUNK if kind == "events" else CONTACTS_CHUNK)
     try:
         batch: list[_Line] = []
@@ -387,7 +443,9 @@ def csv_import(
                 flush(batch)
                 batch = []
         flush(batch)
+        finish_pending()
     finally:
+        store.close()
         if reject_file:
             reject_file.close()
     if counts.lines != total:

@@ -77,6 +77,22 @@ class BatchOutcome:
     errors: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
+@dataclass
+class CleanBatch:
+    """A cleaned batch, not yet stored (:func:`events_clean_columns`): per row its status so far
+    (``created`` for a row to store, ``duplicate`` for a key repeated earlier in the batch,
+    ``rejected`` with its errors), and the cleaned columns of the rows to store."""
+
+    status: np.ndarray
+    errors: dict[int, dict[str, str]]
+    store: np.ndarray  # rows to store
+    clean: dict[str, np.ndarray]
+    identity_name: np.ndarray
+    identity_value: np.ndarray
+    occurred_ns: np.ndarray
+    properties: np.ndarray
+
+
 def _map_unique(
     values: np.ndarray, normalise: Callable[[Any], Any]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +141,36 @@ def events_record_columns(
     raw CSV cells per property name (``csv_properties``, numbers parsed like the CSV reader) or
     as the API's objects (``api_properties``).
     """
+    batch = events_clean_columns(
+        columns=columns,
+        n=n,
+        item_at=item_at,
+        eligible=eligible,
+        now=now,
+        aliases=aliases,
+        default_zone=default_zone,
+        csv_properties=csv_properties,
+        api_properties=api_properties,
+        decimal_comma=decimal_comma,
+    )
+    return events_store_clean(batch=batch, source=source, now=now, create_unknown=create_unknown)
+
+
+def events_clean_columns(
+    *,
+    columns: dict[str, np.ndarray],
+    n: int,
+    item_at: Callable[[int], Any],
+    eligible: np.ndarray,
+    now: datetime,
+    aliases: AliasTables,
+    default_zone: ZoneInfo | None,
+    csv_properties: dict[str, np.ndarray] | None = None,
+    api_properties: list[Any] | None = None,
+    decimal_comma: bool = False,
+) -> CleanBatch:
+    """The cleaning half of :func:`events_record_columns` (same arguments): no database access,
+    so a caller may clean the next batch while the previous one is being stored."""
     from contacts.services.ingest import _purchase_properties, event_item_clean
 
     default_country = settings.CIBLE_DEFAULT_COUNTRY
@@ -259,7 +305,28 @@ def events_record_columns(
     repeated = pd.Series(clean["idempotency_key"]).where(valid).duplicated(keep="first").to_numpy()
     repeated &= valid
     status[repeated] = "duplicate"
-    store = valid & ~repeated
+    return CleanBatch(
+        status=status,
+        errors=errors_by_row,
+        store=valid & ~repeated,
+        clean=clean,
+        identity_name=identity_name,
+        identity_value=identity_value,
+        occurred_ns=ns,
+        properties=properties,
+    )
+
+
+def events_store_clean(
+    *, batch: CleanBatch, source: str, now: datetime, create_unknown: bool
+) -> BatchOutcome:
+    """The storing half of :func:`events_record_columns`: one transaction resolves the contacts
+    (creating unknown ones as anonymous profiles, or rejecting their rows), inserts the rows
+    (a key already stored for ``source`` makes its row ``duplicate``) and, after commit, sends
+    ``events_ingested``. ``batch`` is updated in place and its final statuses returned."""
+    status, errors_by_row, store = batch.status, batch.errors, batch.store.copy()
+    clean, identity_name, identity_value = batch.clean, batch.identity_name, batch.identity_value
+    ns, properties = batch.occurred_ns, batch.properties
     if not store.any():
         return BatchOutcome(status, errors_by_row)
 

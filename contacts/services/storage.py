@@ -3,7 +3,10 @@
 ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on both PostgreSQL and SQLite (≥ 3.35): one
 statement per chunk, so concurrent writers of the same keys store one copy and each caller learns
 which rows it created. On PostgreSQL the rows are first COPYed into a session-local staging
-table, so a chunk of 5,000 events costs one COPY and one INSERT … SELECT.
+table, so a chunk of 5,000 events costs one COPY and one INSERT … SELECT. Events are inserted in
+``contact_id`` order: the foreign-key checks (run at commit, one per row) and the
+``(contact_id, occurred_at)`` index then walk the contact pages in order instead of at random,
+and two writers of overlapping batches take their row locks in the same order.
 """
 
 from __future__ import annotations
@@ -61,8 +64,10 @@ def _insert_returning(
     rows: Sequence[tuple],
     conflict: tuple[str, ...],
     returning: tuple[str, ...],
+    order_by: str = "",
 ) -> list[tuple]:
-    """Insert ``rows`` (tuples in ``columns`` order); return ``returning`` of the rows inserted."""
+    """Insert ``rows`` (tuples in ``columns`` order); return ``returning`` of the rows inserted.
+    ``order_by`` (a column of ``columns``): the order rows are written in on PostgreSQL."""
     if not rows:
         return []
     names = list(columns)
@@ -89,7 +94,8 @@ def _insert_returning(
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
                 f"SELECT {select} FROM {stage} "
-                f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING "
+                + (f"ORDER BY {order_by} " if order_by else "")
+                + f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING "
                 f"RETURNING {', '.join(returning)}"
             )
             out.extend(cursor.fetchall())
@@ -136,6 +142,7 @@ def events_insert(rows: Sequence[tuple]) -> set[str]:
         rows=rows,
         conflict=("source", "idempotency_key"),
         returning=("idempotency_key",),
+        order_by="contact_id",
     )
     return {key for (key,) in returned}
 
@@ -168,7 +175,8 @@ def _copy_text(values: pd.Series) -> pd.Series:
 
 def _utc_text(nanoseconds: pd.Series) -> pd.Series:
     iso = np.datetime_as_string(
-        nanoseconds.to_numpy(dtype="int64").view("datetime64[ns]").astype("datetime64[us]"), unit="us"
+        nanoseconds.to_numpy(dtype="int64").view("datetime64[ns]").astype("datetime64[us]"),
+        unit="us",
     )
     return pd.Series(iso.astype(object) + "+00:00", index=nanoseconds.index)
 
@@ -227,7 +235,7 @@ def events_insert_frame(frame: pd.DataFrame) -> set[str]:
                 copy.write(payload[start : start + (1 << 22)])
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
-            f"SELECT {select} FROM {stage} "
+            f"SELECT {select} FROM {stage} ORDER BY contact_id "
             "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING idempotency_key"
         )
         new = {key for (key,) in cursor.fetchall()}

@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.utils import override_settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from contacts.models import Event, ImportJob
 from tests.factories import ContactFactory
@@ -79,6 +81,11 @@ def test_upload_mapping_preview_then_worker_imports(client, tmp_path, isolated_b
         assert (job.created, job.duplicates, job.rejected) == (2, 0, 1)
         assert Event.objects.get(idempotency_key="o-1").properties == {"amount": 19.9}
         reject = Path(job.rejects_file.path).read_text(encoding="utf-8")
-        assert "4,timestamp: Not an ISO 8601 date-time" in reject
+        # The worker runs with the deployment's language (French by default): the reject file
+        # speaks the marketers' language.
+        with translation.override("fr"):
+            reason = str(_("Not an ISO 8601 date-time (expected e.g. 2026-03-01T14:05:00+01:00)."))
+        assert reason != "Not an ISO 8601 date-time (expected e.g. 2026-03-01T14:05:00+01:00)."
+        assert f"4,timestamp: {reason}" in reject
         page = client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
         assert "100 %" in page and job.rejects_file.name in page

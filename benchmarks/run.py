@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             before = len(ctx.results)
             importlib.import_module(f"benchmarks.{name}").run(ctx)
-            write_module_results(ctx, name, ctx.results[before:])
+            if len(ctx.results) > before:  # a reused (--keep) seed measures nothing
+                write_module_results(ctx, name, ctx.results[before:])
         write_report()
     print("Report: benchmarks/results/latest.md")
     return 0

@@ -28,7 +28,11 @@ from django.utils.translation import gettext as _
 
 from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
-from contacts.services.event_batch import events_clean_columns, events_store_clean
+from contacts.services.event_batch import (
+    events_clean_columns,
+    events_resolve_contacts,
+    events_store_clean,
+)
 from contacts.services.ingest import (
     CONTACT_FIELDS,
     EVENT_FIELDS,
@@ -255,7 +259,7 @@ def _item(
 class _ChunkStore:
     """Runs the storing of event chunks one after another — on PostgreSQL, outside a
     transaction, in one background thread with its own connection, so that the next chunk is
-    read and cleaned while the database stores the previous one (the two use the two cores).
+    read, cleaned and its contacts resolved while the database stores the previous one.
     Chunks are still stored, committed and signalled strictly in file order, so a key repeated
     across chunks and contacts created by an earlier chunk behave as in a sequential import.
     Elsewhere (SQLite, or inside a caller's transaction, whose rows another connection could
@@ -397,6 +401,12 @@ def csv_import(
                 csv_properties=properties,
                 decimal_comma=decimal_comma,
             )
+            if store.pool is not None:  # resolved here while the writer stores the last chunk
+                events_resolve_contacts(
+                    batch=cleaned,
+                    create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
+                    now=now,
+                )
             stored = store.submit(
                 events_store_clean,
                 batch=cleaned,

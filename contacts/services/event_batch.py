@@ -91,6 +91,7 @@ class CleanBatch:
     identity_value: np.ndarray
     occurred_ns: np.ndarray
     properties: np.ndarray
+    contact_id: np.ndarray | None = None  # set by events_resolve_contacts
 
 
 def _map_unique(
@@ -324,23 +325,16 @@ def events_store_clean(
     (creating unknown ones as anonymous profiles, or rejecting their rows), inserts the rows
     (a key already stored for ``source`` makes its row ``duplicate``) and, after commit, sends
     ``events_ingested``. ``batch`` is updated in place and its final statuses returned."""
-    status, errors_by_row, store = batch.status, batch.errors, batch.store.copy()
-    clean, identity_name, identity_value = batch.clean, batch.identity_name, batch.identity_value
-    ns, properties = batch.occurred_ns, batch.properties
-    if not store.any():
+    status, errors_by_row = batch.status, batch.errors
+    clean, ns, properties = batch.clean, batch.occurred_ns, batch.properties
+    if not batch.store.any():
         return BatchOutcome(status, errors_by_row)
 
     with transaction.atomic():
-        contact_id = _resolve(
-            identity_name,
-            identity_value,
-            store=store,
-            status=status,
-            errors=errors_by_row,
-            create_unknown=create_unknown,
-            now=now,
-        )
-        store &= status != "rejected"
+        if batch.contact_id is None:
+            events_resolve_contacts(batch=batch, create_unknown=create_unknown, now=now)
+        contact_id = batch.contact_id
+        store = batch.store & (status != "rejected")
         rows = np.flatnonzero(store)
         frame = pd.DataFrame(
             {
@@ -439,6 +433,26 @@ def _csv_properties_json(
     flag |= is_purchase & ~has_amount
     flag |= budget > MAX_JSON_BYTES
     return "{" + out + "}"
+
+
+def events_resolve_contacts(*, batch: CleanBatch, create_unknown: bool, now: datetime) -> None:
+    """Set ``batch.contact_id`` for the rows to store: one query for the batch's distinct
+    identities; unknown people created as anonymous profiles (committed, so an import may
+    resolve its next chunk while this one is being stored), or their rows rejected (``status``
+    and ``errors`` updated in place). Idempotent: a contact created concurrently is reused."""
+    if not batch.store.any():
+        batch.contact_id = np.zeros(len(batch.status), dtype=np.int64)
+        return
+    with transaction.atomic():
+        batch.contact_id = _resolve(
+            batch.identity_name,
+            batch.identity_value,
+            store=batch.store,
+            status=batch.status,
+            errors=batch.errors,
+            create_unknown=create_unknown,
+            now=now,
+        )
 
 
 def _resolve(

@@ -199,15 +199,18 @@ class ClusterAssignment(models.Model):
     """Which cluster (stable id) each eligible contact got from a version. Written in bulk."""
 
     # No database-level FK checks on this bulk-rewritten, derived table (1M per-row RI checks
-    # cost more than the whole training); deletions still cascade through the ORM.
+    # cost more than the whole training); deletions still cascade through the ORM. No
+    # single-column FK indexes either: (contact, version) and (version, stable_id) below serve
+    # both lookups, and every extra index is maintained for each of the 1M rows a version writes.
     version = models.ForeignKey(
         ClusterModelVersion,
         on_delete=models.CASCADE,
         related_name="assignments",
         db_constraint=False,
+        db_index=False,
     )
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
     stable_id = models.PositiveSmallIntegerField(_("cluster"))
 

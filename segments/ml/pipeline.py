@@ -191,19 +191,29 @@ class PatternKNNImputer:
         if len(rows) == 0:
             return out
         k = min(self.n_neighbors, len(self.donors_))
-        patterns, groups = np.unique(missing[rows], axis=0, return_inverse=True)
-        for index, pattern in enumerate(patterns):
-            members = rows[groups.ravel() == index]
+        # One integer code per pattern of missing columns (np.unique over boolean rows sorts
+        # void views, ~10x slower on a million rows).
+        codes = missing[rows].astype(np.int64) @ (np.int64(1) << np.arange(out.shape[1]))
+        order = np.argsort(codes, kind="stable")
+        _codes, starts = np.unique(codes[order], return_index=True)
+        bounds = [*starts[1:], len(order)]
+        for first, stop in zip(starts, bounds, strict=True):
+            members = rows[order[first:stop]]
+            pattern = missing[members[0]]
             observed = ~pattern
             if k == 0 or not observed.any():
                 out[np.ix_(members, pattern)] = self.means_[pattern]
                 continue
+            # The neighbour search runs in float32 (half the memory traffic of float64; the
+            # scaled features carry far fewer significant digits); the fill values are the
+            # donors' float64 means.
             index_ = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(
-                self.donors_[:, observed]
+                self.donors_[:, observed].astype(np.float32)
             )
             for start in range(0, len(members), PREDICT_CHUNK):
                 chunk = members[start : start + PREDICT_CHUNK]
-                _dist, nearest = index_.kneighbors(out[np.ix_(chunk, observed)])
+                query = out[np.ix_(chunk, observed)].astype(np.float32)
+                _dist, nearest = index_.kneighbors(query)
                 out[np.ix_(chunk, pattern)] = self.donors_[:, pattern][nearest].mean(axis=1)
         return out
 

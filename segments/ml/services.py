@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 import joblib
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -28,11 +27,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from segments.ml import explain, quality
+from segments.ml.binary_copy import copy_in_rows
 from segments.ml.catalogue import FEATURE_NAMES
 from segments.ml.extraction import (
     FeatureMatrix,
     feature_matrix_read,
-    features_snapshot_refresh,
+    features_snapshot_matrix,
 )
 from segments.ml.models import (
     NOISE_CLUSTER,
@@ -58,7 +58,6 @@ from segments.ml.stability import match_stable_ids
 
 logger = logging.getLogger(__name__)
 
-COPY_CHUNK = 200_000
 SQLITE_INSERT_BATCH = 5_000
 
 
@@ -208,8 +207,7 @@ def _train(
     _check_feature_names(config.features)
     if config.algorithm != "dbscan" and config.k is None and config.k_range[0] < 2:
         raise TrainingError(_("The number of clusters must be at least 2."))
-    features_snapshot_refresh(now=now)
-    matrix = feature_matrix_read(names=config.features)
+    matrix = features_snapshot_matrix(now=now, names=config.features)
     check_trainable(matrix.values, config.features, k=config.k, k_max=config.k_range[1])
     sample_rows = _subsample(len(matrix), config.sample_size, config.seed)
     fit = pipeline_fit(matrix.values[sample_rows], config)
@@ -342,7 +340,7 @@ def assignments_write(
 ) -> int:
     """Replace the assignments of ``version`` by ``(contact_ids[i], stable_ids[i])``, in bulk.
 
-    PostgreSQL: one ``COPY``; SQLite: batched multi-row inserts. Runs in the caller's transaction.
+    PostgreSQL: one binary ``COPY``; SQLite: batched multi-row inserts. Runs in the caller's transaction.
     """
     table = ClusterAssignment._meta.db_table
     ClusterAssignment.objects.filter(version=version)._raw_delete(ClusterAssignment.objects.db)
@@ -350,17 +348,15 @@ def assignments_write(
         return 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            sql = f"COPY {table} (version_id, contact_id, stable_id) FROM STDIN WITH (FORMAT csv)"
-            with cursor.cursor.copy(sql) as copy:
-                for start in range(0, len(contact_ids), COPY_CHUNK):
-                    frame = pd.DataFrame(
-                        {
-                            "version_id": version.pk,
-                            "contact_id": contact_ids[start : start + COPY_CHUNK],
-                            "stable_id": stable_ids[start : start + COPY_CHUNK],
-                        }
-                    )
-                    copy.write(frame.to_csv(header=False, index=False))
+            copy_in_rows(
+                cursor.cursor,
+                f"{table} (version_id, contact_id, stable_id)",
+                [
+                    (">i8", np.full(len(contact_ids), version.pk, dtype=np.int64)),
+                    (">i8", contact_ids),
+                    (">i2", stable_ids),
+                ],
+            )
         else:
             sql = f"INSERT INTO {table} (version_id, contact_id, stable_id) VALUES (%s, %s, %s)"  # noqa: S608 (fixed identifiers)
             rows = np.column_stack(
@@ -480,9 +476,12 @@ def _assign_with(
     version: ClusterModelVersion, *, now: datetime, refresh: bool
 ) -> tuple[FeatureMatrix, np.ndarray]:
     _check_feature_names(list(version.feature_names), version=version)
-    if refresh:
-        features_snapshot_refresh(now=now)
-    matrix = feature_matrix_read(names=list(version.feature_names))
+    names = list(version.feature_names)
+    matrix = (
+        features_snapshot_matrix(now=now, names=names)
+        if refresh
+        else feature_matrix_read(names=names)
+    )
     pipeline = pipeline_load(version)
     with compute_threads():
         stable = pipeline.predict(matrix.values) if len(matrix) else np.zeros(0, np.int64)
@@ -579,8 +578,7 @@ def cluster_drift_check(*, model: ClusterModel, now: datetime | None = None) -> 
     if version is None:
         raise TrainingError(_("Model “%(name)s” has no active version yet.") % {"name": model.name})
     _check_feature_names(list(version.feature_names), version=version)
-    features_snapshot_refresh(now=now)
-    matrix = feature_matrix_read(names=list(version.feature_names))
+    matrix = features_snapshot_matrix(now=now, names=list(version.feature_names))
     per_feature = quality.feature_drift(matrix.values, matrix.names, version.drift_reference)
     with compute_threads():
         stable_now = pipeline_load(version).predict(matrix.values)

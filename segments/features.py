@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
 
 from contacts.models import Channel
+
+FEATURES_TABLE = "segments_contactfeatures"
+REBUILD_TABLE = "segments_contactfeatures_rebuild"
+CONTACTS_TABLE = "contacts_contact"
 
 # Channels counted for the preferred channel, in tie-break order.
 PREFERRED_CHANNELS: tuple[str, ...] = tuple(Channel.values)
@@ -67,7 +72,7 @@ def _decay_per_second() -> float:
     return math.log(2) / (float(settings.SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS) * 86_400.0)
 
 
-def _postgres_sql(*, restricted: bool) -> str:
+def _postgres_sql(*, restricted: bool, target: str = FEATURES_TABLE, upsert: bool = True) -> str:
     weights = _weights()
     # exp() only runs for the weighted event types (one CASE branch each).
     decay = "exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))"
@@ -90,6 +95,12 @@ def _postgres_sql(*, restricted: bool) -> str:
         + " ELSE '' END"
     )
     contact_filter = "AND c.id = ANY(%(ids)s)" if restricted else ""
+    on_conflict = (
+        "ON CONFLICT (contact_id) DO UPDATE SET "
+        + ", ".join(f"{col} = EXCLUDED.{col}" for col in FEATURE_COLUMNS)
+        if upsert
+        else ""
+    )
     event_filter = "AND e.contact_id = ANY(%(ids)s)" if restricted else ""
     # psycopg uses one paramstyle per statement: the positional pieces are expanded by name.
     weight_case = _named(weight_case, "w")
@@ -117,7 +128,7 @@ WITH agg AS (
     WHERE e.occurred_at <= %(as_of)s {event_filter}
     GROUP BY e.contact_id
 )
-INSERT INTO segments_contactfeatures (contact_id, {", ".join(FEATURE_COLUMNS)})
+INSERT INTO {target} (contact_id, {", ".join(FEATURE_COLUMNS)})
 SELECT c.id,
     floor(date_part('epoch', %(as_of)s - a.last_purchase) / 86400)::int,
     coalesce(a.f90, 0),
@@ -136,8 +147,7 @@ SELECT c.id,
 FROM contacts_contact c
 LEFT JOIN agg a ON a.contact_id = c.id
 WHERE c.created_at <= %(as_of)s {contact_filter}
-ON CONFLICT (contact_id) DO UPDATE SET
-    {", ".join(f"{col} = EXCLUDED.{col}" for col in FEATURE_COLUMNS)}
+{on_conflict}
 """  # noqa: S608
 
 
@@ -292,25 +302,27 @@ def features_sql_execute(
     """Upsert the feature rows of ``contact_ids`` (all contacts when None) as of ``as_of``.
 
     Contacts created after ``as_of`` are left out. Returns the number of rows written.
-    Runs in the caller's transaction; a full refresh on PostgreSQL truncates and refills the
-    table inside it (readers of features wait for the commit).
+    Runs in the caller's transaction; a full refresh on PostgreSQL builds a fresh table and
+    swaps it in (see :func:`_postgres_rebuild`; readers wait only for the swap), or, when the
+    table's schema is not the one the rebuild recreates, truncates and refills it.
     """
     written = 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             restricted = contact_ids is not None
+            params = _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids)
             if not restricted:
+                names = _rebuildable_schema(cursor)
+                if names is not None:
+                    return _postgres_rebuild(cursor, names=names, params=params)
                 # A full refresh rewrites every row: emptying the table first turns 1M
                 # conflict-updates into plain inserts. Readers wait (ACCESS EXCLUSIVE) until
                 # the refresh commits; they never see a half-empty table.
                 # Pending deferred FK checks of this transaction would forbid TRUNCATE: run them.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute("TRUNCATE segments_contactfeatures")
+                cursor.execute(f"TRUNCATE {FEATURES_TABLE}")
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            cursor.execute(
-                _postgres_sql(restricted=restricted),
-                _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids),
-            )
+            cursor.execute(_postgres_sql(restricted=restricted), params)
             return cursor.rowcount
         chunks: list[Sequence[int] | None]
         if contact_ids is None:
@@ -327,4 +339,85 @@ def features_sql_execute(
             )
             cursor.execute("SELECT changes()")  # sqlite3's rowcount is -1 after WITH … INSERT
             written += cursor.fetchone()[0]
+    return written
+
+
+@dataclass(frozen=True)
+class _SchemaNames:
+    primary_key: str
+    foreign_key: str
+    foreign_key_definition: str
+
+
+def _rebuildable_schema(cursor) -> _SchemaNames | None:
+    """Names of the feature table's primary key and foreign key when its schema is exactly
+    what the rebuild recreates (those two, NOT NULL/CHECK constraints, no other index, no
+    table referencing it, no grants); None otherwise (the TRUNCATE path is then used)."""
+    cursor.execute(
+        """
+        SELECT
+            (SELECT count(*) FROM pg_index WHERE indrelid = t.oid),
+            (SELECT count(*) FROM pg_constraint WHERE confrelid = t.oid),
+            t.relacl IS NULL AND t.reloptions IS NULL,
+            (SELECT conname FROM pg_constraint WHERE conrelid = t.oid AND contype = 'p'),
+            (SELECT array_agg(conname) FROM pg_constraint WHERE conrelid = t.oid AND contype = 'f'),
+            (SELECT array_agg(pg_get_constraintdef(oid)) FROM pg_constraint
+             WHERE conrelid = t.oid AND contype = 'f'),
+            (SELECT count(*) FROM pg_constraint
+             WHERE conrelid = t.oid AND contype NOT IN ('p', 'f', 'c'))
+        FROM pg_class t WHERE t.oid = %s::regclass
+        """,
+        [FEATURES_TABLE],
+    )
+    indexes, referenced_by, plain, pk, fks, fk_defs, others = cursor.fetchone()
+    expected_fk = f"FOREIGN KEY (contact_id) REFERENCES {CONTACTS_TABLE}(id)"
+    if (
+        indexes != 1
+        or referenced_by
+        or not plain
+        or pk is None
+        or others
+        or not fks
+        or len(fks) != 1
+        or not fk_defs[0].startswith(expected_fk)
+    ):
+        return None
+    return _SchemaNames(primary_key=pk, foreign_key=fks[0], foreign_key_definition=fk_defs[0])
+
+
+def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object]) -> int:
+    """Full refresh on PostgreSQL: fill a fresh table without indexes or per-row foreign-key
+    checks, build its primary key in one sort, check the foreign key in one join, then swap it
+    for the live table under the original constraint names (same transaction).
+
+    Readers of the feature table are blocked only during the swap at the end (the old table's
+    ACCESS EXCLUSIVE lock), never while the aggregate runs; they never see a partial table.
+    Identifiers are fixed or read from the catalog; values are parameters.
+    """
+    cursor.execute(f"DROP TABLE IF EXISTS {REBUILD_TABLE}")
+    cursor.execute(
+        f"CREATE TABLE {REBUILD_TABLE} (LIKE {FEATURES_TABLE} INCLUDING DEFAULTS "
+        "INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)"
+    )
+    cursor.execute(_postgres_sql(restricted=False, target=REBUILD_TABLE, upsert=False), params)
+    written = cursor.rowcount
+    temporary_pk, temporary_fk = f"{REBUILD_TABLE}_pkey", f"{REBUILD_TABLE}_contact_fk"
+    cursor.execute(
+        f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)"
+    )
+    cursor.execute(
+        f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_fk} {names.foreign_key_definition}"
+    )
+    # Pending deferred checks of this transaction on the old table would forbid DROP: run them.
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute(f"DROP TABLE {FEATURES_TABLE}")
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    cursor.execute(f"ALTER TABLE {REBUILD_TABLE} RENAME TO {FEATURES_TABLE}")
+    cursor.execute(
+        f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_pk} TO "{names.primary_key}"'
+    )
+    cursor.execute(
+        f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_fk} TO "{names.foreign_key}"'
+    )
+    cursor.execute(f"ANALYZE {FEATURES_TABLE}")
     return written

@@ -118,3 +118,41 @@ def test_refresh_features_command_rejects_a_bad_date(db):
 
     with pytest.raises(CommandError, match="not an ISO 8601 date"):
         call_command("refresh_features", "--as-of", "30/06/2026")
+
+
+@pytest.mark.postgres
+def test_full_refresh_rebuild_keeps_the_table_keyed_to_contacts(db):
+    from django.db import IntegrityError, connection, transaction
+
+    def constraints() -> dict:
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, "segments_contactfeatures")
+        return {
+            name: (c["columns"], c["primary_key"], c["foreign_key"], c["unique"])
+            for name, c in found.items()
+        }
+
+    before = constraints()
+    first, second = ContactFactory(), ContactFactory()
+    ContactFeatures.objects.create(
+        contact=first, days_since_signup=0, computed_at=AS_OF, as_of=AS_OF
+    )
+    # A full refresh in a transaction that already wrote feature rows (pending deferred checks).
+    with transaction.atomic():
+        features_refresh(contact_ids=[second.pk], as_of=AS_OF)
+        result = features_refresh(as_of=AS_OF)
+
+    assert result.contacts == 2
+    assert set(ContactFeatures.objects.values_list("contact_id", flat=True)) == {
+        first.pk,
+        second.pk,
+    }
+    assert constraints() == before
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactFeatures.objects.create(
+            contact_id=second.pk + 1_000, days_since_signup=0, computed_at=AS_OF, as_of=AS_OF
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    second.delete()
+    assert list(ContactFeatures.objects.values_list("contact_id", flat=True)) == [first.pk]

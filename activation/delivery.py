@@ -241,6 +241,36 @@ def _is_marketing(purpose) -> bool:
     return purpose.legal_basis != LegalBasis.CONTRACT
 
 
+def _claimed_rows(token: str, stats: DeliveryStats) -> list[OutboxMessage]:
+    """The rows claimed with ``token``, with their contact, run, campaign, template and
+    purpose — each run (and its campaign) loaded once per batch, not once per row.
+
+    A row whose contact no longer exists (deleted after the snapshot; the outbox has no
+    database-level foreign key) is ``cancelled`` here rather than left to be re-claimed."""
+    rows = list(
+        OutboxMessage.objects.filter(claim_token=token, state=OutboxState.SENDING).order_by("id")
+    )
+    stats.claimed = len(rows)
+    if not rows:
+        return rows
+    contacts = Contact.objects.in_bulk({row.contact_id for row in rows})
+    runs = CampaignRun.objects.select_related("campaign__template", "campaign__purpose").in_bulk(
+        {row.run_id for row in rows}
+    )
+    gone = [row.pk for row in rows if row.contact_id not in contacts or row.run_id not in runs]
+    if gone:
+        OutboxMessage.objects.filter(pk__in=gone, claim_token=token).update(
+            state=OutboxState.CANCELLED, claim_token="", lease_expires_at=None
+        )
+    kept = []
+    for row in rows:
+        if row.contact_id in contacts and row.run_id in runs:
+            row.contact = contacts[row.contact_id]
+            row.run = runs[row.run_id]
+            kept.append(row)
+    return kept
+
+
 def _skip_withdrawn(rows: list[OutboxMessage], token: str, stats: DeliveryStats) -> list:
     """Consent re-checked at the moment of sending, one query per run in the batch."""
     by_run: dict[int, list[OutboxMessage]] = defaultdict(list)
@@ -356,12 +386,7 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
     now = now or timezone.now()
     stats = DeliveryStats(recovered=outbox_leases_recover(now=now))
     token = outbox_claim(channel=channel, limit=limit, now=now)
-    rows = list(
-        OutboxMessage.objects.filter(claim_token=token, state=OutboxState.SENDING)
-        .select_related("contact", "run__campaign__template", "run__campaign__purpose")
-        .order_by("id")
-    )
-    stats.claimed = len(rows)
+    rows = _claimed_rows(token, stats)
     if not rows:
         return stats
     rows = _skip_withdrawn(rows, token, stats)
@@ -403,7 +428,7 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
 def outbox_next_due_in(*, channel: str, now: datetime, horizon: float = 60.0) -> float | None:
     """Seconds until the next row of ``channel`` becomes due (deferred row or expired lease),
     if within ``horizon`` seconds; ``None`` when nothing is pending that soon."""
-    # Two index-backed "first row" reads (partial indexes outbox_claimable and
+    # Two index-backed "first row" reads (partial indexes outbox_claim_order and
     # outbox_expired_leases), not an aggregate over the channel's whole history.
     due = (
         OutboxMessage.objects.filter(channel=channel, state__in=CLAIMABLE_STATES)

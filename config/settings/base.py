@@ -264,7 +264,7 @@ VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@cible.localhost")
 PUSH_SINK_URL = env.str("PUSH_SINK_URL", default="file://" + str(VAR_DIR / "push"))
 PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
 # Delivery: rows claimed per batch, lease of a claim, retries (exponential backoff + jitter).
-ACTIVATION_BATCH_SIZE = env.int("ACTIVATION_BATCH_SIZE", default=100)
+ACTIVATION_BATCH_SIZE = env.int("ACTIVATION_BATCH_SIZE", default=500)
 ACTIVATION_LEASE_SECONDS = env.int("ACTIVATION_LEASE_SECONDS", default=300)
 ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=5)
 ACTIVATION_RETRY_BASE_SECONDS = env.float("ACTIVATION_RETRY_BASE_SECONDS", default=30.0)
@@ -335,6 +335,8 @@ SCORING_CHURN_HORIZON_DAYS = env.int("SCORING_CHURN_HORIZON_DAYS", default=90)
 SCORING_PURCHASE_HORIZON_DAYS = env.int("SCORING_PURCHASE_HORIZON_DAYS", default=30)
 SCORING_MIN_TRAINING_ROWS = env.int("SCORING_MIN_TRAINING_ROWS", default=200)
 SCORING_MAX_TRAINING_ROWS = env.int("SCORING_MAX_TRAINING_ROWS", default=200_000)
+# PostgreSQL work_mem of the RFM aggregate only (it sorts ~2 rows per purchase day in memory).
+SCORING_SQL_WORK_MEM = env.str("SCORING_SQL_WORK_MEM", default="256MB")
 CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
     "task": "segments.scoring.tasks.refresh_clv",
     "schedule": env.float("SCORING_CLV_EVERY_SECONDS", default=86_400.0),

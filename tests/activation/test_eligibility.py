@@ -222,3 +222,18 @@ def test_sms_and_push_reachability(consenting, make_campaign):
     )
     report = eligibility_report(campaign=make_campaign(push_contacts, channel="push"), now=NOW)
     assert (report.eligible, report.by_reason) == (1, {"no_address": 2})
+
+
+def test_a_channel_without_its_own_cap_is_capped_by_the_global_cap_only(
+    consenting, make_campaign, settings
+):
+    settings.ACTIVATION_FREQUENCY_CAPS = {"email": 0, "global": 2}
+    at_global, below = consenting(2)
+    campaign = make_campaign([at_global, below])
+    previous_sends(at_global, 2, campaign=campaign, at=NOW - timedelta(days=1))
+    previous_sends(below, 1, campaign=campaign, at=NOW - timedelta(days=1))
+
+    run = campaign_run_launch(campaign=campaign, now=NOW)
+
+    reasons = dict(run.messages.filter(step=0).values_list("contact_id", "skip_reason"))
+    assert reasons == {at_global.pk: "frequency_cap", below.pk: ""}

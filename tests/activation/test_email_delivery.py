@@ -226,3 +226,36 @@ def test_variant_content_from_experiments_changes_the_subject(
 
     assert smtp_settings.to(a.email)[0]["Subject"] == "Bonjour Camille !"
     assert smtp_settings.to(b.email)[0]["Subject"] == "Offre B pour Camille"
+
+
+def test_row_of_a_contact_deleted_after_the_snapshot_is_cancelled_not_sent_or_stuck(
+    smtp_settings, consenting, make_campaign
+):
+    kept = consenting(1)[0]
+    run = campaign_run_launch(campaign=make_campaign([kept]), now=NOW)
+    # What a contact deleted by another process right after the snapshot leaves behind (the
+    # outbox has no database-level foreign key): a queued row pointing at no contact.
+    vanished = OutboxMessage.objects.create(
+        run=run,
+        contact_id=kept.pk + 10_000,
+        channel="email",
+        state="queued",
+        next_attempt_at=NOW,
+        created_at=NOW,
+    )
+
+    assert deliver_all() == 1
+
+    assert [m["To"] for m in smtp_settings.messages] == [kept.email]
+    vanished.refresh_from_db()
+    assert vanished.state == "cancelled"
+    assert not run.messages.filter(state__in=["queued", "sending"]).exists()
+
+
+def test_deleting_a_contact_through_django_deletes_its_outbox_rows(consenting, make_campaign):
+    contact, other = consenting(2)
+    run = campaign_run_launch(campaign=make_campaign([contact, other]), now=NOW)
+
+    contact.delete()
+
+    assert list(run.messages.values_list("contact_id", flat=True)) == [other.pk]

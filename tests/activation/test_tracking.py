@@ -187,3 +187,18 @@ def test_ingested_purchase_is_attributed_through_the_events_signal(
         )
     assert [r.status for r in outcome.results] == ["created"], outcome.results
     assert Attribution.objects.get().event.idempotency_key == "order-77"
+
+
+def test_tracking_links_resolve_to_the_tracking_views(client, sent_email):
+    from django.conf import settings
+    from django.urls import resolve
+
+    from activation.tracking import click_url, open_pixel_url
+
+    base = settings.CIBLE_PUBLIC_BASE_URL.rstrip("/")
+    click = click_url(41, "https://shop.example.fr/a?b=1&c=é")
+    pixel = open_pixel_url(41)
+    assert click.startswith(base) and pixel.startswith(base)
+    assert resolve(click.removeprefix(base)).url_name == "click"
+    assert resolve(pixel.removeprefix(base)).url_name == "open"
+    assert click_url(42, "https://x.example/") != click_url(41, "https://x.example/")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,8 @@ from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
 from contacts.services.event_batch import (
     events_clean_columns,
+    events_ingested_send,
+    events_prepare_rows,
     events_resolve_contacts,
     events_store_clean,
 )
@@ -401,18 +403,20 @@ def csv_import(
                 csv_properties=properties,
                 decimal_comma=decimal_comma,
             )
-            if store.pool is not None:  # resolved here while the writer stores the last chunk
+            if store.pool is not None:  # done here while the writer stores the last chunk
                 events_resolve_contacts(
                     batch=cleaned,
                     create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
                     now=now,
                 )
+                events_prepare_rows(batch=cleaned, source=source, now=now)
             stored = store.submit(
                 events_store_clean,
                 batch=cleaned,
                 source=source,
                 now=now,
                 create_unknown=settings.CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS,
+                send_signal=False,  # sent below, by this thread, once the chunk is committed
             )
         else:
             stored = None
@@ -427,6 +431,9 @@ def csv_import(
         rejected: dict[int, dict[str, str]] = {}
         if stored is not None:
             outcome = stored.result()
+            # After the chunk's commit (the writer's own connection); inside a caller's
+            # transaction (inline path), after that transaction commits.
+            transaction.on_commit(lambda: events_ingested_send(outcome, source=source))
             statuses = outcome.status
             counts.created += int((statuses == "created").sum())
             counts.duplicates += int((statuses == "duplicate").sum())

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 from contacts.hooks import identity_is_blocked
@@ -45,7 +45,7 @@ from contacts.normalisation import (
     parse_number,
 )
 from contacts.selectors import AliasTables, contacts_identity_index
-from contacts.services.storage import contacts_insert, events_insert_frame
+from contacts.services.storage import contacts_insert, events_copy_payload, events_insert_frame
 from contacts.signals import events_ingested
 
 # Strict shape both datetime.fromisoformat and pandas' ISO 8601 parser read identically.
@@ -71,10 +71,13 @@ _NUL = re.compile("\x00")
 
 @dataclass
 class BatchOutcome:
-    """Per row: ``status`` (created | duplicate | rejected) and, for rejected rows, errors."""
+    """Per row: ``status`` (created | duplicate | rejected) and, for rejected rows, errors.
+    ``ingested``: the ``events_ingested`` arguments of the rows stored (``contact_ids``,
+    ``event_types``; empty when nothing new was stored)."""
 
     status: np.ndarray
     errors: dict[int, dict[str, str]] = field(default_factory=dict)
+    ingested: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +95,9 @@ class CleanBatch:
     occurred_ns: np.ndarray
     properties: np.ndarray
     contact_id: np.ndarray | None = None  # set by events_resolve_contacts
+    rows: np.ndarray | None = None  # set by events_prepare_rows: positions of the stored rows
+    frame: pd.DataFrame | None = None  # … and those rows in EVENT_INSERT_COLUMNS order
+    copy_payload: bytes | None = None  # … and, on PostgreSQL, as a COPY text stream
 
 
 def _map_unique(
@@ -318,54 +324,72 @@ def events_clean_columns(
     )
 
 
+def events_prepare_rows(*, batch: CleanBatch, source: str, now: datetime) -> None:
+    """Set ``batch.rows``/``frame``/``copy_payload``: the rows to store, as they will be written
+    (no database access; call after :func:`events_resolve_contacts`)."""
+    clean = batch.clean
+    rows = np.flatnonzero(batch.store & (batch.status != "rejected"))
+    frame = pd.DataFrame(
+        {
+            "contact_id": batch.contact_id[rows],
+            "type": clean["type"][rows],
+            "occurred_at": batch.occurred_ns[rows],
+            "received_at": pd.Timestamp(now).value,
+            "properties": batch.properties[rows],
+            "channel": clean["channel"][rows],
+            "device": clean["device"][rows],
+            "country": clean["country"][rows],
+            "city": clean["city"][rows],
+            "source": source,
+            "idempotency_key": clean["idempotency_key"][rows],
+        }
+    )
+    batch.rows, batch.frame = rows, frame
+    batch.copy_payload = events_copy_payload(frame) if connection.vendor == "postgresql" else None
+
+
 def events_store_clean(
-    *, batch: CleanBatch, source: str, now: datetime, create_unknown: bool
+    *,
+    batch: CleanBatch,
+    source: str,
+    now: datetime,
+    create_unknown: bool,
+    send_signal: bool = True,
 ) -> BatchOutcome:
     """The storing half of :func:`events_record_columns`: one transaction resolves the contacts
-    (creating unknown ones as anonymous profiles, or rejecting their rows), inserts the rows
-    (a key already stored for ``source`` makes its row ``duplicate``) and, after commit, sends
-    ``events_ingested``. ``batch`` is updated in place and its final statuses returned."""
+    (creating unknown ones as anonymous profiles, or rejecting their rows) unless
+    :func:`events_resolve_contacts` already did, inserts the rows (a key already stored for
+    ``source`` makes its row ``duplicate``) and, after commit, sends ``events_ingested`` —
+    or, with ``send_signal=False``, leaves that to the caller (``outcome.ingested``), who must
+    send it once the call has returned. ``batch`` is updated in place."""
     status, errors_by_row = batch.status, batch.errors
-    clean, ns, properties = batch.clean, batch.occurred_ns, batch.properties
     if not batch.store.any():
         return BatchOutcome(status, errors_by_row)
 
+    outcome = BatchOutcome(status, errors_by_row)
     with transaction.atomic():
         if batch.contact_id is None:
             events_resolve_contacts(batch=batch, create_unknown=create_unknown, now=now)
-        contact_id = batch.contact_id
-        store = batch.store & (status != "rejected")
-        rows = np.flatnonzero(store)
-        frame = pd.DataFrame(
-            {
-                "contact_id": contact_id[rows],
-                "type": clean["type"][rows],
-                "occurred_at": ns[rows],
-                "received_at": pd.Timestamp(now).value,
-                "properties": properties[rows],
-                "channel": clean["channel"][rows],
-                "device": clean["device"][rows],
-                "country": clean["country"][rows],
-                "city": clean["city"][rows],
-                "source": source,
-                "idempotency_key": clean["idempotency_key"][rows],
-            }
-        )
-        new_keys = events_insert_frame(frame)
+        if batch.frame is None:
+            events_prepare_rows(batch=batch, source=source, now=now)
+        rows, frame = batch.rows, batch.frame
+        new_keys = events_insert_frame(frame, copy_payload=batch.copy_payload)
         is_new = frame["idempotency_key"].isin(new_keys).to_numpy()
         status[rows[~is_new]] = "duplicate"
         if is_new.any():
-            ingested_contacts = sorted(int(c) for c in pd.unique(frame["contact_id"][is_new]))
-            ingested_types = set(pd.unique(frame["type"][is_new]))
-            transaction.on_commit(
-                lambda: events_ingested.send(
-                    sender=Event,
-                    contact_ids=ingested_contacts,
-                    event_types=ingested_types,
-                    source=source,
-                )
-            )
-    return BatchOutcome(status, errors_by_row)
+            outcome.ingested = {
+                "contact_ids": sorted(int(c) for c in pd.unique(frame["contact_id"][is_new])),
+                "event_types": set(pd.unique(frame["type"][is_new])),
+            }
+            if send_signal:
+                transaction.on_commit(lambda: events_ingested_send(outcome, source=source))
+    return outcome
+
+
+def events_ingested_send(outcome: BatchOutcome, *, source: str) -> None:
+    """Send ``events_ingested`` for a stored batch (nothing when no new row was stored)."""
+    if outcome.ingested:
+        events_ingested.send(sender=Event, source=source, **outcome.ingested)
 
 
 def _csv_properties_json(

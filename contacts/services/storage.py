@@ -181,12 +181,28 @@ def _utc_text(nanoseconds: pd.Series) -> pd.Series:
     return pd.Series(iso.astype(object) + "+00:00", index=nanoseconds.index)
 
 
-def events_insert_frame(frame: pd.DataFrame) -> set[str]:
+def events_copy_payload(frame: pd.DataFrame) -> bytes:
+    """The rows of an :func:`events_insert_frame` frame as a PostgreSQL COPY text stream,
+    formatted column-wise (no per-row Python)."""
+    text: pd.Series | None = None
+    for name, kind in EVENT_INSERT_COLUMNS.items():
+        column = frame[name]
+        if kind == "bigint":
+            part = column.astype("int64").astype(str).astype(object)
+        elif kind == "timestamptz":
+            part = _utc_text(column.astype("int64"))
+        else:
+            part = _copy_text(column)
+        text = part if text is None else text + "\t" + part
+    return ("\n".join(text.tolist()) + "\n").encode("utf-8")
+
+
+def events_insert_frame(frame: pd.DataFrame, *, copy_payload: bytes | None = None) -> set[str]:
     """Like :func:`events_insert` for a frame in ``EVENT_INSERT_COLUMNS`` order whose
     ``occurred_at``/``received_at`` are UTC nanoseconds (int64) and ``properties`` JSON text.
 
-    On PostgreSQL the COPY stream is formatted column-wise (no per-row Python); elsewhere the
-    rows go through :func:`events_insert`."""
+    On PostgreSQL the rows are COPYed (``copy_payload``, else :func:`events_copy_payload` of
+    the frame); elsewhere they go through :func:`events_insert`."""
     if frame.empty:
         return set()
     if connection.vendor != "postgresql":
@@ -210,18 +226,7 @@ def events_insert_frame(frame: pd.DataFrame) -> set[str]:
         )
         return events_insert(rows)
     names = list(EVENT_INSERT_COLUMNS)
-    text: pd.Series | None = None
-    for name in names:
-        kind = EVENT_INSERT_COLUMNS[name]
-        column = frame[name]
-        if kind == "bigint":
-            part = column.astype("int64").astype(str).astype(object)
-        elif kind == "timestamptz":
-            part = _utc_text(column.astype("int64"))
-        else:
-            part = _copy_text(column)
-        text = part if text is None else text + "\t" + part
-    payload = ("\n".join(text.tolist()) + "\n").encode("utf-8")
+    payload = copy_payload if copy_payload is not None else events_copy_payload(frame)
     table = Event._meta.db_table
     stage = f"stage_{table}"
     definition = ", ".join(f"{name} {kind}" for name, kind in EVENT_INSERT_COLUMNS.items())

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import threading
 
+import psycopg
 import pytest
 from django.db import connection
 
 from contacts.models import Contact, Event
+from contacts.services import csv_import as csv_import_module
 from contacts.services.csv_import import csv_import
 from contacts.signals import events_ingested
 from tests.factories import ContactFactory
@@ -17,7 +19,7 @@ from tests.factories import ContactFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_chunked_import_on_postgresql_matches_sequential_semantics(tmp_path):
+def test_chunked_import_on_postgresql_matches_sequential_semantics(tmp_path, monkeypatch):
     assert connection.vendor == "postgresql"
     ContactFactory(external_id="C-1")
     lines = ["external_id,type,timestamp,idempotency_key,amount"]
@@ -40,9 +42,23 @@ def test_chunked_import_on_postgresql_matches_sequential_semantics(tmp_path):
         progress.append(done)
         threads.add(threading.current_thread().name)
 
-    def ingested(sender, *, contact_ids, **kwargs) -> None:
-        signalled.append((threading.current_thread().name, list(contact_ids)))
+    stored_by: set[str] = set()
+    store = csv_import_module.events_store_clean
 
+    def ingested(sender, *, contact_ids, **kwargs) -> None:
+        # sent after commit: another connection already sees the chunk's rows
+        with psycopg.connect(**connection.get_connection_params()) as other:
+            (visible,) = other.execute(
+                "SELECT count(*) FROM contacts_event WHERE source = 'shop' AND contact_id = ANY(%s)",
+                [list(contact_ids)],
+            ).fetchone()
+        signalled.append((threading.current_thread().name, visible))
+
+    def spied_store(**kwargs):
+        stored_by.add(threading.current_thread().name)
+        return store(**kwargs)
+
+    monkeypatch.setattr(csv_import_module, "events_store_clean", spied_store)
     events_ingested.connect(ingested, dispatch_uid="test-csv-pipeline")
     try:
         counts = csv_import(
@@ -73,9 +89,12 @@ def test_chunked_import_on_postgresql_matches_sequential_semantics(tmp_path):
     assert rows[1][1].startswith("properties:") and rows[2][1].startswith("timestamp:")
     assert progress == sorted(progress) and progress[-1] == 25
     assert threads == {threading.main_thread().name}  # progress is reported by the caller's thread
-    # The chunks were stored (and signalled, once each, after commit) by the background writer.
+    # The chunks were stored by the background writer, and signalled once each, after commit,
+    # from the caller's thread.
+    assert stored_by and threading.main_thread().name not in stored_by
     assert len(signalled) == 5
-    assert {name for name, _ids in signalled} != {threading.main_thread().name}
+    assert {name for name, _visible in signalled} == {threading.main_thread().name}
+    assert all(visible > 0 for _name, visible in signalled)
 
 
 def test_chunked_import_rerun_on_postgresql_stores_nothing_twice(tmp_path):

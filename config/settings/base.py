@@ -335,6 +335,8 @@ SCORING_CHURN_HORIZON_DAYS = env.int("SCORING_CHURN_HORIZON_DAYS", default=90)
 SCORING_PURCHASE_HORIZON_DAYS = env.int("SCORING_PURCHASE_HORIZON_DAYS", default=30)
 SCORING_MIN_TRAINING_ROWS = env.int("SCORING_MIN_TRAINING_ROWS", default=200)
 SCORING_MAX_TRAINING_ROWS = env.int("SCORING_MAX_TRAINING_ROWS", default=200_000)
+# PostgreSQL work_mem of the RFM aggregate only (it sorts ~2 rows per purchase day in memory).
+SCORING_SQL_WORK_MEM = env.str("SCORING_SQL_WORK_MEM", default="256MB")
 CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
     "task": "segments.scoring.tasks.refresh_clv",
     "schedule": env.float("SCORING_CLV_EVERY_SECONDS", default=86_400.0),

@@ -25,6 +25,7 @@ import numpy as np
 from django.utils.translation import gettext_lazy as _
 from scipy import optimize
 from scipy.special import digamma, gammaln, hyp2f1
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 LOG_BOUND = 15.0  # parameters live in [e^-15, e^15]; a fit ending on a bound did not converge
 
@@ -66,29 +67,124 @@ class FitResult:
 # --- BG/NBD -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Levels:
+    """A column as its distinct values and, per row, the index of the row's value: functions of
+    the column are evaluated once per distinct value and gathered (x has a few dozen distinct
+    values, T and t_x at most one per day, whatever the number of customers)."""
+
+    values: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, column: np.ndarray) -> _Levels:
+        values, index = np.unique(np.asarray(column, dtype=np.float64), return_inverse=True)
+        return cls(values, index.reshape(-1))
+
+    def rows(self) -> np.ndarray:
+        return self.values[self.index]
+
+
+class _Rising:
+    """``log Γ(c + x) − log Γ(c)`` and ``ψ(c + x) − ψ(c)`` for the distinct counts ``x``.
+
+    Counts of purchases are small non-negative integers: then these are the finite sums
+    ``Σ_{k<x} log(c + k)`` and ``Σ_{k<x} 1 / (c + k)``, which stay exact when ``c`` is huge
+    (the homogeneous-dropout limit of BG/NBD sends a and b to infinity, where a difference of
+    two log-gammas of ~10⁷ loses half its digits and stalls the line search). Other values
+    fall back to the special functions."""
+
+    MAX_SUM_TERMS = 100_000
+
+    def __init__(self, xv: np.ndarray) -> None:
+        self.xv = xv
+        self.integral = bool(
+            len(xv)
+            and np.all(xv >= 0)
+            and np.all(xv == np.round(xv))
+            and xv.max() <= self.MAX_SUM_TERMS
+        )
+        if self.integral:
+            self.k = np.arange(int(xv.max()), dtype=np.float64)
+            self.at = xv.astype(np.int64)
+
+    def _cumulative(self, terms: np.ndarray) -> np.ndarray:
+        return np.r_[0.0, np.cumsum(terms)][self.at]
+
+    def log_gamma(self, c: float) -> np.ndarray:
+        if self.integral:
+            return self._cumulative(np.log(c + self.k))
+        return gammaln(c + self.xv) - gammaln(c)
+
+    def log_gamma_ratio(self, c: float, d: float) -> np.ndarray:
+        """``log[Γ(c + x) Γ(d) / (Γ(c) Γ(d + x))]``."""
+        if self.integral:
+            return self._cumulative(np.log((c + self.k) / (d + self.k)))
+        return gammaln(c + self.xv) - gammaln(c) - gammaln(d + self.xv) + gammaln(d)
+
+    def digamma(self, c: float) -> np.ndarray:
+        if self.integral:
+            return self._cumulative(1.0 / (c + self.k))
+        return digamma(c + self.xv) - digamma(c)
+
+
+@dataclass(frozen=True)
+class _BgNbdData:
+    x: _Levels
+    t_x: _Levels
+    T: _Levels
+    x_rows: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _BgNbdData:
+        levels = _Levels.of(x)
+        return cls(levels, _Levels.of(t_x), _Levels.of(T), levels.rows())
+
+
+def _bgnbd_terms(
+    log_params: np.ndarray, data: _BgNbdData
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`bgnbd_log_likelihood_terms` on prepared columns: per-row log-likelihood and the
+    gradient as one array per log-parameter."""
+    r, alpha, a, b = np.exp(log_params)
+    xv = data.x.values
+    has_v = xv > 0
+    # b + x - 1 is only used where x > 0 (it would be b - 1, possibly negative, at x = 0).
+    bx1_v = np.where(has_v, b + xv - 1.0, 1.0)
+    # Terms that depend on x only: once per distinct x.
+    rising = _Rising(xv)
+    a12_v = rising.log_gamma(r) + r * np.log(alpha) + rising.log_gamma_ratio(b, a + b)
+    log_a_bx1_v = np.where(has_v, np.log(a) - np.log(bx1_v), -np.inf)
+    d_r_v = rising.digamma(r) + np.log(alpha)
+    d_a_v = -rising.digamma(a + b)
+    d_b_v = rising.digamma(b) - rising.digamma(a + b)
+    # Terms that depend on T or t_x only: once per distinct value.
+    log_T_v, inv_T_v = np.log(alpha + data.T.values), 1.0 / (alpha + data.T.values)
+    log_t_v, inv_t_v = np.log(alpha + data.t_x.values), 1.0 / (alpha + data.t_x.values)
+    xi, Ti, ti = data.x.index, data.T.index, data.t_x.index
+    rx = r + data.x_rows
+    log_T, log_t = log_T_v[Ti], log_t_v[ti]
+    a3 = -rx * log_T
+    a4 = log_a_bx1_v[xi] - rx * log_t  # -inf where x == 0
+    # tail = logaddexp(a3, a4), with the two weights a3 and a4 carry in it.
+    top = np.maximum(a3, a4)
+    e3, e4 = np.exp(a3 - top), np.exp(a4 - top)  # e4 = 0 where x == 0
+    total = e3 + e4
+    ll = a12_v[xi] + top + np.log(total)
+    w3, w4 = e3 / total, e4 / total
+    d_r = d_r_v[xi] - w3 * log_T - w4 * log_t
+    d_alpha = r / alpha - rx * (w3 * inv_T_v[Ti] + w4 * inv_t_v[ti])
+    d_a = d_a_v[xi] + w4 / a
+    d_b = d_b_v[xi] - w4 / bx1_v[xi]
+    return ll, (d_r * r, d_alpha * alpha, d_a * a, d_b * b)
+
+
 def bgnbd_log_likelihood_terms(
     log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-customer log-likelihood and its gradient w.r.t. ``log(r, alpha, a, b)`` (n × 4)."""
-    r, alpha, a, b = np.exp(log_params)
-    has = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    # b + x - 1 is only used where x > 0 (it would be b - 1, possibly negative, at x = 0).
-    bx1 = np.where(has, b + x - 1.0, 1.0)
-    a4 = np.where(has, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
-    tail = np.logaddexp(a3, a4)
-    ll = a1 + a2 + tail
-    w3 = np.exp(a3 - tail)
-    w4 = np.where(has, np.exp(a4 - tail), 0.0)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T)
-    d_r -= w4 * np.log(alpha + t_x)
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-    d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
-    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / bx1
-    grad = np.stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b], axis=1)
-    return ll, grad
+    ll, grad = _bgnbd_terms(log_params, _BgNbdData.of(x, t_x, T))
+    return ll, np.stack(grad, axis=1)
 
 
 def bgnbd_log_likelihood(
@@ -96,16 +192,39 @@ def bgnbd_log_likelihood(
 ) -> float:
     """Total BG/NBD log-likelihood of the customers at ``params`` (FHL 2005a, eq. 6)."""
     log_params = np.log([params.r, params.alpha, params.a, params.b])
-    *columns, weights = _compress(x, t_x, T)
-    ll, _grad = bgnbd_log_likelihood_terms(log_params, *columns)
-    return float(np.dot(weights, ll))
+    groups = compress(x, t_x, T)
+    ll, _grad = _bgnbd_terms(log_params, _BgNbdData.of(*groups.columns))
+    return float(np.dot(groups.weights, ll))
 
 
-def _compress(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Unique rows of the columns with their multiplicity (the likelihood is a sum over rows)."""
+@dataclass(frozen=True)
+class Groups:
+    """Customers grouped by identical values of some columns: ``columns`` are the distinct
+    rows (sorted), ``weights`` how many customers share each, ``inverse[i]`` the group of
+    customer ``i``. Exact for anything that is a function of those columns only (a likelihood
+    is a weighted sum over groups; a prediction is gathered back with ``inverse``)."""
+
+    columns: tuple[np.ndarray, ...]
+    weights: np.ndarray
+    inverse: np.ndarray
+
+
+def compress(*columns: np.ndarray) -> Groups:
+    """Group the rows of ``columns`` (equal lengths) by identical values (one lexsort)."""
     stacked = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return (*(unique[:, i] for i in range(unique.shape[1])), counts.astype(np.float64))
+    n = len(stacked)
+    if n == 0:
+        empty = np.zeros(0)
+        return Groups(tuple(empty for _ in columns), empty, np.zeros(0, dtype=np.int64))
+    order = np.lexsort(stacked.T[::-1])
+    ordered = stacked[order]
+    new_group = np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)]
+    starts = np.flatnonzero(new_group)
+    weights = np.diff(np.r_[starts, n]).astype(np.float64)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new_group) - 1
+    unique = ordered[starts]
+    return Groups(tuple(unique[:, i] for i in range(unique.shape[1])), weights, inverse)
 
 
 def _flat_ridge(objective, at: np.ndarray, at_bound: np.ndarray, ridges, n: float) -> bool:
@@ -124,34 +243,58 @@ def _flat_ridge(objective, at: np.ndarray, at_bound: np.ndarray, ridges, n: floa
     return True
 
 
+RESTARTS = 3  # L-BFGS-B restarts (fresh curvature memory) after a failed line search
+
+
 def _maximise(
     terms,
-    columns: tuple[np.ndarray, ...],
+    data,
+    weights: np.ndarray,
     start: np.ndarray,
     what: str,
     ridges: tuple[tuple[int, int], ...] = (),
 ) -> tuple[np.ndarray, float, int, tuple[float, ...]]:
-    *cols, weights = _compress(*columns)
+    """Maximise ``sum(weights * terms(log_params, data)[0])`` by L-BFGS-B on the log-parameters.
+
+    A line search that fails (``ABNORMAL``), which happens when the optimum runs off along a
+    flat ridge, is restarted from where it stopped with a fresh curvature memory; the usual
+    convergence checks then apply to the final point."""
     n = weights.sum()
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(all="ignore"):
-            ll, grad = terms(log_params, *cols)
+            ll, grad = terms(log_params, data)
         value = -np.dot(weights, ll) / n
-        gradient = -(weights @ grad) / n
+        gradient = -np.array([np.dot(weights, column) for column in grad]) / n
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             return 1e10, np.zeros_like(log_params)
         return float(value), gradient
 
+    # The sums are over vectors of a few hundred thousand: BLAS threads only add wake-up
+    # costs (seconds on a busy 2-core machine), so the fit runs single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _minimise(objective, start, what, ridges, n)
+
+
+def _minimise(objective, start: np.ndarray, what: str, ridges, n: float):
+    """Minimise the mean negative log-likelihood; (log-parameters, log-likelihood, iterations,
+    log-parameter standard errors) or FitError."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    result = optimize.minimize(
-        objective,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8},
-    )
+    iterations = 0
+    at = start
+    for _attempt in range(1 + RESTARTS):
+        result = optimize.minimize(
+            objective,
+            at,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8},
+        )
+        iterations += int(result.nit)
+        if result.success or not np.all(np.isfinite(result.x)) or result.nit == 0:
+            break
+        at = result.x
     # A line search that stalls on a flat likelihood with a vanishing gradient has converged.
     stalled_flat = np.max(np.abs(objective(result.x)[1])) < 1e-6
     if not (result.success or stalled_flat) or not np.all(np.isfinite(result.x)):
@@ -169,7 +312,7 @@ def _maximise(
             % {"model": what}
         )
     log_se = _log_standard_errors(objective, result.x, n)
-    return result.x, float(-result.fun * n), int(result.nit), log_se
+    return result.x, float(-result.fun * n), iterations, log_se
 
 
 def _log_standard_errors(objective, at: np.ndarray, n: float) -> tuple[float, ...]:
@@ -204,8 +347,14 @@ def bgnbd_fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> FitResult:
     # Start: r/alpha ≈ repeat rate, a small, b a few times a (a churn probability of ~20 %).
     rate = max(float(x.mean() / T.mean()), 1e-6)
     start = np.log([1.0, 1.0 / rate, 1.0, 4.0])
+    groups = compress(x, t_x, T)
     log_params, ll, nit, log_se = _maximise(
-        bgnbd_log_likelihood_terms, (x, t_x, T), start, "BG/NBD", ridges=((0, 1), (2, 3))
+        _bgnbd_terms,
+        _BgNbdData.of(*groups.columns),
+        groups.weights,
+        start,
+        "BG/NBD",
+        ridges=((0, 1), (2, 3)),
     )
     r, alpha, a, b = np.exp(log_params)
     return FitResult(BgNbdParams(r=r, alpha=alpha, a=a, b=b), ll, nit, log_se)
@@ -222,21 +371,31 @@ def bgnbd_probability_alive(
     return np.where(has, 1.0 / (1.0 + np.exp(log_ratio)), 1.0)
 
 
+def _expected_purchases_if_alive(
+    params: BgNbdParams, t: np.ndarray, x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """The numerator of FHL 2005a eq. 10 (expected purchases in the next ``t`` of a customer
+    known to be alive): a function of (x, T, t) only, element-wise."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + T + t))
+    first = (a + b + x - 1.0) / (a - 1.0)
+    return first * (1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp)
+
+
 def bgnbd_expected_purchases(
     params: BgNbdParams, t: float | np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
-    """E[purchases in the next ``t`` time units | x, t_x, T] (FHL 2005a, eq. 10)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    t = np.asarray(t, dtype=np.float64)
-    has = x > 0
-    hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + T + t))
-    first = (a + b + x - 1.0) / (a - 1.0)
-    second = 1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp
-    bx1 = np.where(has, b + x - 1.0, 1.0)
-    denominator = 1.0 + np.where(
-        has, a / bx1 * np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + t_x))), 0.0
-    )
-    return first * second / denominator
+    """E[purchases in the next ``t`` time units | x, t_x, T] (FHL 2005a, eq. 10).
+
+    The Gauss hypergeometric part depends on (x, T, t) only: it is evaluated once per distinct
+    triple (a few thousand for a million customers) and gathered; P(alive) is element-wise."""
+    x, t_x, T, t = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, t_x, T, t)))
+    shape = x.shape
+    x, t_x, T, t = (np.ravel(v) for v in (x, t_x, T, t))
+    groups = compress(x, T, t)
+    if_alive = _expected_purchases_if_alive(params, groups.columns[2], *groups.columns[:2])
+    expected = if_alive[groups.inverse] * bgnbd_probability_alive(params, x, t_x, T)
+    return expected.reshape(shape)
 
 
 def bgnbd_population_expected_purchases(params: BgNbdParams, t: np.ndarray) -> np.ndarray:
@@ -250,27 +409,51 @@ def bgnbd_population_expected_purchases(params: BgNbdParams, t: np.ndarray) -> n
 # --- Gamma-Gamma --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _GammaGammaData:
+    x: _Levels
+    x_rows: np.ndarray
+    log_m: np.ndarray
+    mx: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, m: np.ndarray) -> _GammaGammaData:
+        levels = _Levels.of(x)
+        x_rows = levels.rows()
+        m = np.asarray(m, dtype=np.float64)
+        return cls(levels, x_rows, np.log(m), m * x_rows)
+
+
+def _gamma_gamma_terms(
+    log_params: np.ndarray, data: _GammaGammaData
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`gamma_gamma_log_likelihood_terms` on prepared columns: per-row log-likelihood
+    and the gradient as one array per log-parameter."""
+    p, q, g = np.exp(log_params)
+    xv = data.x.values
+    px_v = p * xv
+    # Terms that depend on x only: once per distinct x.
+    psi_v = digamma(px_v + q)
+    c_v = gammaln(px_v + q) - gammaln(px_v) - gammaln(q) + q * np.log(g) + px_v * np.log(xv)
+    d_p_v = xv * (psi_v - digamma(px_v) + np.log(xv))
+    d_q_v = psi_v - digamma(q) + np.log(g)
+    xi = data.x.index
+    px = p * data.x_rows
+    log_gmx = np.log(g + data.mx)
+    ll = c_v[xi] + (px - 1.0) * data.log_m - (px + q) * log_gmx
+    d_p = d_p_v[xi] + data.x_rows * (data.log_m - log_gmx)
+    d_q = d_q_v[xi] - log_gmx
+    d_g = q / g - (px + q) / (g + data.mx)
+    return ll, (d_p * p, d_q * q, d_g * g)
+
+
 def gamma_gamma_log_likelihood_terms(
     log_params: np.ndarray, x: np.ndarray, m: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-customer Gamma-Gamma log-likelihood of mean spend ``m`` over ``x`` purchases and its
     gradient w.r.t. ``log(p, q, gamma)``."""
-    p, q, g = np.exp(log_params)
-    px = p * x
-    ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(g)
-        + px * np.log(x)
-        + (px - 1.0) * np.log(m)
-        - (px + q) * np.log(g + m * x)
-    )
-    log_gmx = np.log(g + m * x)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(x) + np.log(m) - log_gmx)
-    d_q = digamma(px + q) - digamma(q) + np.log(g) - log_gmx
-    d_g = q / g - (px + q) / (g + m * x)
-    return ll, np.stack([d_p * p, d_q * q, d_g * g], axis=1)
+    ll, grad = _gamma_gamma_terms(log_params, _GammaGammaData.of(x, m))
+    return ll, np.stack(grad, axis=1)
 
 
 def gamma_gamma_log_likelihood(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> float:
@@ -293,8 +476,14 @@ def gamma_gamma_fit(x: np.ndarray, m: np.ndarray) -> FitResult:
         raise FitError(_("every repeat buyer spends exactly the same: spend cannot be modelled."))
     mean = float(m.mean())
     start = np.log([2.0, 3.0, mean])
+    groups = compress(x, m)
     log_params, ll, nit, log_se = _maximise(
-        gamma_gamma_log_likelihood_terms, (x, m), start, "Gamma-Gamma", ridges=((1, 2),)
+        _gamma_gamma_terms,
+        _GammaGammaData.of(*groups.columns),
+        groups.weights,
+        start,
+        "Gamma-Gamma",
+        ridges=((1, 2),),
     )
     p, q, g = np.exp(log_params)
     if q <= 1.0:
@@ -331,13 +520,18 @@ def discounted_clv(
 ) -> np.ndarray:
     """Expected spend over ``months`` months, each month's expected purchases discounted at
     ``monthly_discount`` per month (FHL 2005b's discrete approximation, as in lifetimes)."""
-    total = np.zeros(len(x), dtype=np.float64)
-    previous = np.zeros(len(x), dtype=np.float64)
+    x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+    # Each month's expected purchases are P(alive) × a function of (x, T) only: the monthly
+    # sum runs once per distinct (x, T) and is gathered back.
+    groups = compress(x, T)
+    gx, gT = groups.columns
+    total = np.zeros(len(gx), dtype=np.float64)
+    previous = np.zeros(len(gx), dtype=np.float64)
     for i in range(1, months + 1):
-        cumulative = bgnbd_expected_purchases(params, i * month_length, x, t_x, T)
+        cumulative = _expected_purchases_if_alive(params, i * month_length, gx, gT)
         total += (cumulative - previous) / (1.0 + monthly_discount) ** i
         previous = cumulative
-    return total * spend
+    return total[groups.inverse] * bgnbd_probability_alive(params, x, t_x, T) * spend
 
 
 __all__ = [
@@ -345,11 +539,13 @@ __all__ = [
     "FitError",
     "FitResult",
     "GammaGammaParams",
+    "Groups",
     "bgnbd_expected_purchases",
     "bgnbd_fit",
     "bgnbd_log_likelihood",
     "bgnbd_population_expected_purchases",
     "bgnbd_probability_alive",
+    "compress",
     "discounted_clv",
     "gamma_gamma_expected_spend",
     "gamma_gamma_fit",

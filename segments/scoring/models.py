@@ -1,6 +1,7 @@
 """Predictive scores: fitted model versions and one row of scores per contact.
 
-Invariants the database enforces: one score row per contact (primary key = contact),
+Invariants the database enforces: one score row per contact (primary key = contact, a real
+foreign key to the contact),
 probabilities in [0, 1], expected values non-negative, ``*_top`` shares in (0, 1], at most one
 *active* model version per kind (the one whose scores are stored).
 """
@@ -86,14 +87,36 @@ class ContactScore(models.Model):
     clv_top = models.FloatField(null=True, blank=True, editable=False)
     churn_top = models.FloatField(null=True, blank=True, editable=False)
     purchase_30d_top = models.FloatField(null=True, blank=True, editable=False)
+    # Every score row of a kind points at that kind's active model (scores_write sets them all
+    # in one statement), so the model links are kept by the service and by Django's
+    # on_delete, not by per-row database checks: a refresh rewrites ~all rows, and a foreign
+    # key check plus an index entry per row cost more than the whole fit at 1M contacts.
     clv_model = models.ForeignKey(
-        ScoringModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        ScoringModel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     churn_model = models.ForeignKey(
-        ScoringModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        ScoringModel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     purchase_model = models.ForeignKey(
-        ScoringModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        ScoringModel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     updated_at = models.DateTimeField(_("updated at"))
 
@@ -121,11 +144,10 @@ class ContactScore(models.Model):
                 name="scoring_expected_purchases_non_negative",
             ),
         ]
-        indexes = [
-            models.Index(fields=["churn"], name="scoring_by_churn"),
-            models.Index(fields=["clv"], name="scoring_by_clv"),
-            models.Index(fields=["clv_top"], name="scoring_by_clv_top"),
-        ]
+        # No index on score columns: rule conditions on scores select large shares of the
+        # table (scanned), and an indexed column that changes makes every refresh update
+        # non-HOT (one entry per index per row). With only the primary key indexed and free
+        # room on each page (fillfactor, migration 0002), PostgreSQL rewrites rows in place.
 
     def __str__(self) -> str:
         return f"scores of contact {self.contact_id}"

@@ -8,9 +8,8 @@ neither trained on nor scored; their stored scores are cleared by the next refre
 
 from __future__ import annotations
 
-import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -103,6 +102,26 @@ def _upsert_sql(db_columns: list[str], source: str) -> str:
     )
 
 
+PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def pgcopy_binary(contact_ids: np.ndarray, values: list[np.ndarray]) -> bytes:
+    """Rows ``(bigint, float8, …)`` in PostgreSQL's binary COPY format, built by numpy (one
+    fixed-width record per row; NaN travels as the float NaN)."""
+    fields = [("count", ">i2"), ("id_len", ">i4"), ("id", ">i8")]
+    for i in range(len(values)):
+        fields += [(f"len{i}", ">i4"), (f"v{i}", ">f8")]
+    records = np.empty(len(contact_ids), dtype=fields)
+    records["count"] = 1 + len(values)
+    records["id_len"] = 8
+    records["id"] = contact_ids
+    for i, column in enumerate(values):
+        records[f"len{i}"] = 8
+        records[f"v{i}"] = column
+    return records.tobytes()
+
+
 def _upsert_postgres(frame: pd.DataFrame, db_columns: list[str], *, model_id: int, now) -> None:
     value_columns = db_columns[1:-2]
     with connection.cursor() as cursor:
@@ -111,17 +130,21 @@ def _upsert_postgres(frame: pd.DataFrame, db_columns: list[str], *, model_id: in
             + ", ".join(f"{c} float8" for c in value_columns)
             + ") ON COMMIT DROP"
         )
+        ids = frame["contact_id"].to_numpy(dtype=np.int64)
+        values = [frame[c].to_numpy(dtype=np.float64) for c in value_columns]
         with cursor.copy(
-            f"COPY scoring_incoming (contact_id, {', '.join(value_columns)}) FROM STDIN"
+            f"COPY scoring_incoming (contact_id, {', '.join(value_columns)}) "
+            "FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            for start in range(0, len(frame), COPY_CHUNK_ROWS):
-                buffer = io.StringIO()
-                frame.iloc[start : start + COPY_CHUNK_ROWS].to_csv(
-                    buffer, sep="\t", header=False, index=False, na_rep="\\N"
-                )
-                copy.write(buffer.getvalue().encode())
+            copy.write(PGCOPY_HEADER)
+            for start in range(0, len(ids), COPY_CHUNK_ROWS):
+                chunk = slice(start, start + COPY_CHUNK_ROWS)
+                copy.write(pgcopy_binary(ids[chunk], [v[chunk] for v in values]))
+            copy.write(PGCOPY_TRAILER)
+        # NaN (a score that does not apply) is stored as NULL, as on SQLite.
+        nulled = ", ".join(f"NULLIF({c}, 'NaN'::float8)" for c in value_columns)
         source = (
-            f"SELECT contact_id, {', '.join(value_columns)}, %s, %s FROM scoring_incoming "  # noqa: S608
+            f"SELECT contact_id, {nulled}, %s, %s FROM scoring_incoming "  # noqa: S608
             "WHERE contact_id IN (SELECT id FROM contacts_contact)"
         )
         cursor.execute(_upsert_sql(db_columns, source), [model_id, now])
@@ -157,6 +180,9 @@ class ClvFit:
     gamma_gamma: btyd.GammaGammaParams
     log_likelihood: float
     customers: int
+    # Seconds spent in each phase: rfm_sql, fits, scoring (predictions, holdout check,
+    # distributions), writing (model row + score upsert + commit).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         """The ``fit_clv --json`` contract."""
@@ -257,7 +283,10 @@ def clv_fit(
             % {"date": calibration_end.isoformat(), "first": first.isoformat()}
         )
     population = scoring_population()
+    timings: dict[str, float] = {}
+    phase = time.perf_counter()
     summary = rfm_summary(eligible=population, calibration_end=calibration_end, holdout_end=now)
+    timings["rfm_sql"] = time.perf_counter() - phase
     minimum = settings.SCORING_CLV_MIN_CUSTOMERS
     if len(summary) < minimum:
         raise ScoringError(
@@ -272,6 +301,7 @@ def clv_fit(
         raise ScoringError(
             _("No customer has bought on two different days: the CLV model needs repeat buyers.")
         )
+    phase = time.perf_counter()
     try:
         purchases = btyd.bgnbd_fit(summary.x, summary.t_x / unit_days, summary.T / unit_days)
         spend = btyd.gamma_gamma_fit(summary.x, summary.m)
@@ -280,13 +310,20 @@ def clv_fit(
             _("The CLV model could not be fitted: %(reason)s Scores were not changed.")
             % {"reason": exc}
         ) from exc
+    timings["fits"] = time.perf_counter() - phase
+    phase = time.perf_counter()
     bgnbd, gamma_gamma = purchases.params, spend.params
     log_likelihood = purchases.log_likelihood + spend.log_likelihood
     monthly_discount = settings.SCORING_CLV_MONTHLY_DISCOUNT
     holdout = _holdout_check(bgnbd, summary, unit_days, calibration_end=calibration_end, now=now)
-    current = (
-        summary if calibration_end >= now else rfm_summary(eligible=population, calibration_end=now)
-    )
+    if calibration_end < now:
+        timings["scoring"] = time.perf_counter() - phase
+        phase = time.perf_counter()
+        current = rfm_summary(eligible=population, calibration_end=now)
+        timings["rfm_sql"] += time.perf_counter() - phase
+        phase = time.perf_counter()
+    else:
+        current = summary
     predictions = clv_predict(
         bgnbd=bgnbd,
         gamma_gamma=gamma_gamma,
@@ -313,6 +350,8 @@ def clv_fit(
         "clv_distribution": _distribution(predictions.clv),
         "p_alive_distribution": _distribution(predictions.p_alive, bins=10, log=False),
     }
+    timings["scoring"] = timings.get("scoring", 0.0) + time.perf_counter() - phase
+    phase = time.perf_counter()
     with transaction.atomic():
         model = ScoringModel.objects.create(
             kind=ModelKind.CLV,
@@ -339,12 +378,14 @@ def clv_fit(
         )
         model.duration_seconds = time.perf_counter() - started
         model.save(update_fields=["duration_seconds"])
+    timings["writing"] = time.perf_counter() - phase
     return ClvFit(
         model=model,
         bgnbd=bgnbd,
         gamma_gamma=gamma_gamma,
         log_likelihood=log_likelihood,
         customers=len(summary),
+        timings=timings,
     )
 
 

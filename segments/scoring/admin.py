@@ -1,4 +1,5 @@
-"""Admin: model versions (with their report page), contact scores, cohorts (custom URLs)."""
+"""Admin: model versions (with their report page), contact scores, cohorts (custom URLs), and
+the scores card on the contact's own change page (an inline added to contacts' ContactAdmin)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from contacts.admin import ContactAdmin
 from segments.scoring import views
 from segments.scoring.models import ContactScore, ScoringModel
+from segments.scoring.selectors import contact_score_card
 
 
 @admin.register(ScoringModel)
@@ -108,3 +111,40 @@ class ContactScoreAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ContactScoresInline(admin.StackedInline):
+    """Read-only score card on the contact's change page: every stored score with its top rank,
+    the model versions, when it was scored and the contact's cohorts; "not scored yet" when the
+    contact has no score row. Shown to users who may view contact scores."""
+
+    model = ContactScore
+    fk_name = "contact"
+    template = "scoring/contact_scores_inline.html"
+    verbose_name = _("predictive scores")
+    verbose_name_plural = _("Predictive scores")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ()
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        # A fresh class per call: the card belongs to this request's contact only.
+        formset.score_card = contact_score_card(obj) if obj is not None else None
+        return formset
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# contacts sits below scoring and cannot know about it: scoring adds its card to the contact
+# page the way Django admin is extended, by appending an inline to the registered ModelAdmin.
+if ContactScoresInline not in ContactAdmin.inlines:
+    ContactAdmin.inlines = [*ContactAdmin.inlines, ContactScoresInline]

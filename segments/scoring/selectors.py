@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext
 
 from contacts.models import Contact
 from segments.scoring.models import ContactScore, ModelKind, ScoringModel
@@ -113,4 +115,138 @@ def cohort_table(
         retention=masked(retention),
         revenue_per_contact=masked(per_contact),
         cumulative_value=masked(cumulative),
+    )
+
+
+@dataclass
+class ScoreLine:
+    """One line of the contact page's score card: label, shown value, optional top rank."""
+
+    key: str
+    label: str
+    value: str
+    top: str = ""
+    model: ScoringModel | None = None
+
+
+@dataclass
+class ContactScoreCard:
+    """What the contact's admin page shows about its predictive scores.
+
+    ``scored`` is False when the contact has no stored score (``lines`` is then empty);
+    ``cohorts`` is always filled: ``[(label, "YYYY-MM" or "—")]`` by sign-up and by first
+    purchase."""
+
+    scored: bool
+    lines: list[ScoreLine]
+    cohorts: list[tuple[str, str]]
+    updated_at: datetime | None
+    models: list[ScoringModel]
+
+    @property
+    def explains_p_alive(self) -> bool:
+        return any(line.key == "p_alive" for line in self.lines)
+
+
+def _number(value: float, decimals: int) -> str:
+    """Rounded (Django's number_format truncates) and written in the active language."""
+    return formats.number_format(round(value, decimals), decimals)
+
+
+def _percent(value: float) -> str:
+    return _number(100 * value, 0) + " %"
+
+
+def _top(share: float | None) -> str:
+    """ "top 12 %": the contact is within the best 12 % (rounded up; one decimal under 1 %)."""
+    if share is None:
+        return ""
+    percent = 100 * share
+    shown = (
+        _number(math.ceil(percent), 0) if percent >= 1 else _number(math.ceil(percent * 10) / 10, 1)
+    )
+    return gettext("top %(percent)s") % {"percent": shown + " %"}
+
+
+def contact_score_card(contact: Contact) -> ContactScoreCard:
+    """The contact's stored scores, formatted for the contact page, with its cohorts."""
+    from django.conf import settings
+
+    from contacts.models import Event
+
+    first_purchase = (
+        Event.objects.filter(contact=contact, type=settings.CIBLE_PURCHASE_EVENT_TYPE)
+        .order_by("occurred_at")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    cohorts = [
+        (gettext("Cohort (sign-up month)"), f"{contact.created_at:%Y-%m}"),
+        (
+            gettext("Cohort (first purchase month)"),
+            f"{first_purchase:%Y-%m}" if first_purchase else gettext("no purchase yet"),
+        ),
+    ]
+    row = (
+        ContactScore.objects.filter(contact_id=contact.pk)
+        .select_related("clv_model", "churn_model", "purchase_model")
+        .first()
+    )
+    if row is None:
+        return ContactScoreCard(scored=False, lines=[], cohorts=cohorts, updated_at=None, models=[])
+    lines: list[ScoreLine] = []
+    if row.churn is not None:
+        lines.append(
+            ScoreLine(
+                "churn",
+                gettext("Churn risk (no purchase in the next %(days)d days)")
+                % {"days": row.churn_model.horizon_days if row.churn_model else 0},
+                _percent(row.churn),
+                _top(row.churn_top),
+                row.churn_model,
+            )
+        )
+    if row.purchase_30d is not None:
+        lines.append(
+            ScoreLine(
+                "purchase_30d",
+                gettext("Purchase propensity (purchase in the next %(days)d days)")
+                % {"days": row.purchase_model.horizon_days if row.purchase_model else 0},
+                _percent(row.purchase_30d),
+                _top(row.purchase_30d_top),
+                row.purchase_model,
+            )
+        )
+    if row.p_alive is not None:
+        horizon = row.clv_model.horizon_days if row.clv_model else 0
+        lines += [
+            ScoreLine(
+                "p_alive",
+                gettext("Probability alive"),
+                _percent(row.p_alive),
+                _top(row.p_alive_top),
+                row.clv_model,
+            ),
+            ScoreLine(
+                "expected_purchases",
+                gettext("Expected purchases (next %(days)d days)") % {"days": horizon},
+                _number(row.expected_purchases, 2),
+                "",
+                row.clv_model,
+            ),
+            ScoreLine(
+                "clv",
+                gettext("Predicted CLV (next %(days)d days, discounted)") % {"days": horizon},
+                _number(row.clv, 2),
+                _top(row.clv_top),
+                row.clv_model,
+            ),
+        ]
+    models = [m for m in (row.churn_model, row.purchase_model, row.clv_model) if m is not None]
+    return ContactScoreCard(
+        scored=bool(lines),
+        lines=lines,
+        cohorts=cohorts,
+        updated_at=row.updated_at,
+        models=models,
     )

@@ -158,3 +158,61 @@ def test_homogeneous_dropout_is_a_valid_limit_not_a_failed_fit():
     assert fit.params.a > 100 and p == pytest.approx(0.2, abs=0.02)
     alive = btyd.bgnbd_probability_alive(fit.params, sim.x, sim.t_x, sim.T)
     assert np.all((alive >= 0) & (alive <= 1))
+
+
+def test_likelihood_stays_smooth_where_dropout_becomes_homogeneous(cdnow):
+    # With a and b in the millions (the homogeneous-dropout ridge the fit walks along on large
+    # populations), a difference of two log-gammas of ~10⁷ would lose half its digits and the
+    # line search would stall ("ABNORMAL"); the finite sums used for counts stay exact.
+    x, t_x, T = (cdnow[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    at = np.log([0.25, 4.4, 3e5, 2e6])
+
+    def total(v):
+        return btyd.bgnbd_log_likelihood_terms(v, x, t_x, T)[0].sum()
+
+    exact = sum(
+        sum(np.log1p(-3e5 / (3e5 + 2e6 + k)) for k in range(int(n))) for n in x
+    )  # Σ log[Γ(b+x)Γ(a+b) / (Γ(b)Γ(a+b+x))], term by term
+    r, alpha, a, b = np.exp(at)
+    reference = (
+        sum(float(np.sum(np.log(r + np.arange(int(n))))) for n in x)
+        + len(x) * r * np.log(alpha)
+        + exact
+        + np.logaddexp(
+            -(r + x) * np.log(alpha + T),
+            np.where(
+                x > 0,
+                np.log(a) - np.log(np.where(x > 0, b + x - 1, 1)) - (r + x) * np.log(alpha + t_x),
+                -np.inf,
+            ),
+        ).sum()
+    )
+    assert total(at) == pytest.approx(reference, rel=1e-12)
+    step = 1e-6
+    for i in range(4):
+        shift = np.zeros(4)
+        shift[i] = step
+        numeric = (total(at + shift) - total(at - shift)) / (2 * step)
+        analytic = btyd.bgnbd_log_likelihood_terms(at, x, t_x, T)[1].sum(axis=0)[i]
+        assert numeric == pytest.approx(analytic, rel=1e-4, abs=1e-3)
+
+
+def test_compress_groups_identical_rows_and_maps_every_row_back():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, 5_000).astype(float)
+    T = rng.integers(1, 50, 5_000) + 0.25
+    groups = btyd.compress(x, T)
+    assert groups.weights.sum() == 5_000
+    assert len(groups.weights) == len({(a, b) for a, b in zip(x, T, strict=True)})
+    assert np.array_equal(groups.columns[0][groups.inverse], x)
+    assert np.array_equal(groups.columns[1][groups.inverse], T)
+
+
+def test_expected_purchases_per_customer_horizon_equals_one_horizon_at_a_time(cdnow):
+    x, t_x, T = (cdnow[c].to_numpy(dtype=float)[:200] for c in ("x", "t_x", "T"))
+    params = btyd.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    horizons = np.where(np.arange(200) % 2, 39.0, 52.0)
+    together = btyd.bgnbd_expected_purchases(params, horizons, x, t_x, T)
+    for h in (39.0, 52.0):
+        alone = btyd.bgnbd_expected_purchases(params, h, x, t_x, T)
+        assert np.allclose(together[horizons == h], alone[horizons == h], rtol=1e-12)

@@ -94,3 +94,29 @@ def test_churn_propensity_on_postgres_leaves_live_features_unchanged(db):
     after = list(ContactFeatures.objects.order_by("pk").values_list("pk", "as_of", "recency_days"))
     assert after == before
     assert ContactScore.objects.filter(churn__isnull=False).count() == model.scored_contacts
+
+
+def test_binary_copy_score_write_stores_missing_values_as_null(db):
+    import numpy as np
+    from django.utils import timezone
+
+    from segments.scoring.services import scores_write
+
+    contacts = [ContactFactory() for _ in range(3)]
+    now = timezone.now()
+    model = ScoringModel.objects.create(
+        kind=ModelKind.CHURN, version=1, created_at=now, reference_date=now, horizon_days=90
+    )
+    written = scores_write(
+        model=model,
+        contact_ids=np.array([c.pk for c in contacts]),
+        columns={
+            "churn": np.array([0.25, np.nan, 0.75]),
+            "churn_top": np.array([1.0, np.nan, 0.5]),
+        },
+        now=now,
+    )
+    assert written == 3
+    stored = dict(ContactScore.objects.values_list("contact_id", "churn"))
+    assert stored == {contacts[0].pk: 0.25, contacts[1].pk: None, contacts[2].pk: 0.75}
+    assert ContactScore.objects.filter(churn_model=model).count() == 3

@@ -57,13 +57,13 @@ def contacts_identity_index(
     index = IdentityIndex()
     if not (external_ids or emails or phones):
         return index
+    by_email, by_phone = index.by_email, index.by_phone
     for pk, external_id, email, phone in _identity_rows(external_ids, emails, phones):
-        # descending ids: the lowest id is written last
-        index.by_external_id[external_id] = pk
-        if email in emails:
-            index.by_email[email] = pk
-        if phone in phones:
-            index.by_phone[phone] = pk
+        index.by_external_id[external_id] = pk  # unique
+        if email in emails and by_email.get(email, pk) >= pk:  # the lowest id wins
+            by_email[email] = pk
+        if phone in phones and by_phone.get(phone, pk) >= pk:
+            by_phone[phone] = pk
     return index
 
 
@@ -71,7 +71,7 @@ IDENTITY_CHUNK = 10_000  # SQLite bounds the number of query parameters
 
 
 def _identity_rows(external_ids: set[str], emails: set[str], phones: set[str]) -> list[tuple]:
-    """``(id, external_id, email, phone)`` of the contacts matching any identity, id descending.
+    """``(id, external_id, email, phone)`` of the contacts matching any identity (any order).
     PostgreSQL: one statement with array parameters (a 50,000-value ``IN`` list costs more to
     build client-side than to run); elsewhere ``IN`` lists in chunks."""
     if connection.vendor == "postgresql":
@@ -79,8 +79,7 @@ def _identity_rows(external_ids: set[str], emails: set[str], phones: set[str]) -
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, external_id, email, phone FROM {table} "  # noqa: S608 (fixed name)
-                "WHERE external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s) "
-                "ORDER BY id DESC",
+                "WHERE external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s)",
                 [list(external_ids), list(emails), list(phones)],
             )
             return cursor.fetchall()

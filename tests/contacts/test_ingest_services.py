@@ -210,3 +210,21 @@ def test_erased_identity_is_never_recreated():
     assert "erased" in str(upsert.results[0].errors["email"])
     assert events.results[0].status == "rejected"
     assert not Contact.objects.exists() and not Event.objects.exists()
+
+
+def test_event_naming_an_email_two_contacts_share_goes_to_the_oldest_contact():
+    older = ContactFactory(external_id="OLD", email="shared@example.fr")
+    ContactFactory(external_id="NEW", email="shared@example.fr")
+    outcome = events_record_bulk(
+        items=[
+            {
+                "email": "Shared@Example.fr",
+                "type": "page_view",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "idempotency_key": "shared-1",
+            }
+        ],
+        source="web",
+    )
+    assert outcome.counts["created"] == 1
+    assert Event.objects.get(idempotency_key="shared-1").contact_id == older.pk

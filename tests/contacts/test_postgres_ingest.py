@@ -106,3 +106,21 @@ def test_events_bulk_never_500_on_postgresql(api_client, known_contacts, payload
 @given(payload=BODY)
 def test_contacts_bulk_never_500_on_postgresql(api_client, known_contacts, payload):
     assert_never_500(api_client, "/api/v1/contacts/bulk", payload)
+
+
+@pytest.mark.django_db
+def test_event_naming_a_shared_email_goes_to_the_oldest_contact_on_postgresql():
+    contacts = [ContactFactory(external_id=f"S-{i}", email="shared@example.fr") for i in range(5)]
+    outcome = events_record_bulk(
+        items=[
+            {
+                "email": "shared@example.fr",
+                "type": "page_view",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "idempotency_key": "shared-1",
+            }
+        ],
+        source="web",
+    )
+    assert outcome.counts["created"] == 1
+    assert Event.objects.get(idempotency_key="shared-1").contact_id == contacts[0].pk

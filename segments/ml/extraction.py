@@ -1,8 +1,9 @@
 """Feature extraction: one set-based SQL statement per chunk of contacts, then numpy.
 
 ``features_snapshot_refresh`` rewrites ``ContactMlFeatures`` for every contact eligible for
-profiling with one ``INSERT … SELECT … GROUP BY … ON CONFLICT`` per range of contact ids
-(PostgreSQL and SQLite dialects). The SQL text is built only from fixed identifiers; every
+profiling with one ``DELETE`` + ``INSERT … SELECT … GROUP BY`` per range of contact ids
+(PostgreSQL and SQLite dialects; on a million rows a plain insert after a range delete costs
+~20 % less than ``INSERT … ON CONFLICT DO UPDATE``). The SQL text is built only from fixed identifiers; every
 value (event types, devices, dates, property names) is a query parameter. The eligibility
 subquery is the SQL Django compiles from ``consent.selectors.without_profiling_objection``.
 
@@ -31,6 +32,7 @@ DEVICES = ("desktop", "mobile", "tablet")
 CHANNELS = ("email", "web", "app")
 CONTACT_FEATURES_TABLE = "segments_contactfeatures"
 READ_CHUNK = 20_000
+SNAPSHOT_LOCK_KEY = int.from_bytes(b"cibleML1", "big")  # pg_advisory_xact_lock key
 
 
 def eligible_contacts() -> QuerySet[Contact]:
@@ -104,7 +106,6 @@ def _snapshot_sql(*, vendor: str, eligible_sql: str, with_contact_features: bool
     else:
         features_join, engagement, interpurchase = "", "NULL", "NULL"
     columns = ", ".join(FEATURE_NAMES)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in ("computed_at", *FEATURE_NAMES))
     days = d["days"]
     return f"""
 WITH a AS (
@@ -149,7 +150,6 @@ LEFT JOIN a ON a.contact_id = c.id
 {features_join}
 WHERE c.id BETWEEN %(lo)s AND %(hi)s AND c.created_at <= %(now)s
     AND c.id IN ({eligible_sql})
-ON CONFLICT (contact_id) DO UPDATE SET {updates}
 """  # noqa: S608 (fixed identifiers only; every value is a query parameter)
 
 
@@ -162,8 +162,10 @@ class SnapshotResult:
 def features_snapshot_refresh(*, now: datetime, chunk_contacts: int = 250_000) -> SnapshotResult:
     """Recompute ``ContactMlFeatures`` as of ``now`` for every eligible contact.
 
-    One SQL statement per range of ``chunk_contacts`` contact ids; rows of contacts who are no
-    longer eligible (objected to profiling, erased) are deleted. Runs in one transaction.
+    Per range of ``chunk_contacts`` contact ids, the range's rows are deleted and recomputed by
+    one SQL statement; rows of contacts who are no longer eligible (objected to profiling,
+    erased) are deleted. Runs in one transaction; on PostgreSQL concurrent refreshes wait for
+    each other (transaction-level advisory lock), SQLite serialises writers by itself.
     """
     vendor = connection.vendor
     eligible = eligible_contacts().values("pk")
@@ -188,16 +190,20 @@ def features_snapshot_refresh(*, now: datetime, chunk_contacts: int = 250_000) -
     params.update({f"channel{i}": t for i, t in enumerate(CHANNELS)})
     params.update({f"elig{i}": v for i, v in enumerate(eligible_params)})
     bounds = Contact.objects.aggregate(lo=Min("id"), hi=Max("id"))
-    with transaction.atomic():
-        if bounds["lo"] is not None:
-            with connection.cursor() as cursor:
-                if vendor == "postgresql":
-                    # JIT compiling these ~40 expressions costs ~1 s per statement, more than
-                    # it saves on a 250k-contact range.
-                    cursor.execute("SET LOCAL jit = off")
-                for lo in range(bounds["lo"], bounds["hi"] + 1, chunk_contacts):
-                    cursor.execute(sql, {**params, "lo": lo, "hi": lo + chunk_contacts - 1})
+    table = ContactMlFeatures._meta.db_table
+    delete_range = f"DELETE FROM {table} WHERE contact_id BETWEEN %(lo)s AND %(hi)s"  # noqa: S608
+    with transaction.atomic(), connection.cursor() as cursor:
+        if vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SNAPSHOT_LOCK_KEY])
+            # JIT compiling these ~40 expressions costs ~1 s per statement, more than it saves
+            # on a 250k-contact range.
+            cursor.execute("SET LOCAL jit = off")
         removed, _ = ContactMlFeatures.objects.exclude(contact__in=eligible).delete()
+        if bounds["lo"] is not None:
+            for lo in range(bounds["lo"], bounds["hi"] + 1, chunk_contacts):
+                bound = {"lo": lo, "hi": lo + chunk_contacts - 1}
+                cursor.execute(delete_range, bound)
+                cursor.execute(sql, {**params, **bound})
         written = ContactMlFeatures.objects.count()
     return SnapshotResult(contacts=written, removed=removed)
 

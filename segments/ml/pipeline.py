@@ -204,16 +204,12 @@ class PatternKNNImputer:
             if k == 0 or not observed.any():
                 out[np.ix_(members, pattern)] = self.means_[pattern]
                 continue
-            # The neighbour search runs in float32 (half the memory traffic of float64; the
-            # scaled features carry far fewer significant digits); the fill values are the
-            # donors' float64 means.
             index_ = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(
-                self.donors_[:, observed].astype(np.float32)
+                self.donors_[:, observed]
             )
             for start in range(0, len(members), PREDICT_CHUNK):
                 chunk = members[start : start + PREDICT_CHUNK]
-                query = out[np.ix_(chunk, observed)].astype(np.float32)
-                _dist, nearest = index_.kneighbors(query)
+                _dist, nearest = index_.kneighbors(out[np.ix_(chunk, observed)])
                 out[np.ix_(chunk, pattern)] = self.donors_[:, pattern][nearest].mean(axis=1)
         return out
 

@@ -65,3 +65,29 @@ def test_binary_copy_of_an_empty_snapshot_and_of_assignments(seed_population):
         .values_list("contact_id", "stable_id")
     )
     assert written == list(zip(ids.tolist(), stable.tolist(), strict=True))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_snapshot_refreshes_both_succeed_with_one_row_per_contact(seed_population):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from segments.ml.extraction import eligible_contacts, features_snapshot_refresh
+
+    seed_population(300, 8, 6)
+    features_snapshot_refresh(now=timezone.now())
+
+    def refresh() -> int:
+        try:
+            return features_snapshot_refresh(now=timezone.now(), chunk_contacts=50).contacts
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        written = [f.result() for f in [pool.submit(refresh), pool.submit(refresh)]]
+
+    eligible = eligible_contacts().count()
+    assert written == [eligible, eligible]
+    assert ContactMlFeatures.objects.count() == eligible

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from functools import partial
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -232,8 +232,13 @@ def _record(message: OutboxMessage, token: str, result: SendResult, stats: Deliv
         )
 
 
+@lru_cache(maxsize=4)
+def _message_id_domain(from_email: str) -> str:
+    return parseaddr(from_email)[1].rpartition("@")[2] or "cible.localhost"
+
+
 def _message_id_header(message: OutboxMessage) -> str:
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "cible.localhost"
+    domain = _message_id_domain(settings.DEFAULT_FROM_EMAIL)
     return f"<cible.{message.run_id}.{message.pk}.{message.step}@{domain}>"
 
 

@@ -209,10 +209,10 @@ def bench_api(ctx: Context, *, threads: int = 1) -> None:
                     created[0] += n
 
         with timed() as t:
-            threads = [threading.Thread(target=client) for _ in range(2)]
-            for thread in threads:
+            clients = [threading.Thread(target=client) for _ in range(2)]
+            for thread in clients:
                 thread.start()
-            for thread in threads:
+            for thread in clients:
                 thread.join()
         if errors:
             raise errors[0]

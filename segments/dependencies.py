@@ -8,6 +8,7 @@ referenced segment is computed first (topological order); a cycle is refused at 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -128,3 +129,76 @@ def compute_order(specs: list[SegmentSpec]) -> list[SegmentSpec]:
     for spec in sorted(specs, key=lambda s: s.id):
         place(spec.id, frozenset())
     return [s for s in order if s.is_active]
+
+
+@dataclass(frozen=True)
+class ReevaluationPlan:
+    """What the real-time path re-evaluates: batches of ``(segment id, effective rule)`` where a
+    batch only reads memberships of earlier batches (or of segments not re-evaluated)."""
+
+    levels: tuple[tuple[tuple[int, dict], ...], ...]
+
+    @property
+    def segment_ids(self) -> list[int]:
+        return sorted(sid for level in self.levels for sid, _rule in level)
+
+
+_PLANS: dict[tuple, ReevaluationPlan] = {}
+_PLANS_SIZE = 256
+
+
+def reevaluation_plan(
+    specs: list[SegmentSpec], event_types: frozenset[str] | None
+) -> ReevaluationPlan:
+    """The active segments that can depend on ``event_types`` (all when None), plus those
+    reading them, in dependency batches with their effective rules.
+
+    Memoised per process on the content of ``specs`` (rules, families, priorities, activity),
+    the event types, the condition-type registry and the feature settings, so an edited segment
+    gets a new plan at once, in every process."""
+    from django.conf import settings
+
+    from segments.rules.registry import registry_generation
+
+    key = (
+        tuple(
+            (s.id, s.family_id, s.priority, s.is_active, json.dumps(s.rule, sort_keys=True))
+            for s in sorted(specs, key=lambda s: s.id)
+        ),
+        event_types,
+        registry_generation(),
+        settings.CIBLE_PURCHASE_EVENT_TYPE,
+        tuple(sorted(settings.SEGMENTS_ENGAGEMENT_WEIGHTS)),
+    )
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan_build(specs, event_types)
+        if len(_PLANS) >= _PLANS_SIZE:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _plan_build(specs: list[SegmentSpec], event_types: frozenset[str] | None) -> ReevaluationPlan:
+    active = [s for s in specs if s.is_active]
+    deps = {s.id: effective_dependencies(s, active) for s in active}
+    affected = {
+        s.id for s in active if event_types is None or deps[s.id].reacts_to(set(event_types))
+    }
+    grew = True
+    while grew:
+        grew = False
+        for s in active:
+            if s.id not in affected and deps[s.id].segments & affected:
+                affected.add(s.id)
+                grew = True
+    level: dict[int, int] = {}
+    batches: dict[int, list[tuple[int, dict]]] = {}
+    for spec in compute_order(active):
+        if spec.id not in affected:
+            continue
+        level[spec.id] = 1 + max(
+            (level[d] for d in deps[spec.id].segments if d in level), default=-1
+        )
+        batches.setdefault(level[spec.id], []).append((spec.id, effective_rule(spec, active)))
+    return ReevaluationPlan(levels=tuple(tuple(batches[k]) for k in sorted(batches)))

@@ -131,3 +131,120 @@ def membership_diff_contacts(
         diff.entered += entered
         diff.exited += exited
     return diff
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def segments_lock_open_memberships(*, contact_id: int, segment_ids: Sequence[int]) -> set[int]:
+    """Take the compute locks of ``segment_ids`` (as :func:`segment_lock`, in id order) and
+    return those of them ``contact_id`` is an open member of — one statement on PostgreSQL."""
+    ids = sorted(set(segment_ids))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(  # fixed identifiers only; values are parameters
+                "SELECT s.id, EXISTS (SELECT 1 FROM segments_segmentmembership m "  # noqa: S608
+                "WHERE m.segment_id = s.id AND m.contact_id = %s AND m.exited_at IS NULL) "
+                f"FROM segments_segment s WHERE s.id IN ({_marks(ids)}) "
+                "ORDER BY s.id FOR UPDATE OF s",
+                [contact_id, *ids],
+            )
+            return {sid for sid, is_open in cursor.fetchall() if is_open}
+        # SQLite: a write first, so the database lock is taken before any read.
+        cursor.execute(
+            f"UPDATE segments_segment SET priority = priority WHERE id IN ({_marks(ids)})",  # noqa: S608
+            ids,
+        )
+        cursor.execute(
+            "SELECT segment_id FROM segments_segmentmembership "  # noqa: S608
+            f"WHERE contact_id = %s AND exited_at IS NULL AND segment_id IN ({_marks(ids)})",
+            [contact_id, *ids],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def membership_diff_contact(
+    *,
+    contact_id: int,
+    levels: Sequence[Sequence[tuple[int, dict]]],
+    open_now: set[int],
+    now: datetime,
+) -> list[MembershipDiff]:
+    """Make the open memberships of one contact in the segments of ``levels`` (batches of
+    ``(segment id, effective rule)``, each batch reading only memberships of earlier ones) equal
+    to the rules' verdicts at ``now``, and shift the segments' sizes by the change. ``open_now``:
+    the segments the contact is an open member of (from
+    :func:`segments_lock_open_memberships`, whose locks the caller holds). Per batch, one
+    statement evaluates every rule (a ``UNION ALL`` of the rules' compiled SQL, see
+    ``segments.rules.compiled``) and one statement (PostgreSQL; up to four on SQLite) writes the
+    diff. Returns the non-empty diffs."""
+    from segments.rules.compiled import rule_sql_for_contact
+
+    at = connection.ops.adapt_datetimefield_value(now)
+    diffs: list[MembershipDiff] = []
+    with connection.cursor() as cursor:
+        for level in levels:
+            parts, params = [], []
+            for segment_id, rule in level:
+                sql, rule_params = rule_sql_for_contact(rule, now=now, contact_id=contact_id)
+                if sql is not None:  # segment ids are integers from the database
+                    parts.append(f"SELECT {int(segment_id)} FROM ({sql}) m{int(segment_id)}")  # noqa: S608
+                    params += rule_params
+            matched: set[int] = set()
+            if parts:
+                cursor.execute(" UNION ALL ".join(parts), params)
+                matched = {row[0] for row in cursor.fetchall()}
+            ids = {sid for sid, _rule in level}
+            entered = sorted((matched & ids) - open_now)
+            exited = sorted((open_now & ids) - matched)
+            _contact_diff_write(cursor, contact_id, entered, exited, at)
+            diffs += [MembershipDiff(segment_id=sid, entered=[contact_id]) for sid in entered]
+            diffs += [MembershipDiff(segment_id=sid, exited=[contact_id]) for sid in exited]
+    return diffs
+
+
+def _contact_diff_write(cursor, contact_id: int, entered: list[int], exited: list[int], at) -> None:
+    statements: list[tuple[str, list]] = []
+    if entered:
+        statements.append(
+            (
+                "INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at) "  # noqa: S608
+                f"VALUES {', '.join(['(%s, %s, %s)'] * len(entered))}",
+                [value for sid in entered for value in (sid, contact_id, at)],
+            )
+        )
+        statements.append(
+            (
+                f"UPDATE segments_segment SET size = size + 1 WHERE id IN ({_marks(entered)})",  # noqa: S608
+                entered,
+            )
+        )
+    if exited:
+        statements.append(
+            (
+                "UPDATE segments_segmentmembership SET exited_at = %s "  # noqa: S608
+                "WHERE contact_id = %s AND exited_at IS NULL "
+                f"AND segment_id IN ({_marks(exited)})",
+                [at, contact_id, *exited],
+            )
+        )
+        statements.append(
+            (
+                "UPDATE segments_segment SET size = CASE WHEN size > 0 THEN size - 1 ELSE 0 END "  # noqa: S608
+                f"WHERE id IN ({_marks(exited)})",
+                exited,
+            )
+        )
+    if not statements:
+        return
+    if connection.vendor == "postgresql":
+        # One round trip: data-modifying CTEs all run, on distinct rows.
+        ctes = ", ".join(f"w{i} AS ({sql} RETURNING 1)" for i, (sql, _p) in enumerate(statements))
+        cursor.execute(
+            f"WITH {ctes} SELECT 1",  # noqa: S608
+            [value for _sql, params in statements for value in params],
+        )
+        return
+    for sql, params in statements:
+        cursor.execute(sql, params)

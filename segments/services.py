@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Max, Min, Q, Value
+from django.db.models import BooleanField, ExpressionWrapper, Max, Min, Q
 from django.utils import timezone
 
 from contacts.models import Contact, Event
@@ -16,16 +16,18 @@ from segments.dependencies import (
     SegmentSpec,
     compute_order,
     cycle_check,
-    effective_dependencies,
     effective_rule,
+    reevaluation_plan,
     spec_of,
 )
 from segments.features import features_sql_execute
 from segments.memberships import (
     MembershipDiff,
+    membership_diff_contact,
     membership_diff_contacts,
     membership_diff_full,
     segment_lock,
+    segments_lock_open_memberships,
 )
 from segments.models import (
     ContactFeatures,
@@ -263,18 +265,6 @@ def segments_compute(
     return results
 
 
-def _levels(order: list[SegmentSpec], specs: list[SegmentSpec]) -> list[list[SegmentSpec]]:
-    """Split a compute order into batches whose members do not read each other."""
-    level: dict[int, int] = {}
-    for spec in order:
-        deps = effective_dependencies(spec, specs).segments
-        level[spec.id] = 1 + max((level[d] for d in deps if d in level), default=-1)
-    batches: dict[int, list[SegmentSpec]] = {}
-    for spec in order:
-        batches.setdefault(level[spec.id], []).append(spec)
-    return [batches[k] for k in sorted(batches)]
-
-
 def contacts_reevaluate(
     *,
     contact_ids: Sequence[int],
@@ -283,87 +273,106 @@ def contacts_reevaluate(
 ) -> list[MembershipDiff]:
     """Real-time path: refresh the features of ``contact_ids`` and re-evaluate, for them only,
     the active segments that can depend on ``event_types`` (all segments when None) and the
-    segments reading those. Entered/exited signals go out after commit."""
+    segments reading those. Entered/exited signals go out after commit; returns the non-empty
+    diffs. Memberships end up exactly as a full computation at ``now`` would leave them for
+    these contacts (segments are locked as in a full computation)."""
     now = now or timezone.now()
     ids = sorted(set(int(i) for i in contact_ids))
     if not ids:
         return []
-    features_refresh(as_of=now, contact_ids=ids)
-    specs = [s for s in _specs() if s.is_active]
-    affected = {
-        s.id
-        for s in specs
-        if event_types is None or effective_dependencies(s, specs).reacts_to(set(event_types))
-    }
-    grew = True
-    while grew:
-        grew = False
-        for s in specs:
-            if s.id not in affected and effective_dependencies(s, specs).segments & affected:
-                affected.add(s.id)
-                grew = True
-    order = [s for s in compute_order(specs) if s.id in affected]
-    if not order:
-        return []
-    diffs: list[MembershipDiff] = []
+    specs = [
+        SegmentSpec(id=i, name=n, rule=r, family_id=f, priority=p, is_active=True)
+        for i, n, r, f, p in Segment.objects.filter(is_active=True).values_list(
+            "id", "name", "rule", "family_id", "priority"
+        )
+    ]
+    plan = reevaluation_plan(specs, frozenset(event_types) if event_types is not None else None)
     with transaction.atomic():
-        _lock_many(sorted(affected))
-        for batch in _levels(order, specs):
-            diffs += _reevaluate_batch(batch, specs, ids, now)
+        # Segment locks before feature rows, as a full computation takes them (no lock cycle
+        # with a full feature refresh swapping the table).
+        if len(ids) == 1 and plan.levels:
+            open_now = segments_lock_open_memberships(
+                contact_id=ids[0], segment_ids=plan.segment_ids
+            )
+        elif plan.levels:
+            _lock_many(plan.segment_ids)
+        features_sql_execute(as_of=now, computed_at=timezone.now(), contact_ids=ids)
+        if not plan.levels:
+            return []
+        if len(ids) == 1:
+            diffs = membership_diff_contact(
+                contact_id=ids[0], levels=plan.levels, open_now=open_now, now=now
+            )
+        else:
+            diffs = []
+            for level in plan.levels:
+                diffs += _reevaluate_batch(level, ids, now)
+            diffs = [d for d in diffs if d.entered or d.exited]
+            _sizes_shift(diffs)
         for diff in diffs:
-            delta = len(diff.entered) - len(diff.exited)
-            if delta:
-                Segment.objects.filter(pk=diff.segment_id).update(size=_size_plus(delta))
             _announce(diff, now)
-    return [d for d in diffs if d.entered or d.exited]
+    return diffs
 
 
-def _size_plus(delta: int):
-    from django.db.models import F
-    from django.db.models.functions import Greatest
-
-    return Greatest(F("size") + delta, Value(0))
+def _sizes_shift(diffs: list[MembershipDiff]) -> None:
+    """Add each diff's net change to its segment's size (never below zero), one statement per
+    distinct change."""
+    by_delta: dict[int, list[int]] = {}
+    for diff in diffs:
+        delta = len(diff.entered) - len(diff.exited)
+        if delta:
+            by_delta.setdefault(delta, []).append(diff.segment_id)
+    with connection.cursor() as cursor:
+        for delta, segment_ids in by_delta.items():
+            cursor.execute(  # fixed identifiers only; values are parameters
+                "UPDATE segments_segment SET size = "  # noqa: S608
+                "CASE WHEN size + %s < 0 THEN 0 ELSE size + %s END "
+                f"WHERE id IN ({', '.join(['%s'] * len(segment_ids))})",
+                [delta, delta, *segment_ids],
+            )
 
 
 def _lock_many(segment_ids: list[int]) -> None:
-    if connection.vendor == "postgresql":
-        list(
-            Segment.objects.select_for_update(of=("self",))
-            .filter(pk__in=segment_ids)
-            .order_by("pk")
-            .values_list("pk")
-        )
-    else:
-        from django.db.models import F
-
-        Segment.objects.filter(pk__in=segment_ids).update(priority=F("priority"))
+    """The locks of :func:`segment_lock` for several segments, taken in id order."""
+    marks = ", ".join(["%s"] * len(segment_ids))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT id FROM segments_segment WHERE id IN ({marks}) ORDER BY id FOR UPDATE",  # noqa: S608
+                segment_ids,
+            )
+        else:  # SQLite: a write first, so the database lock is taken before any read
+            cursor.execute(
+                f"UPDATE segments_segment SET priority = priority WHERE id IN ({marks})",  # noqa: S608
+                segment_ids,
+            )
 
 
 def _reevaluate_batch(
-    batch: list[SegmentSpec], specs: list[SegmentSpec], ids: list[int], now: datetime
+    level: Sequence[tuple[int, dict]], ids: list[int], now: datetime
 ) -> list[MembershipDiff]:
     if len(ids) > 1000:
         # Large batches: one restricted diff per segment (chunked id lists).
         return [
             membership_diff_contacts(
-                segment_id=s.id,
-                rule_q=rule_compile(effective_rule(s, specs), now=now, contact_ids=tuple(ids)),
+                segment_id=segment_id,
+                rule_q=rule_compile(rule, now=now, contact_ids=tuple(ids)),
                 contact_ids=ids,
                 now=now,
             )
-            for s in batch
+            for segment_id, rule in level
         ]
     annotations = {}
-    for spec in batch:
-        q = rule_compile(effective_rule(spec, specs), now=now, contact_ids=tuple(ids))
-        annotations[f"s{spec.id}"] = ExpressionWrapper(q, output_field=BooleanField())
+    for segment_id, rule in level:
+        q = rule_compile(rule, now=now, contact_ids=tuple(ids))
+        annotations[f"s{segment_id}"] = ExpressionWrapper(q, output_field=BooleanField())
     rows = Contact.objects.filter(pk__in=ids).annotate(**annotations).values("pk", *annotations)
-    matched: dict[int, set[int]] = {s.id: set() for s in batch}
+    matched: dict[int, set[int]] = {segment_id: set() for segment_id, _rule in level}
     for row in rows:
-        for spec in batch:
-            if row[f"s{spec.id}"]:
-                matched[spec.id].add(row["pk"])
-    open_now: dict[int, set[int]] = {s.id: set() for s in batch}
+        for segment_id in matched:
+            if row[f"s{segment_id}"]:
+                matched[segment_id].add(row["pk"])
+    open_now: dict[int, set[int]] = {segment_id: set() for segment_id in matched}
     for segment_id, contact_id in SegmentMembership.objects.filter(
         segment_id__in=list(matched), contact_id__in=ids, exited_at__isnull=True
     ).values_list("segment_id", "contact_id"):
@@ -371,18 +380,18 @@ def _reevaluate_batch(
     diffs = []
     new_rows = []
     exit_q = Q(pk__in=[])
-    for spec in batch:
+    for segment_id in matched:
         diff = MembershipDiff(
-            segment_id=spec.id,
-            entered=sorted(matched[spec.id] - open_now[spec.id]),
-            exited=sorted(open_now[spec.id] - matched[spec.id]),
+            segment_id=segment_id,
+            entered=sorted(matched[segment_id] - open_now[segment_id]),
+            exited=sorted(open_now[segment_id] - matched[segment_id]),
         )
         new_rows += [
-            SegmentMembership(segment_id=spec.id, contact_id=c, entered_at=now)
+            SegmentMembership(segment_id=segment_id, contact_id=c, entered_at=now)
             for c in diff.entered
         ]
         if diff.exited:
-            exit_q |= Q(segment_id=spec.id, contact_id__in=diff.exited)
+            exit_q |= Q(segment_id=segment_id, contact_id__in=diff.exited)
         diffs.append(diff)
     if new_rows:
         SegmentMembership.objects.bulk_create(new_rows)

@@ -353,8 +353,12 @@ NEGATED = {"eq": "ne", "ne": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte":
 def _event_compile(condition: dict, ctx: CompileContext) -> Q:
     from contacts.models import Event
 
-    since, until = _event_window(condition, ctx.now)
-    events = Event.objects.filter(type=condition["event_type"], occurred_at__lte=until)
+    since, _until = _event_window(condition, ctx.now)
+    # occurred_at <= min(now, until) as two bounds: each parameter is either ``now`` or a
+    # constant, whatever ``now`` is (what lets the compiled SQL be reused, see rules.compiled).
+    events = Event.objects.filter(type=condition["event_type"], occurred_at__lte=ctx.now)
+    if "until" in condition:
+        events = events.filter(occurred_at__lte=parse_moment(condition["until"]))
     if ctx.contact_ids is not None:
         events = events.filter(contact_id__in=ctx.contact_ids)
     if since is not None:
@@ -579,6 +583,7 @@ def register_builtin_conditions() -> None:
         explainer=_field_explain,
         label=_("Contact field"),
         builder={"subject": "field", "choices": _kind_choices(CONTACT_FIELDS)},
+        cacheable=True,
     )
     register_condition(
         "feature",
@@ -590,6 +595,7 @@ def register_builtin_conditions() -> None:
         explainer=lambda c, contact, now: _shown(_feature_value(c, contact)),
         label=_("Behavioural feature"),
         builder={"subject": "feature", "choices": _kind_choices(FEATURES)},
+        cacheable=True,
     )
     register_condition(
         "attribute",
@@ -600,6 +606,7 @@ def register_builtin_conditions() -> None:
         explainer=_attribute_explain,
         label=_("Custom attribute"),
         builder={"subject": "key", "free": True},
+        cacheable=True,
     )
     register_condition(
         "event",
@@ -611,6 +618,7 @@ def register_builtin_conditions() -> None:
         explainer=_event_explain,
         label=_("Events"),
         builder={"event": True, "aggregates": list(AGGREGATES), "ops": list(AGGREGATE_OPS)},
+        cacheable=True,
     )
     register_condition(
         "segment",
@@ -622,4 +630,5 @@ def register_builtin_conditions() -> None:
         explainer=_segment_explain,
         label=_("Member of segment"),
         builder={"segment": True},
+        cacheable=True,
     )

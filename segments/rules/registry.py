@@ -21,6 +21,12 @@ Contract of the callables a type registers (``condition`` is the JSON dict of th
 - ``builder`` (optional): JSON-serialisable description the admin rule builder uses to render a
   form for this type (see ``segments/static/segments/rule_builder.js``); without it the builder
   offers a JSON box for the condition.
+- ``cacheable`` (optional, default False): the compiler reads nothing but the condition,
+  ``ctx.now`` and ``ctx.contact_ids`` (no database row, no setting), builds the same SQL text
+  for every instant, and derives instants only as ``ctx.now`` ± a fixed duration. Rules made
+  of such leaves are compiled once and reused by the real-time path
+  (``segments.rules.compiled``); a type that reads the database at compile time (e.g. a model
+  version, a purpose's legal basis) must leave it False.
 """
 
 from __future__ import annotations
@@ -108,9 +114,12 @@ class ConditionType:
     dependencies: Callable[[dict], Dependencies] = lambda condition: NO_DEPENDENCIES
     explainer: Callable[[dict, ReferenceContact, datetime], str] | None = None
     builder: dict | None = None
+    cacheable: bool = False
 
 
 _REGISTRY: dict[str, ConditionType] = {}
+# Bumped whenever a type is (un)registered: compiled rules keyed by it never outlive a change.
+_GENERATION = [0]
 
 
 def register_condition(
@@ -124,6 +133,7 @@ def register_condition(
     explainer: Callable[[dict, ReferenceContact, datetime], str] | None = None,
     label: str | None = None,
     builder: dict | None = None,
+    cacheable: bool = False,
 ) -> ConditionType:
     """Register (or replace) the condition type ``type_name``; returns the registered type."""
     if not type_name or not type_name.replace("_", "").isalnum():
@@ -138,14 +148,22 @@ def register_condition(
         dependencies=dependencies or (lambda condition: NO_DEPENDENCIES),
         explainer=explainer,
         builder=builder,
+        cacheable=cacheable,
     )
     _REGISTRY[type_name] = condition_type
+    _GENERATION[0] += 1
     return condition_type
 
 
 def unregister_condition(type_name: str) -> None:
     """Remove a type (tests and plug-ins being unloaded)."""
     _REGISTRY.pop(type_name, None)
+    _GENERATION[0] += 1
+
+
+def registry_generation() -> int:
+    """Changes whenever the set of registered types changes (cache keys use it)."""
+    return _GENERATION[0]
 
 
 def condition_type(type_name: str) -> ConditionType | None:

@@ -1,5 +1,6 @@
-"""Done-when property: memberships computed by the SQL path (full diff and real-time batch)
-equal the slow Python reference evaluator, on random contacts and random rule trees."""
+"""Done-when property: memberships computed by the SQL path (full diff, real-time batch and
+real-time single contact on reused compiled SQL) equal the slow Python reference evaluator, on
+random contacts and random rule trees."""
 
 from __future__ import annotations
 
@@ -262,6 +263,10 @@ def _check(population, rule) -> None:
     realtime = segment_create(name="Realtime", rule=rule)
     contacts_reevaluate(contact_ids=[c.pk for c in contacts], event_types=None, now=NOW)
     assert {c.pk for c in segment_members(realtime)} == expected, rule
+    single = segment_create(name="Single", rule=rule)
+    for contact in contacts:  # the one-contact path (compiled SQL reused across contacts)
+        contacts_reevaluate(contact_ids=[contact.pk], event_types=None, now=NOW)
+    assert {c.pk for c in segment_members(single)} == expected, rule
 
 
 PROPERTY_SETTINGS = settings(

@@ -32,7 +32,7 @@ from benchmarks.harness import Context, Result, timed
 
 CSV_EVENTS = 1_000_000
 API_BATCH = 1000
-API_REQUESTS = 120
+API_REQUESTS = 240  # sustained: ≥ 30 s even for the faster worker
 ROOT = Path(__file__).resolve().parents[1]
 
 

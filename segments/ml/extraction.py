@@ -20,7 +20,7 @@ from itertools import islice
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Min, QuerySet
+from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from contacts.models import Contact
 from segments.ml.binary_copy import copy_out_float_matrix
@@ -198,7 +198,10 @@ def features_snapshot_refresh(*, now: datetime, chunk_contacts: int = 250_000) -
             # JIT compiling these ~40 expressions costs ~1 s per statement, more than it saves
             # on a 250k-contact range.
             cursor.execute("SET LOCAL jit = off")
-        removed, _ = ContactMlFeatures.objects.exclude(contact__in=eligible).delete()
+        # NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over a million ids as a per-row scan
+        # of the subquery once its hash no longer fits in work_mem (hours at 1M contacts).
+        no_longer_eligible = ~Exists(eligible_contacts().filter(pk=OuterRef("contact_id")))
+        removed, _ = ContactMlFeatures.objects.filter(no_longer_eligible).delete()
         if bounds["lo"] is not None:
             for lo in range(bounds["lo"], bounds["hi"] + 1, chunk_contacts):
                 bound = {"lo": lo, "hi": lo + chunk_contacts - 1}

@@ -91,3 +91,32 @@ def test_concurrent_snapshot_refreshes_both_succeed_with_one_row_per_contact(see
     eligible = eligible_contacts().count()
     assert written == [eligible, eligible]
     assert ContactMlFeatures.objects.count() == eligible
+
+
+@pytest.mark.parametrize(
+    "database", [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+@pytest.mark.django_db
+def test_objection_after_a_snapshot_removes_the_contact_on_the_next_refresh(
+    seed_population, database
+):
+    from consent.services.ledger import consent_record
+    from segments.ml.extraction import eligible_contacts, features_snapshot_refresh
+
+    seed_population(200, 6, 8)
+    first = features_snapshot_refresh(now=timezone.now())
+    objector = eligible_contacts().order_by("pk").values_list("pk", flat=True)[5]
+    consent_record(
+        contact=objector,
+        purpose="profiling",
+        channel="any",
+        granted=False,
+        source="preference_centre",
+        at=timezone.now(),
+    )
+
+    second = features_snapshot_refresh(now=timezone.now())
+
+    assert second.removed == 1
+    assert second.contacts == first.contacts - 1
+    assert not ContactMlFeatures.objects.filter(contact_id=objector).exists()

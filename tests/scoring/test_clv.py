@@ -96,6 +96,60 @@ def test_rfm_summary_counts_distinct_purchase_days_and_mean_repeat_spend(db):
     assert summary.holdout_x.tolist() == [1]
 
 
+def test_rfm_summary_matches_a_hand_count_on_random_histories(db):
+    # Purchases on random days and hours (several per day, some without an amount, some on the
+    # calibration day itself and after it): every customer's summary equals a direct count.
+    rng = np.random.default_rng(8)
+    cal = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    holdout_end = cal + timedelta(days=20)
+    contacts = [ContactFactory() for _ in range(40)]
+    expected = {}
+    for contact in contacts:
+        purchases = []
+        for _ in range(rng.integers(0, 7)):
+            when = cal + timedelta(
+                days=int(rng.integers(-60, 15)), hours=int(rng.integers(-12, 12))
+            )
+            amount = None if rng.random() < 0.2 else float(rng.integers(1, 100))
+            purchases.append((when, amount))
+            EventFactory(
+                contact=contact,
+                type="purchase",
+                occurred_at=when,
+                properties={} if amount is None else {"amount": amount},
+            )
+        before = {}
+        for when, amount in purchases:
+            if when < cal:
+                day = when.date()
+                total = before.get(day)
+                before[day] = (
+                    total if amount is None else (amount if total is None else total + amount)
+                )
+        if not before:
+            continue
+        days = sorted(before)
+        repeat = [before[d] for d in days[1:] if before[d] is not None]
+        after = {w.date() for w, _a in purchases if cal <= w < holdout_end}
+        first = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
+        expected[contact.pk] = (
+            len(days) - 1,
+            (days[-1] - days[0]).days,
+            (cal - first).total_seconds() / 86_400,
+            sum(repeat) / len(repeat) if repeat else None,
+            len(after),
+        )
+    summary = rfm_summary(
+        eligible=scoring_population(), calibration_end=cal, holdout_end=holdout_end
+    )
+    assert summary.contact_id.tolist() == sorted(expected)
+    for i, pk in enumerate(summary.contact_id):
+        x, t_x, T, m, holdout = expected[pk]
+        assert (summary.x[i], summary.t_x[i], summary.holdout_x[i]) == (x, t_x, holdout)
+        assert summary.T[i] == pytest.approx(T)
+        assert (np.isnan(summary.m[i]) and m is None) or summary.m[i] == pytest.approx(m)
+
+
 def test_holdout_check_compares_predicted_and_actual_purchases(customers, now):
     fit_json("--calibration-end", (now - timedelta(days=90)).isoformat())
     model = ScoringModel.objects.get(kind=ModelKind.CLV, active=True)

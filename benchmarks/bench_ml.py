@@ -109,6 +109,7 @@ def _child() -> None:
                 "features_read_s": read_s,
                 "raw_group_by_s": raw_group_by_s,
                 "sklearn_alone_s": sklearn_s,
+                "phases_s": getattr(version, "phase_seconds", {}),
                 "n_features": len(matrix.names),
                 "rows": int(np.int64(len(matrix))),
             }

@@ -204,15 +204,19 @@ def _train(
     *, model: ClusterModel, user, now: datetime, trigger: str, reason: str
 ) -> ClusterModelVersion:
     config = _config(model)
+    clock, phases = [time.perf_counter()], {}
     _check_feature_names(config.features)
     if config.algorithm != "dbscan" and config.k is None and config.k_range[0] < 2:
         raise TrainingError(_("The number of clusters must be at least 2."))
     matrix = features_snapshot_matrix(now=now, names=config.features)
+    phases["features SQL + read"] = _lap(clock)
     check_trainable(matrix.values, config.features, k=config.k, k_max=config.k_range[1])
     sample_rows = _subsample(len(matrix), config.sample_size, config.seed)
     fit = pipeline_fit(matrix.values[sample_rows], config)
+    phases["fit on the sample"] = _lap(clock)
     pipeline = fit.pipeline
     internal = pipeline.predict_labels(matrix.values)
+    phases["assign every contact"] = _lap(clock)
     names = config.features
     x_log = log_transform(matrix.values, names)
     base = explain.base_statistics(x_log, matrix.values, names)
@@ -237,6 +241,7 @@ def _train(
     representativeness = quality.representativeness(matrix.values, sample_rows, names)
     reference = quality.drift_reference(matrix.values, names, seed=config.seed)
     projection = _projection(fit.sample_embedded, sample_stable, seed=config.seed)
+    phases["profiles, matching, tree, quality, charts"] = _lap(clock)
     params = {
         "algorithm": config.algorithm,
         "k": config.k,
@@ -297,7 +302,22 @@ def _train(
             version.migration = migration_matrix(previous=previous, current=version)
             version.save(update_fields=["migration"])
         _activate(version)
+    phases["write and activate"] = _lap(clock)
+    version.phase_seconds = phases  # not stored: for logs and the benchmark
+    logger.info(
+        "cluster model %s v%s trained: %s",
+        model.name,
+        version.number,
+        ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
+    )
     return version
+
+
+def _lap(clock: list[float]) -> float:
+    """Seconds since the previous lap (``clock`` holds the last instant)."""
+    now = time.perf_counter()
+    elapsed, clock[0] = now - clock[0], now
+    return elapsed
 
 
 def _stable_of(pipeline: ClusterPipeline, label: int) -> int:

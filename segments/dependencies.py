@@ -131,6 +131,19 @@ def compute_order(specs: list[SegmentSpec]) -> list[SegmentSpec]:
     return [s for s in order if s.is_active]
 
 
+def compute_levels(order: list[SegmentSpec], specs: list[SegmentSpec]) -> list[list[SegmentSpec]]:
+    """Split a compute order into batches whose members do not read each other: a segment
+    goes one batch after the last segment of ``order`` it reads."""
+    level: dict[int, int] = {}
+    for spec in order:
+        deps = effective_dependencies(spec, specs).segments
+        level[spec.id] = 1 + max((level[d] for d in deps if d in level), default=-1)
+    batches: dict[int, list[SegmentSpec]] = {}
+    for spec in order:
+        batches.setdefault(level[spec.id], []).append(spec)
+    return [batches[k] for k in sorted(batches)]
+
+
 @dataclass(frozen=True)
 class ReevaluationPlan:
     """What the real-time path re-evaluates: batches of ``(segment id, effective rule)`` where a

@@ -14,6 +14,7 @@ from django.utils import timezone
 from contacts.models import Contact, Event
 from segments.dependencies import (
     SegmentSpec,
+    compute_levels,
     compute_order,
     cycle_check,
     effective_rule,
@@ -22,11 +23,12 @@ from segments.dependencies import (
 )
 from segments.features import features_sql_execute
 from segments.memberships import (
+    LEVEL_MAX,
     MembershipDiff,
     membership_diff_contact,
     membership_diff_contacts,
     membership_diff_full,
-    segment_lock,
+    membership_diff_level,
     segments_lock_open_memberships,
 )
 from segments.models import (
@@ -225,43 +227,64 @@ def segments_compute(
 ) -> list[SegmentComputation]:
     """Recompute the memberships of the active segments ``segment_ids`` (all when None).
 
-    Segments are computed in dependency order, each in its own transaction under its lock: one
-    SQL statement selects the matching contacts, the diff inserts who entered and closes who
-    exited (history kept), entered/exited signals go out after commit. Returns the history rows.
-    """
+    Segments are computed in dependency order, in transactions holding their locks: the diff
+    inserts who entered and closes who exited (history kept), entered/exited signals go out
+    after commit. On PostgreSQL the segments of one dependency level are computed together in
+    one transaction (one evaluation pass over the contacts, one diff for all of them; their
+    history rows share that duration); on SQLite one segment at a time. Returns the history
+    rows."""
     specs = _specs()
     wanted = set(segment_ids) if segment_ids is not None else None
+    order = [s for s in compute_order(specs) if wanted is None or s.id in wanted]
+    pg = connection.vendor == "postgresql"
+    if pg:
+        batches = [
+            level[i : i + LEVEL_MAX]
+            for level in compute_levels(order, specs)
+            for i in range(0, len(level), LEVEL_MAX)
+        ]
+    else:
+        batches = [[s] for s in order]
     results = []
-    for spec in compute_order(specs):
-        if wanted is not None and spec.id not in wanted:
-            continue
+    for batch in batches:
         at = now or timezone.now()
         started = time.perf_counter()
         with transaction.atomic():
             _large_work_mem()
-            segment_lock(spec.id)
-            fresh = Segment.objects.get(pk=spec.id)
-            if not fresh.is_active:
+            _lock_many(sorted(s.id for s in batch))
+            fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
+            current = [fresh.get(s.id, s) for s in specs]
+            rules = [
+                (spec.id, rule_compile(effective_rule(fresh[spec.id], current), now=at))
+                for spec in batch
+                if spec.id in fresh and fresh[spec.id].is_active
+            ]
+            if not rules:
                 continue
-            current = [s if s.id != spec.id else spec_of(fresh) for s in specs]
-            rule_q = rule_compile(effective_rule(spec_of(fresh), current), now=at)
-            diff = membership_diff_full(segment_id=spec.id, rule_q=rule_q, now=at)
+            if pg:
+                diffs, _evaluated = membership_diff_level(rules=rules, now=at)
+            else:
+                diffs = [
+                    membership_diff_full(segment_id=sid, rule_q=rule_q, now=at)
+                    for sid, rule_q in rules
+                ]
             ms = int((time.perf_counter() - started) * 1000)
-            Segment.objects.filter(pk=spec.id).update(
-                size=diff.size, last_computed_at=at, last_compute_ms=ms
-            )
-            results.append(
-                SegmentComputation.objects.create(
-                    segment_id=spec.id,
-                    started_at=at,
-                    duration_ms=ms,
-                    size=diff.size,
-                    entered=len(diff.entered),
-                    exited=len(diff.exited),
-                    trigger=trigger,
+            for diff in diffs:
+                Segment.objects.filter(pk=diff.segment_id).update(
+                    size=diff.size, last_computed_at=at, last_compute_ms=ms
                 )
-            )
-            _announce(diff, at)
+                results.append(
+                    SegmentComputation.objects.create(
+                        segment_id=diff.segment_id,
+                        started_at=at,
+                        duration_ms=ms,
+                        size=diff.size,
+                        entered=len(diff.entered),
+                        exited=len(diff.exited),
+                        trigger=trigger,
+                    )
+                )
+                _announce(diff, at)
     return results
 
 

@@ -214,3 +214,32 @@ def test_fractional_thresholds_on_whole_number_features_keep_their_exact_meaning
     members = {c.first_name for c in segment_members(segment)}
     assert members == expected
     assert stranger.first_name not in members
+
+
+def test_segments_computed_together_each_get_their_own_diff_and_history(backend):
+    """On PostgreSQL the segments of one dependency level share one evaluation pass; each still
+    gets exactly its own entries, exits, size and history row (constant rules included)."""
+    paris, lyon, nice = (ContactFactory(city=c) for c in ("Paris", "Lyon", "Nice"))
+    _buy(lyon, days_ago=2)
+    city = segment_create(
+        name="Paris", rule={"type": "field", "field": "city", "op": "eq", "value": "Paris"}
+    )
+    buyers = segment_create(name="Buyers", rule=BUYERS)
+    everyone = segment_create(name="Everyone", rule={"all": []})
+    nobody = segment_create(name="Nobody", rule={"any": []})
+    segments_compute(now=AS_OF)
+    paris.city, nice.city = "Lyon", "Paris"
+    paris.save(), nice.save()
+    _buy(paris, days_ago=1)
+
+    rows = {row.segment_id: row for row in segments_compute(now=AS_OF)}
+
+    assert (rows[city.pk].size, rows[city.pk].entered, rows[city.pk].exited) == (1, 1, 1)
+    assert (rows[buyers.pk].size, rows[buyers.pk].entered, rows[buyers.pk].exited) == (2, 1, 0)
+    assert (rows[everyone.pk].size, rows[everyone.pk].entered) == (3, 0)
+    assert (rows[nobody.pk].size, rows[nobody.pk].entered) == (0, 0)
+    assert set(segment_members(city)) == {nice}
+    assert set(segment_members(buyers)) == {paris, lyon}
+    assert SegmentMembership.objects.filter(segment=city, contact=paris).count() == 1
+    assert SegmentMembership.objects.get(segment=city, contact=paris).exited_at == AS_OF
+    assert Segment.objects.get(pk=everyone.pk).size == 3

@@ -48,7 +48,16 @@ def example_segments() -> list[dict]:
             ),
         },
         {"name": "Big basket", "rule": feature("avg_basket", "gte", 150)},
-        {"name": "Engaged", "rule": feature("engagement_score", "gte", 5)},
+        {
+            "name": "Engaged",
+            # A membership condition: engaged contacts, except those already lapsed.
+            "rule": {
+                "all": [
+                    feature("engagement_score", "gte", 5),
+                    {"not": {"type": "segment", "segment": "Lapsed"}},
+                ]
+            },
+        },
         {
             "name": "Cart abandoners",
             "rule": {"all": [events("cart_updated", 1, 7), {"not": events("purchase", 1, 7)}]},
@@ -107,14 +116,30 @@ def example_segments() -> list[dict]:
     ]
 
 
+def example_rule(rule: dict, ids_by_name: dict[str, int]) -> dict:
+    """``rule`` with segment conditions naming an example segment (``"segment": "Lapsed"``)
+    turned into that segment's id, as the rule format wants."""
+    if "all" in rule or "any" in rule:
+        key = "all" if "all" in rule else "any"
+        return {key: [example_rule(child, ids_by_name) for child in rule[key]]}
+    if "not" in rule:
+        return {"not": example_rule(rule["not"], ids_by_name)}
+    if rule.get("type") == "segment" and isinstance(rule.get("segment"), str):
+        return {**rule, "segment": ids_by_name[rule["segment"]]}
+    return rule
+
+
 def demo_segments_create(*, now: datetime) -> list[Segment]:
     """Create the example segments that do not exist yet (by name), refresh features and
     compute them. Idempotent: a second call creates nothing."""
     from segments.services import features_refresh, segment_create, segments_compute
 
     created = []
+    ids_by_name: dict[str, int] = {}
     for spec in example_segments():
-        if Segment.objects.filter(name=spec["name"]).exists():
+        existing = Segment.objects.filter(name=spec["name"]).values_list("pk", flat=True).first()
+        if existing is not None:
+            ids_by_name[spec["name"]] = existing
             continue
         family = None
         if "family" in spec:
@@ -122,11 +147,12 @@ def demo_segments_create(*, now: datetime) -> list[Segment]:
         created.append(
             segment_create(
                 name=spec["name"],
-                rule=spec["rule"],
+                rule=example_rule(spec["rule"], ids_by_name),
                 family=family,
                 priority=spec.get("priority", 100),
             )
         )
+        ids_by_name[spec["name"]] = created[-1].pk
     if created:
         features_refresh(as_of=now)
         segments_compute(now=now)

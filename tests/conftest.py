@@ -57,6 +57,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"PostgreSQL unavailable: {_postgres_error}"))
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request with a French cookie leaves French
+    active in the thread (LocaleMiddleware), which would leak into the next test's messages."""
+    from django.conf import settings
+    from django.utils import translation
+
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the session's PostgreSQL server (only in the PostgreSQL pass)."""

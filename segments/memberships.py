@@ -137,44 +137,51 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def segments_lock_open_memberships(*, contact_id: int, segment_ids: Sequence[int]) -> set[int]:
+def segments_lock_open_memberships(
+    *, contact_id: int, segment_ids: Sequence[int]
+) -> dict[int, int]:
     """Take the compute locks of ``segment_ids`` (as :func:`segment_lock`, in id order) and
-    return those of them ``contact_id`` is an open member of — one statement on PostgreSQL."""
+    return ``{segment id: membership id}`` of the contact's open memberships among them — one
+    statement on PostgreSQL. The memberships are looked up by contact only (its open
+    memberships are few), so the plan does not hinge on per-segment statistics, which lag
+    behind a large computation."""
     ids = sorted(set(segment_ids))
+    wanted = set(ids)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(  # fixed identifiers only; values are parameters
-                "SELECT s.id, EXISTS (SELECT 1 FROM segments_segmentmembership m "  # noqa: S608
-                "WHERE m.segment_id = s.id AND m.contact_id = %s AND m.exited_at IS NULL) "
-                f"FROM segments_segment s WHERE s.id IN ({_marks(ids)}) "
-                "ORDER BY s.id FOR UPDATE OF s",
-                [contact_id, *ids],
+                "WITH locked AS (SELECT id FROM segments_segment "  # noqa: S608
+                f"WHERE id IN ({_marks(ids)}) ORDER BY id FOR UPDATE) "
+                "SELECT segment_id, id FROM segments_segmentmembership "
+                "WHERE contact_id = %s AND exited_at IS NULL "
+                "AND (SELECT count(*) FROM locked) >= 0",
+                [*ids, contact_id],
             )
-            return {sid for sid, is_open in cursor.fetchall() if is_open}
-        # SQLite: a write first, so the database lock is taken before any read.
-        cursor.execute(
-            f"UPDATE segments_segment SET priority = priority WHERE id IN ({_marks(ids)})",  # noqa: S608
-            ids,
-        )
-        cursor.execute(
-            "SELECT segment_id FROM segments_segmentmembership "  # noqa: S608
-            f"WHERE contact_id = %s AND exited_at IS NULL AND segment_id IN ({_marks(ids)})",
-            [contact_id, *ids],
-        )
-        return {row[0] for row in cursor.fetchall()}
+        else:
+            # SQLite: a write first, so the database lock is taken before any read.
+            cursor.execute(
+                f"UPDATE segments_segment SET priority = priority WHERE id IN ({_marks(ids)})",  # noqa: S608
+                ids,
+            )
+            cursor.execute(
+                "SELECT segment_id, id FROM segments_segmentmembership "
+                "WHERE contact_id = %s AND exited_at IS NULL",
+                [contact_id],
+            )
+        return {sid: mid for sid, mid in cursor.fetchall() if sid in wanted}
 
 
 def membership_diff_contact(
     *,
     contact_id: int,
     levels: Sequence[Sequence[tuple[int, dict]]],
-    open_now: set[int],
+    open_now: dict[int, int],
     now: datetime,
 ) -> list[MembershipDiff]:
     """Make the open memberships of one contact in the segments of ``levels`` (batches of
     ``(segment id, effective rule)``, each batch reading only memberships of earlier ones) equal
     to the rules' verdicts at ``now``, and shift the segments' sizes by the change. ``open_now``:
-    the segments the contact is an open member of (from
+    ``{segment id: membership id}`` of the contact's open memberships (from
     :func:`segments_lock_open_memberships`, whose locks the caller holds). Per batch, one
     statement evaluates every rule (a ``UNION ALL`` of the rules' compiled SQL, see
     ``segments.rules.compiled``) and one statement (PostgreSQL; up to four on SQLite) writes the
@@ -196,15 +203,19 @@ def membership_diff_contact(
                 cursor.execute(" UNION ALL ".join(parts), params)
                 matched = {row[0] for row in cursor.fetchall()}
             ids = {sid for sid, _rule in level}
-            entered = sorted((matched & ids) - open_now)
-            exited = sorted((open_now & ids) - matched)
-            _contact_diff_write(cursor, contact_id, entered, exited, at)
+            entered = sorted((matched & ids) - set(open_now))
+            exited = sorted((set(open_now) & ids) - matched)
+            _contact_diff_write(
+                cursor, contact_id, entered, exited, [open_now[sid] for sid in exited], at
+            )
             diffs += [MembershipDiff(segment_id=sid, entered=[contact_id]) for sid in entered]
             diffs += [MembershipDiff(segment_id=sid, exited=[contact_id]) for sid in exited]
     return diffs
 
 
-def _contact_diff_write(cursor, contact_id: int, entered: list[int], exited: list[int], at) -> None:
+def _contact_diff_write(
+    cursor, contact_id: int, entered: list[int], exited: list[int], closing: list[int], at
+) -> None:
     statements: list[tuple[str, list]] = []
     if entered:
         statements.append(
@@ -224,9 +235,8 @@ def _contact_diff_write(cursor, contact_id: int, entered: list[int], exited: lis
         statements.append(
             (
                 "UPDATE segments_segmentmembership SET exited_at = %s "  # noqa: S608
-                "WHERE contact_id = %s AND exited_at IS NULL "
-                f"AND segment_id IN ({_marks(exited)})",
-                [at, contact_id, *exited],
+                f"WHERE id IN ({_marks(closing)}) AND exited_at IS NULL",
+                [at, *closing],
             )
         )
         statements.append(
@@ -253,6 +263,7 @@ def _contact_diff_write(cursor, contact_id: int, entered: list[int], exited: lis
 VERDICTS_TABLE = "segments_verdicts"
 CHANGES_TABLE = "segments_verdict_changes"
 LEVEL_MAX = 62  # segments per evaluation pass: one bit each in a bigint
+ANALYZE_AFTER = 100_000  # membership rows changed by a pass before the table is re-analysed
 
 
 def membership_diff_level(
@@ -350,4 +361,7 @@ def membership_diff_level(
         for sid, contact_id in cursor.fetchall():
             diffs[sid].entered.append(contact_id)
         cursor.execute(f"DROP TABLE {VERDICTS_TABLE}, {CHANGES_TABLE}")
+        if sum(len(d.entered) + len(d.exited) for d in diffs.values()) > ANALYZE_AFTER:
+            # Fresh statistics for the per-contact statements of the real-time path.
+            cursor.execute("ANALYZE segments_segmentmembership")
     return [diffs[sid] for sid in ids], evaluated

@@ -10,6 +10,7 @@ then built in one set-based statement. Same population → same ledger.
 from __future__ import annotations
 
 import zlib
+from contextlib import nullcontext
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +19,12 @@ from django.db import connection, transaction
 
 from consent.models import ConsentEvent, CurrentConsent, Purpose
 from consent.services import current_state_rebuild
-from contacts.bulk_load import TableWriter, _constant_timestamp, _timestamps
+from contacts.bulk_load import (
+    TableWriter,
+    _constant_timestamp,
+    _timestamps,
+    foreign_keys_checked_once,
+)
 from contacts.demo import DemoContacts
 
 LEDGER_COLUMNS = (
@@ -39,6 +45,8 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14) Chrome/129.0 Mobile",
 )
 HOUR = 3600
+# From this many ledger rows (PostgreSQL), foreign keys are checked once after the load.
+LARGE_LEDGER_ROWS = 100_000
 
 
 def demo_ledger_load(*, contact_ids: np.ndarray, population: DemoContacts, now: datetime) -> int:
@@ -158,11 +166,20 @@ def demo_ledger_load(*, contact_ids: np.ndarray, population: DemoContacts, now: 
     )
 
     rows = pd.concat(parts, ignore_index=True)
+    large = len(rows) >= LARGE_LEDGER_ROWS
     with transaction.atomic(), connection.cursor() as cursor:
-        with TableWriter(cursor, ConsentEvent._meta.db_table, LEDGER_COLUMNS) as writer:
-            for start in range(0, len(rows), 500_000):
-                writer.write(rows.iloc[start : start + 500_000].copy())
-        current_state_rebuild(contact_id_range=(int(ids.min()), int(ids.max())))
+        with (
+            foreign_keys_checked_once(cursor, ConsentEvent._meta.db_table)
+            if large
+            else nullcontext(),
+            foreign_keys_checked_once(cursor, CurrentConsent._meta.db_table)
+            if large
+            else nullcontext(),
+        ):
+            with TableWriter(cursor, ConsentEvent._meta.db_table, LEDGER_COLUMNS) as writer:
+                for start in range(0, len(rows), 500_000):
+                    writer.write(rows.iloc[start : start + 500_000].copy())
+            current_state_rebuild(contact_id_range=(int(ids.min()), int(ids.max())))
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # What autovacuum would do soon: statistics and the visibility map (index-only scans).
         with connection.cursor() as cursor:

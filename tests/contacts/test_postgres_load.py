@@ -28,3 +28,36 @@ def test_event_idempotency_is_enforced_by_postgresql():
     with pytest.raises(IntegrityError), transaction.atomic():
         EventFactory(contact=event.contact, source="shop", idempotency_key="k-1")
     assert Event.objects.count() == 1
+
+
+def _foreign_keys(*tables: str) -> set[tuple[str, str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+            [list(tables)],
+        )
+        return set(cursor.fetchall())
+
+
+def test_large_seed_checks_foreign_keys_once_and_puts_them_back(monkeypatch):
+    """Above the large-load thresholds the seed drops the events' and the consent ledger's
+    foreign keys for the load and adds them back (one validating join): the constraints are
+    the same afterwards and still refuse an event of an unknown contact."""
+    import consent.demo
+    from consent.models import ConsentEvent, CurrentConsent
+    from contacts import bulk_load
+
+    tables = (Event._meta.db_table, ConsentEvent._meta.db_table, CurrentConsent._meta.db_table)
+    before = _foreign_keys(*tables)
+    assert len(before) >= 5
+    monkeypatch.setattr(bulk_load, "LARGE_LOAD_EVENTS", 100)
+    monkeypatch.setattr(consent.demo, "LARGE_LEDGER_ROWS", 100)
+    call_command("seed_demo", "--contacts", "300", "--events-per-contact", "5", "--seed", "7")
+    assert Event.objects.count() > 1000
+    assert CurrentConsent.objects.count() > 100
+    assert _foreign_keys(*tables) == before
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Event.objects.create(
+            contact_id=10**9, type="visit", occurred_at=Contact.objects.first().created_at
+        )

@@ -153,7 +153,9 @@ class PostfixSink:
 
 
 def smtp_sink() -> SmtpSink | PostfixSink:
-    return PostfixSink() if PostfixSink.binary() else SmtpSink()
+    """Postfix's smtp-sink when installed, unless ``BENCH_SENDING_SINK=aiosmtpd``."""
+    wanted = os.environ.get("BENCH_SENDING_SINK", "smtp-sink")
+    return PostfixSink() if wanted != "aiosmtpd" and PostfixSink.binary() else SmtpSink()
 
 
 def _cleanup() -> None:

@@ -16,6 +16,7 @@ from django.db.models import F, Q
 
 from contacts.models import Contact
 from segments.models import Segment, SegmentMembership
+from segments.rules.shared_events import SharedEventScan
 
 MATCH_TABLE = "segments_matched"
 RESTRICTED_CHUNK = 5_000
@@ -260,6 +261,22 @@ def _contact_diff_write(
         cursor.execute(sql, params)
 
 
+DENSE_SPAN = 4096  # widest id range looked up by subscript in the open-membership masks
+
+
+def _bit_of_segment(ids: Sequence[int]) -> str:
+    """SQL (integers only) giving the bit of ``segment_id`` among ``ids``: a subscript into a
+    constant array over the ids' range (one step per membership row, where a ``CASE`` tests
+    the ids one by one), or ``array_position`` when the ids are spread too wide."""
+    low, high = min(ids), max(ids)
+    if high - low < DENSE_SPAN:
+        bits = {sid: 1 << bit for bit, sid in enumerate(ids)}
+        dense = ",".join(str(bits.get(sid, 0)) for sid in range(low, high + 1))
+        return f"('{{{dense}}}'::bigint[])[segment_id - {low - 1}]"
+    listed = ",".join(str(sid) for sid in ids)
+    return f"(1::bigint << (array_position('{{{listed}}}'::bigint[], segment_id) - 1))"
+
+
 VERDICTS_TABLE = "segments_verdicts"
 CHANGES_TABLE = "segments_verdict_changes"
 LEVEL_MAX = 62  # segments per evaluation pass: one bit each in a bigint
@@ -267,7 +284,10 @@ ANALYZE_AFTER = 100_000  # membership rows changed by a pass before the table is
 
 
 def membership_diff_level(
-    *, rules: Sequence[tuple[int, Q]], now: datetime
+    *,
+    rules: Sequence[tuple[int, Q]],
+    now: datetime,
+    shared_events: SharedEventScan | None = None,
 ) -> tuple[list[MembershipDiff], float]:
     """PostgreSQL: :func:`membership_diff_full` for up to ``LEVEL_MAX`` segments that do not
     read each other (one dependency level), in one pass over the contacts instead of several
@@ -277,8 +297,10 @@ def membership_diff_level(
     features, each event subquery run once) into a temporary table next to the contact's open
     memberships of those segments, both as bit masks; only contacts whose masks differ are then
     touched: one statement closes the memberships that no longer match, one inserts those that
-    entered. Callers hold a transaction and every segment's lock. Returns the diffs (sizes
-    included) and the seconds spent evaluating."""
+    entered. ``shared_events``: the scan the rules were compiled with (``rule_compile(...,
+    shared_events=)``), materialised here first — one pass over the events for every event
+    condition of the level. Callers hold a transaction and every segment's lock. Returns the
+    diffs (sizes included) and the seconds spent evaluating."""
     import time
 
     from django.db.models import BooleanField, ExpressionWrapper
@@ -300,20 +322,22 @@ def membership_diff_level(
         f"(CASE WHEN q.{name}::boolean THEN {1 << bit} ELSE 0 END)::bigint"
         for bit, name in enumerate(names)
     )
-    opened = " ".join(f"WHEN {sid} THEN {1 << bit}::bigint" for bit, sid in enumerate(ids))
+    opened = _bit_of_segment(ids)
     id_list = ", ".join(str(sid) for sid in ids)
     bits = ", ".join(f"({sid}, {bit})" for bit, sid in enumerate(ids))
     diffs = {sid: MembershipDiff(segment_id=sid) for sid in ids}
     with connection.cursor() as cursor:  # fixed identifiers and integers only below
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"DROP TABLE IF EXISTS {VERDICTS_TABLE}, {CHANGES_TABLE}")
+        if shared_events is not None:
+            shared_events.materialize(cursor)
         cursor.execute(
             f"""
             CREATE TEMP TABLE {VERDICTS_TABLE} AS
             SELECT q.contact_id, {hits} AS hits, coalesce(o.opened, 0) AS opened
             FROM ({sql}) AS q (contact_id, {", ".join(names)})
             LEFT JOIN (
-                SELECT contact_id, bit_or(CASE segment_id {opened} END) AS opened
+                SELECT contact_id, bit_or({opened}) AS opened
                 FROM segments_segmentmembership
                 WHERE exited_at IS NULL AND segment_id IN ({id_list})
                 GROUP BY contact_id
@@ -322,6 +346,8 @@ def membership_diff_level(
             params,
         )
         evaluated = time.perf_counter() - started
+        if shared_events is not None:
+            shared_events.drop(cursor)
         cursor.execute(
             "SELECT "  # noqa: S608
             + ", ".join(

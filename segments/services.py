@@ -40,6 +40,7 @@ from segments.models import (
     SegmentMembership,
 )
 from segments.rules import rule_compile, rule_validate
+from segments.rules.shared_events import SharedEventScan
 from segments.signals import contact_entered_segment, contact_exited_segment
 
 INCREMENTAL = "incremental"
@@ -254,15 +255,22 @@ def segments_compute(
             _lock_many(sorted(s.id for s in batch))
             fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
             current = [fresh.get(s.id, s) for s in specs]
+            # PostgreSQL: the event conditions of the level share one scan of the events.
+            scan = SharedEventScan() if pg else None
             rules = [
-                (spec.id, rule_compile(effective_rule(fresh[spec.id], current), now=at))
+                (
+                    spec.id,
+                    rule_compile(
+                        effective_rule(fresh[spec.id], current), now=at, shared_events=scan
+                    ),
+                )
                 for spec in batch
                 if spec.id in fresh and fresh[spec.id].is_active
             ]
             if not rules:
                 continue
             if pg:
-                diffs, _evaluated = membership_diff_level(rules=rules, now=at)
+                diffs, _evaluated = membership_diff_level(rules=rules, now=at, shared_events=scan)
             else:
                 diffs = [
                     membership_diff_full(segment_id=sid, rule_q=rule_q, now=at)

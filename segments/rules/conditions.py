@@ -356,34 +356,56 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
     since, _until = _event_window(condition, ctx.now)
     # occurred_at <= min(now, until) as two bounds: each parameter is either ``now`` or a
     # constant, whatever ``now`` is (what lets the compiled SQL be reused, see rules.compiled).
-    events = Event.objects.filter(type=condition["event_type"], occurred_at__lte=ctx.now)
+    where = Q(type=condition["event_type"], occurred_at__lte=ctx.now)
     if "until" in condition:
-        events = events.filter(occurred_at__lte=parse_moment(condition["until"]))
+        where &= Q(occurred_at__lte=parse_moment(condition["until"]))
     if ctx.contact_ids is not None:
-        events = events.filter(contact_id__in=ctx.contact_ids)
+        where &= Q(contact_id__in=ctx.contact_ids)
     if since is not None:
-        events = events.filter(occurred_at__gt=since)
+        where &= Q(occurred_at__gt=since)
     for item in condition.get("where", []):
-        events = events.filter(_json_q("properties", item["property"], item, ctx.now))
+        where &= _json_q("properties", item["property"], item, ctx.now)
+    shared = ctx.shared_events if ctx.contact_ids is None else None
+    events = Event.objects.filter(where)
     aggregate, op, value = condition["aggregate"], condition["op"], condition["value"]
     if aggregate == "count" and ((op == "gte" and value <= 1) or (op == "gt" and value < 1)):
         if (op == "gte" and value <= 0) or (op == "gt" and value < 0):
             return Q(pk__isnull=False)  # every contact
+        if shared is not None and (q := shared.add(where=where)) is not None:
+            return q
         return Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     if aggregate == "count" and (
         (op == "lt" and 0 < value <= 1) or (op in ("eq", "lte") and value == 0)
     ):
+        if shared is not None and (q := shared.add(where=where)) is not None:
+            return ~q
         return ~Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     if aggregate == "count":
         measure = Count("id")
     else:
         amount = JSONKeyValue("properties", condition["property"], "number")
+        where &= Q(IsNull(amount, False))
         events = events.filter(Q(IsNull(amount, False)))
         measure = {"sum": Sum, "avg": Avg, "min": Min, "max": Max}[aggregate](amount)
         if aggregate == "sum":
             measure = Coalesce(measure, Value(0.0))
-    grouped = events.values("contact_id").annotate(measure=measure)
     holds_for_nothing = _aggregate_holds_for_nothing(condition)
+    if shared is not None:
+        # The same sets as below: contacts with a matching event whose measure fails
+        # (holds for nothing) or passes the predicate.
+        shared_measure = _filtered(measure, where)
+        if holds_for_nothing:
+            if op == "between":
+                q = shared.add(where=where, measure=shared_measure, op="outside", value=value)
+            else:
+                q = shared.add(where=where, measure=shared_measure, op=NEGATED[op], value=value)
+            if q is not None:
+                return ~q
+        else:
+            q = shared.add(where=where, measure=shared_measure, op=op, value=value)
+            if q is not None:
+                return q
+    grouped = events.values("contact_id").annotate(measure=measure)
     if holds_for_nothing:
         # Members = no events, or events whose measure satisfies the predicate.
         if op == "between":
@@ -396,6 +418,13 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
     else:
         passing = Q(**{f"measure__{_lookup(op)}": value}) if op != "ne" else ~Q(measure=value)
     return Q(pk__in=grouped.filter(passing).values("contact_id"))
+
+
+def _filtered(measure, where: Q):
+    """``measure`` restricted to the events matching ``where`` (an aggregate ``FILTER``)."""
+    if isinstance(measure, Coalesce):
+        return Coalesce(_filtered(measure.source_expressions[0], where), Value(0.0))
+    return type(measure)(*measure.source_expressions, filter=where)
 
 
 def _lookup(op: str) -> str:

@@ -86,10 +86,13 @@ class ValidationContext:
 @dataclass(frozen=True)
 class CompileContext:
     """``contact_ids``: when set, only these contacts will be looked at (real-time path); a
-    compiler may restrict its subqueries to them — the result for other contacts is undefined."""
+    compiler may restrict its subqueries to them — the result for other contacts is undefined.
+    ``shared_events``: a ``segments.rules.shared_events.SharedEventScan`` when the compiled
+    rules run together in one pass (event conditions then share one scan of the events)."""
 
     now: datetime
     contact_ids: tuple[int, ...] | None = None
+    shared_events: Any = None
 
 
 @dataclass

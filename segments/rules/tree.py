@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db.models import Q
 from django.utils.translation import gettext
@@ -25,6 +26,9 @@ from segments.rules.registry import (
     condition_type,
     condition_types,
 )
+
+if TYPE_CHECKING:
+    from segments.rules.shared_events import SharedEventScan
 
 MAX_DEPTH = 8
 MAX_LEAVES = 100
@@ -88,12 +92,20 @@ def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
     return walk(rule, "root", 0)
 
 
-def rule_compile(rule: dict, *, now: datetime, contact_ids: tuple[int, ...] | None = None) -> Q:
+def rule_compile(
+    rule: dict,
+    *,
+    now: datetime,
+    contact_ids: tuple[int, ...] | None = None,
+    shared_events: SharedEventScan | None = None,
+) -> Q:
     """Compile a *validated* rule to a two-valued ``Q`` on ``contacts.Contact``.
 
     With ``contact_ids`` the query is only valid for those contacts (real-time re-evaluation).
+    With ``shared_events`` (PostgreSQL) event conditions read the scan's temporary table, which
+    must be materialised before the query runs (see ``segments.rules.shared_events``).
     """
-    ctx = CompileContext(now=now, contact_ids=contact_ids)
+    ctx = CompileContext(now=now, contact_ids=contact_ids, shared_events=shared_events)
 
     def walk(node: dict) -> Q:
         if "all" in node:

@@ -243,3 +243,91 @@ def test_segments_computed_together_each_get_their_own_diff_and_history(backend)
     assert SegmentMembership.objects.filter(segment=city, contact=paris).count() == 1
     assert SegmentMembership.objects.get(segment=city, contact=paris).exited_at == AS_OF
     assert Segment.objects.get(pk=everyone.pk).size == 3
+
+
+def _event_rule(event_type: str, **kw) -> dict:
+    return {"type": "event", "event_type": event_type, **kw}
+
+
+@pytest.mark.parametrize("dense_span", [4096, 1])
+def test_event_conditions_of_segments_computed_together_each_keep_their_meaning(
+    backend, monkeypatch, dense_span
+):
+    """On PostgreSQL the event conditions of one level are computed from one shared scan of the
+    events; each segment still gets exactly the contacts its own condition selects (counts,
+    sums, ranges, negations, property filters, windows), on either form of the open-membership
+    masks (``dense_span`` 1 forces the wide-id form)."""
+    from segments import memberships
+
+    monkeypatch.setattr(memberships, "DENSE_SPAN", dense_span)
+    ann, bob, cleo, dan = (ContactFactory(first_name=n) for n in ("Ann", "Bob", "Cleo", "Dan"))
+    _buy(ann, days_ago=2, amount=120)
+    _buy(ann, days_ago=5, amount=200)
+    _buy(bob, days_ago=3, amount=40)
+    _buy(bob, days_ago=60, amount=500)  # outside the 30-day windows
+    EventFactory(
+        contact=cleo, type="email_open", occurred_at=AS_OF - timedelta(days=1), properties={}
+    )
+    _buy(cleo, days_ago=10, amount=80)
+    EventFactory(
+        contact=dan,
+        type="purchase",
+        occurred_at=AS_OF - timedelta(days=4),
+        properties={"amount": 20, "category": "shoes"},
+    )
+    rules = {
+        "Twice in 30 days": _event_rule("purchase", op="gte", value=2, within_days=30),
+        "Spent 100 to 400 in 30 days": _event_rule(
+            "purchase",
+            aggregate="sum",
+            property="amount",
+            op="between",
+            value=[100, 400],
+            within_days=30,
+        ),
+        "Fewer than 2 purchases": _event_rule("purchase", op="lt", value=2, within_days=30),
+        "Average basket not 80": _event_rule(
+            "purchase", aggregate="avg", property="amount", op="ne", value=80, within_days=30
+        ),
+        "Small spenders": _event_rule(  # a contact without purchases spent 0 (holds)
+            "purchase", aggregate="sum", property="amount", op="lte", value=100, within_days=30
+        ),
+        "Shoes buyers": _event_rule(
+            "purchase",
+            within_days=30,
+            where=[{"property": "category", "op": "eq", "value": "shoes"}],
+        ),
+        "Openers who did not buy": {
+            "all": [
+                _event_rule("email_open", within_days=7),
+                {"not": _event_rule("purchase", within_days=7)},
+            ]
+        },
+        "Biggest basket outside 50 to 200": {
+            "not": _event_rule(
+                "purchase",
+                aggregate="max",
+                property="amount",
+                op="between",
+                value=[50, 200],
+                within_days=90,
+            )
+        },
+    }
+    segments = {name: segment_create(name=name, rule=rule) for name, rule in rules.items()}
+
+    segments_compute(now=AS_OF)
+
+    members = {
+        name: {c.first_name for c in segment_members(segment)} for name, segment in segments.items()
+    }
+    assert members == {
+        "Twice in 30 days": {"Ann"},
+        "Spent 100 to 400 in 30 days": {"Ann"},
+        "Fewer than 2 purchases": {"Bob", "Cleo", "Dan"},
+        "Average basket not 80": {"Ann", "Bob", "Dan"},
+        "Small spenders": {"Bob", "Cleo", "Dan"},
+        "Shoes buyers": {"Dan"},
+        "Openers who did not buy": {"Cleo"},
+        "Biggest basket outside 50 to 200": {"Bob", "Dan"},
+    }

@@ -277,7 +277,6 @@ def _bit_of_segment(ids: Sequence[int]) -> str:
     return f"(1::bigint << (array_position('{{{listed}}}'::bigint[], segment_id) - 1))"
 
 
-VERDICTS_TABLE = "segments_verdicts"
 CHANGES_TABLE = "segments_verdict_changes"
 LEVEL_MAX = 62  # segments per evaluation pass: one bit each in a bigint
 ANALYZE_AFTER = 100_000  # membership rows changed by a pass before the table is re-analysed
@@ -294,9 +293,9 @@ def membership_diff_level(
     per segment.
 
     One statement evaluates every rule for every contact (one scan of contacts and their
-    features, each event subquery run once) into a temporary table next to the contact's open
-    memberships of those segments, both as bit masks; only contacts whose masks differ are then
-    touched: one statement closes the memberships that no longer match, one inserts those that
+    features) next to the contact's open memberships of those segments, both as bit masks held
+    in memory, counts the sizes and keeps only the contacts whose masks differ in a temporary
+    table; only those are then touched: one statement closes the memberships that no longer match, one inserts those that
     entered. ``shared_events``: the scan the rules were compiled with (``rule_compile(...,
     shared_events=)``), materialised here first — one pass over the events for every event
     condition of the level. Callers hold a transaction and every segment's lock. Returns the
@@ -328,39 +327,41 @@ def membership_diff_level(
     diffs = {sid: MembershipDiff(segment_id=sid) for sid in ids}
     with connection.cursor() as cursor:  # fixed identifiers and integers only below
         cursor.execute("SET LOCAL jit = off")
-        cursor.execute(f"DROP TABLE IF EXISTS {VERDICTS_TABLE}, {CHANGES_TABLE}")
+        cursor.execute(f"DROP TABLE IF EXISTS {CHANGES_TABLE}")
         if shared_events is not None:
             shared_events.materialize(cursor)
+        # The verdicts stay in memory (a materialised CTE): one read of them counts the sizes,
+        # one keeps the contacts whose masks differ — the only rows written.
+        cursor.execute(
+            f"CREATE TEMP TABLE {CHANGES_TABLE} (contact_id bigint, hits bigint, opened bigint)"
+        )
+        sizes = ", ".join(
+            f"count(*) FILTER (WHERE hits & {1 << bit} <> 0)" for bit in range(len(ids))
+        )
         cursor.execute(
             f"""
-            CREATE TEMP TABLE {VERDICTS_TABLE} AS
-            SELECT q.contact_id, {hits} AS hits, coalesce(o.opened, 0) AS opened
-            FROM ({sql}) AS q (contact_id, {", ".join(names)})
-            LEFT JOIN (
-                SELECT contact_id, bit_or({opened}) AS opened
-                FROM segments_segmentmembership
-                WHERE exited_at IS NULL AND segment_id IN ({id_list})
-                GROUP BY contact_id
-            ) AS o ON o.contact_id = q.contact_id
+            WITH verdicts AS MATERIALIZED (
+                SELECT q.contact_id, {hits} AS hits, coalesce(o.opened, 0) AS opened
+                FROM ({sql}) AS q (contact_id, {", ".join(names)})
+                LEFT JOIN (
+                    SELECT contact_id, bit_or({opened}) AS opened
+                    FROM segments_segmentmembership
+                    WHERE exited_at IS NULL AND segment_id IN ({id_list})
+                    GROUP BY contact_id
+                ) AS o ON o.contact_id = q.contact_id
+            ), changed AS (
+                INSERT INTO {CHANGES_TABLE} (contact_id, hits, opened)
+                SELECT contact_id, hits, opened FROM verdicts WHERE hits <> opened
+            )
+            SELECT {sizes} FROM verdicts
             """,  # noqa: S608
             params,
         )
+        for sid, size in zip(ids, cursor.fetchone(), strict=True):
+            diffs[sid].size = size
         evaluated = time.perf_counter() - started
         if shared_events is not None:
             shared_events.drop(cursor)
-        cursor.execute(
-            "SELECT "  # noqa: S608
-            + ", ".join(
-                f"count(*) FILTER (WHERE hits & {1 << bit} <> 0)" for bit in range(len(ids))
-            )
-            + f" FROM {VERDICTS_TABLE}"
-        )
-        for sid, size in zip(ids, cursor.fetchone(), strict=True):
-            diffs[sid].size = size
-        cursor.execute(
-            f"CREATE TEMP TABLE {CHANGES_TABLE} AS "  # noqa: S608
-            f"SELECT contact_id, hits, opened FROM {VERDICTS_TABLE} WHERE hits <> opened"
-        )
         cursor.execute(f"ANALYZE {CHANGES_TABLE}")
         cursor.execute(
             f"""
@@ -386,7 +387,7 @@ def membership_diff_level(
         )
         for sid, contact_id in cursor.fetchall():
             diffs[sid].entered.append(contact_id)
-        cursor.execute(f"DROP TABLE {VERDICTS_TABLE}, {CHANGES_TABLE}")
+        cursor.execute(f"DROP TABLE {CHANGES_TABLE}")
         if sum(len(d.entered) + len(d.exited) for d in diffs.values()) > ANALYZE_AFTER:
             # Fresh statistics for the per-contact statements of the real-time path.
             cursor.execute("ANALYZE segments_segmentmembership")

@@ -158,12 +158,17 @@ def run(ctx: Context) -> None:
 
     _forget_earlier_runs()
     raw_sql, raw_params = _raw_aggregate_sql()
+    # Both sides are timed twice and compared best to best (a 2-core machine's noise moves
+    # either by ±20 % between runs).
+    raw_times = []
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_raw_aggregate")
         cursor.execute("ANALYZE")
-        with timed() as raw:
-            cursor.execute(raw_sql, raw_params)
-        cursor.execute("DROP TABLE bench_raw_aggregate")
+        for _ in range(2):
+            with timed() as raw:
+                cursor.execute(raw_sql, raw_params)
+            cursor.execute("DROP TABLE bench_raw_aggregate")
+            raw_times.append(raw["seconds"])
 
     with timed() as first:
         features_refresh()
@@ -171,20 +176,24 @@ def run(ctx: Context) -> None:
         cursor.execute("VACUUM ANALYZE segments_contactfeatures")
     with timed() as steady:
         features_refresh()
-    ratio = steady["seconds"] / raw["seconds"]
+    best_raw = min(raw_times)
+    best = min(first["seconds"], steady["seconds"])
+    ratio = best / best_raw
     ctx.record(
         Result(
-            benchmark="segments: full feature refresh",
-            value=steady["seconds"],
+            benchmark="segments: full feature refresh (best of 2)",
+            value=best,
             unit="s",
             target="≤ 1.5 × raw SQL aggregate",
             passed=ratio <= 1.5,
-            comparison=f"hand-written GROUP BY of the same aggregates into a table: "
-            f"{raw['seconds']:.2f} s; "
-            f"ratio {ratio:.2f}×; first refresh (empty table) {first['seconds']:.2f} s",
+            comparison=f"hand-written GROUP BY of the same aggregates into a table (best of 2): "
+            f"{best_raw:.2f} s; ratio {ratio:.2f}×; refreshes {first['seconds']:.2f} s "
+            f"(over last run's table) and {steady['seconds']:.2f} s (after VACUUM); "
+            f"GROUP BYs {raw_times[0]:.2f} s and {raw_times[1]:.2f} s",
             details={
-                "raw_seconds": raw["seconds"],
+                "raw_seconds": raw_times,
                 "first_seconds": first["seconds"],
+                "steady_seconds": steady["seconds"],
                 "ratio": ratio,
             },
         )

@@ -72,7 +72,16 @@ def _decay_per_second() -> float:
     return math.log(2) / (float(settings.SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS) * 86_400.0)
 
 
-def _postgres_sql(*, restricted: bool, target: str = FEATURES_TABLE, upsert: bool = True) -> str:
+def _postgres_sql(
+    *,
+    restricted: bool,
+    target: str = FEATURES_TABLE,
+    upsert: bool = True,
+    select_only: bool = False,
+) -> str:
+    """The refresh statement: per-contact aggregates of the events (``agg``) joined to every
+    contact and written to ``target`` — or, with ``select_only``, just that query, whose
+    columns are ``contact_id`` and ``FEATURE_COLUMNS`` in order."""
     weights = _weights()
     # exp() only runs for the weighted event types (one CASE branch each).
     decay = "exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))"
@@ -107,8 +116,7 @@ def _postgres_sql(*, restricted: bool, target: str = FEATURES_TABLE, upsert: boo
     channel_counts = _named(channel_counts, "ch")
     preferred = _named(preferred, "pref")
     # Fixed identifiers and placeholders only; every value is a parameter.
-    return f"""
-WITH agg AS (
+    aggregate = f"""
     SELECT e.contact_id,
         max(e.occurred_at) FILTER (WHERE e.type = %(purchase)s) AS last_purchase,
         min(e.occurred_at) FILTER (WHERE e.type = %(purchase)s) AS first_purchase,
@@ -127,8 +135,13 @@ WITH agg AS (
     FROM contacts_event e
     WHERE e.occurred_at <= %(as_of)s {event_filter}
     GROUP BY e.contact_id
-)
-INSERT INTO {target} (contact_id, {", ".join(FEATURE_COLUMNS)})
+"""  # noqa: S608
+    insert = (
+        "" if select_only else f"INSERT INTO {target} (contact_id, {', '.join(FEATURE_COLUMNS)})"
+    )
+    return f"""
+WITH agg AS ({aggregate})
+{insert}
 SELECT c.id,
     floor(date_part('epoch', %(as_of)s - a.last_purchase) / 86400)::int,
     coalesce(a.f90, 0),
@@ -147,7 +160,7 @@ SELECT c.id,
 FROM contacts_contact c
 LEFT JOIN agg a ON a.contact_id = c.id
 WHERE c.created_at <= %(as_of)s {contact_filter}
-{on_conflict}
+{"" if select_only else on_conflict}
 """  # noqa: S608
 
 
@@ -347,6 +360,10 @@ class _SchemaNames:
     primary_key: str
     foreign_key: str
     foreign_key_definition: str
+    column_types: dict[str, str]  # name → format_type(), e.g. "integer", "character varying(8)"
+    not_null: tuple[str, ...]
+    defaults: tuple[tuple[str, str], ...]  # (column, expression)
+    checks: tuple[tuple[str, str], ...]  # (constraint name, definition)
 
 
 def _rebuildable_schema(cursor) -> _SchemaNames | None:
@@ -382,29 +399,67 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
         or not fk_defs[0].startswith(expected_fk)
     ):
         return None
-    return _SchemaNames(primary_key=pk, foreign_key=fks[0], foreign_key_definition=fk_defs[0])
+    cursor.execute(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(d.adbin, d.adrelid)
+        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        [FEATURES_TABLE],
+    )
+    attributes = cursor.fetchall()
+    if [name for name, *_ in attributes] != ["contact_id", *FEATURE_COLUMNS]:
+        return None  # a column the refresh does not fill: keep the TRUNCATE path
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'c' ORDER BY conname",
+        [FEATURES_TABLE],
+    )
+    checks = tuple(cursor.fetchall())
+    return _SchemaNames(
+        primary_key=pk,
+        foreign_key=fks[0],
+        foreign_key_definition=fk_defs[0],
+        column_types={name: kind for name, kind, *_ in attributes},
+        not_null=tuple(
+            name for name, _, not_null, _ in attributes if not_null and name != "contact_id"
+        ),
+        defaults=tuple(
+            (name, default) for name, _, _, default in attributes if default is not None
+        ),
+        checks=checks,
+    )
 
 
 def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object]) -> int:
-    """Full refresh on PostgreSQL: fill a fresh table without indexes or per-row foreign-key
-    checks, build its primary key in one sort, check the foreign key in one join, then swap it
-    for the live table under the original constraint names (same transaction).
+    """Full refresh on PostgreSQL: build a fresh table by CREATE TABLE AS (which PostgreSQL
+    runs with parallel workers — an INSERT … SELECT never is), with the live table's column
+    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort, check the foreign
+    key in one join, then swap it for the live table under the original constraint names (same
+    transaction).
 
     Readers of the feature table are blocked only during the swap at the end (the old table's
     ACCESS EXCLUSIVE lock), never while the aggregate runs; they never see a partial table.
     Identifiers are fixed or read from the catalog; values are parameters.
     """
     cursor.execute(f"DROP TABLE IF EXISTS {REBUILD_TABLE}")
+    columns = ["contact_id", *FEATURE_COLUMNS]
+    casts = ", ".join(f'x.{name}::{names.column_types[name]} AS "{name}"' for name in columns)
+    select = _postgres_sql(restricted=False, select_only=True)
     cursor.execute(
-        f"CREATE TABLE {REBUILD_TABLE} (LIKE {FEATURES_TABLE} INCLUDING DEFAULTS "
-        "INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)"
+        f"CREATE TABLE {REBUILD_TABLE} AS SELECT {casts} FROM ({select}) x({', '.join(columns)})",  # noqa: S608
+        params,
     )
-    cursor.execute(_postgres_sql(restricted=False, target=REBUILD_TABLE, upsert=False), params)
     written = cursor.rowcount
     temporary_pk, temporary_fk = f"{REBUILD_TABLE}_pkey", f"{REBUILD_TABLE}_contact_fk"
-    cursor.execute(
-        f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)"
-    )
+    # One ALTER: one pass checks the NOT NULLs and CHECKs, one sort builds the primary key.
+    alterations = [f'ALTER COLUMN "{name}" SET NOT NULL' for name in names.not_null]
+    alterations += [f'ALTER COLUMN "{n}" SET DEFAULT {d}' for n, d in names.defaults]
+    alterations += [f'ADD CONSTRAINT "{n}" {d}' for n, d in names.checks]
+    alterations.append(f"ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)")
+    cursor.execute(f"ALTER TABLE {REBUILD_TABLE} {', '.join(alterations)}")
     cursor.execute(
         f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_fk} {names.foreign_key_definition}"
     )

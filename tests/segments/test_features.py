@@ -132,7 +132,18 @@ def test_full_refresh_rebuild_keeps_the_table_keyed_to_contacts(db):
             for name, c in found.items()
         }
 
-    before = constraints()
+    def columns() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+                "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d "
+                "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE a.attrelid = 'segments_contactfeatures'::regclass AND a.attnum > 0 "
+                "AND NOT a.attisdropped ORDER BY a.attnum"
+            )
+            return cursor.fetchall()
+
+    before, columns_before = constraints(), columns()
     first, second = ContactFactory(), ContactFactory()
     ContactFeatures.objects.create(
         contact=first, days_since_signup=0, computed_at=AS_OF, as_of=AS_OF
@@ -148,6 +159,7 @@ def test_full_refresh_rebuild_keeps_the_table_keyed_to_contacts(db):
         second.pk,
     }
     assert constraints() == before
+    assert columns() == columns_before  # same names, types, NOT NULLs and defaults, in order
     with pytest.raises(IntegrityError), transaction.atomic():
         ContactFeatures.objects.create(
             contact_id=second.pk + 1_000, days_since_signup=0, computed_at=AS_OF, as_of=AS_OF

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from contacts.models import Contact
-from segments.ml.binary_copy import copy_out_float_matrix
+from segments.binary_copy import copy_out_float_matrix
 from segments.ml.catalogue import FEATURE_NAMES
 from segments.ml.models import ContactMlFeatures
 

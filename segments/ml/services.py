@@ -26,8 +26,8 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from segments.binary_copy import copy_in_rows
 from segments.ml import explain, quality
-from segments.ml.binary_copy import copy_in_rows
 from segments.ml.catalogue import FEATURE_NAMES
 from segments.ml.extraction import (
     FeatureMatrix,

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from consent.selectors import without_profiling_objection
 from contacts.models import Contact
+from segments.binary_copy import copy_in_rows
 from segments.scoring import btyd
 from segments.scoring.models import KIND_COLUMNS, ContactScore, ModelKind, ScoringModel
 from segments.scoring.sql import RfmSummary, purchase_bounds, rfm_summary
@@ -102,26 +103,6 @@ def _upsert_sql(db_columns: list[str], source: str) -> str:
     )
 
 
-PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-
-
-def pgcopy_binary(contact_ids: np.ndarray, values: list[np.ndarray]) -> bytes:
-    """Rows ``(bigint, float8, …)`` in PostgreSQL's binary COPY format, built by numpy (one
-    fixed-width record per row; NaN travels as the float NaN)."""
-    fields = [("count", ">i2"), ("id_len", ">i4"), ("id", ">i8")]
-    for i in range(len(values)):
-        fields += [(f"len{i}", ">i4"), (f"v{i}", ">f8")]
-    records = np.empty(len(contact_ids), dtype=fields)
-    records["count"] = 1 + len(values)
-    records["id_len"] = 8
-    records["id"] = contact_ids
-    for i, column in enumerate(values):
-        records[f"len{i}"] = 8
-        records[f"v{i}"] = column
-    return records.tobytes()
-
-
 def _upsert_postgres(frame: pd.DataFrame, db_columns: list[str], *, model_id: int, now) -> None:
     value_columns = db_columns[1:-2]
     with connection.cursor() as cursor:
@@ -132,15 +113,11 @@ def _upsert_postgres(frame: pd.DataFrame, db_columns: list[str], *, model_id: in
         )
         ids = frame["contact_id"].to_numpy(dtype=np.int64)
         values = [frame[c].to_numpy(dtype=np.float64) for c in value_columns]
-        with cursor.copy(
-            f"COPY scoring_incoming (contact_id, {', '.join(value_columns)}) "
-            "FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.write(PGCOPY_HEADER)
-            for start in range(0, len(ids), COPY_CHUNK_ROWS):
-                chunk = slice(start, start + COPY_CHUNK_ROWS)
-                copy.write(pgcopy_binary(ids[chunk], [v[chunk] for v in values]))
-            copy.write(PGCOPY_TRAILER)
+        copy_in_rows(
+            cursor,
+            f"scoring_incoming (contact_id, {', '.join(value_columns)})",
+            [(">i8", ids)] + [(">f8", v) for v in values],
+        )
         # NaN (a score that does not apply) is stored as NULL, as on SQLite.
         nulled = ", ".join(f"NULLIF({c}, 'NaN'::float8)" for c in value_columns)
         source = (

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from segments.binary_copy import copy_out_float_matrix
+
 DAY_SECONDS = 86_400.0
 
 
@@ -149,33 +151,18 @@ ORDER BY contact_id
     )
 
 
-PGCOPY_HEADER_BYTES = 19  # signature (11), flags (4), header extension length (4, zero)
-
-
 def _copy_out_postgres(sql: str, params: list, *, columns: int) -> tuple[np.ndarray, np.ndarray]:
     """Run ``sql`` (first column a bigint id, then ``columns`` numeric columns, NULL allowed)
-    as one ``COPY … TO STDOUT (FORMAT BINARY)`` and parse it with numpy: (ids, float matrix
-    with NaN for NULL). The statement runs without JIT (compiling it costs seconds and saves
-    less) and with enough work_mem to sort and hash a million customers in memory."""
+    as one ``COPY … TO STDOUT (FORMAT BINARY)`` parsed by numpy (segments.binary_copy): (ids,
+    float matrix with NaN for NULL). The statement runs without JIT (compiling it costs
+    seconds and saves less) and with enough work_mem to sort and hash a million customers."""
     cast = ", ".join(f"coalesce(c{i}::float8, 'NaN'::float8)" for i in range(columns))
     names = ", ".join(f"c{i}" for i in range(columns))
-    copy_sql = (
-        f"COPY (SELECT id::bigint, {cast} FROM ({sql}) AS result (id, {names})) "  # noqa: S608
-        "TO STDOUT (FORMAT BINARY)"
-    )
-    fields = [("count", ">i2"), ("id_len", ">i4"), ("id", ">i8")]
-    for i in range(columns):
-        fields += [(f"len{i}", ">i4"), (f"c{i}", ">f8")]
+    select = f"SELECT id::bigint, {cast} FROM ({sql}) AS result (id, {names})"  # noqa: S608
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_SQL_WORK_MEM])
-        with cursor.copy(copy_sql, params) as copy:
-            payload = b"".join(bytes(block) for block in copy)
-    extension = int.from_bytes(payload[PGCOPY_HEADER_BYTES - 4 : PGCOPY_HEADER_BYTES], "big")
-    body = payload[PGCOPY_HEADER_BYTES + extension : -2]  # trailer: int16 -1
-    records = np.frombuffer(body, dtype=fields)
-    data = np.column_stack([records[f"c{i}"].astype(np.float64) for i in range(columns)])
-    return records["id"].astype(np.int64), data.reshape(-1, columns)
+        return copy_out_float_matrix(cursor, select, columns, params)
 
 
 def purchase_bounds() -> tuple[datetime | None, datetime | None]:

@@ -1,4 +1,5 @@
-"""PostgreSQL binary ``COPY`` straight to and from numpy, for the ML tables' millions of rows.
+"""PostgreSQL binary ``COPY`` straight to and from numpy, for the millions of rows of the ML
+feature snapshot and assignments and of the scores (segments.ml, segments.scoring).
 
 Both directions use fixed-width rows (every field present, ``NaN`` standing for a missing
 float), so a whole block of rows is one ``numpy`` structured array: no Python object per row
@@ -26,8 +27,11 @@ def _row_dtype(fields: list[tuple[str, str]]) -> np.dtype:
     return np.dtype(layout)
 
 
-def copy_out_float_matrix(cursor, select_sql: str, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``COPY (select_sql) TO STDOUT (FORMAT binary)`` and return ``(ids, values)``.
+def copy_out_float_matrix(
+    cursor, select_sql: str, n_columns: int, params: list | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``COPY (select_sql) TO STDOUT (FORMAT binary)`` (with ``params``) and return
+    ``(ids, values)``.
 
     ``select_sql`` must yield one ``bigint`` id then ``n_columns`` non-NULL ``float8`` columns
     (write ``coalesce(col, 'NaN')`` for nullable ones); built only from fixed identifiers.
@@ -39,7 +43,7 @@ def copy_out_float_matrix(cursor, select_sql: str, n_columns: int) -> tuple[np.n
     blocks: list[np.ndarray] = []
     buffer = io.BytesIO()  # each row arrives as its own message: copied here, freed at once
     sql = f"COPY ({select_sql}) TO STDOUT (FORMAT binary)"
-    with cursor.copy(sql) as copy:
+    with cursor.copy(sql, params) as copy:
         for data in copy:
             buffer.write(data)
             if buffer.tell() >= block_bytes + len(HEADER):
@@ -84,9 +88,9 @@ def _decode(raw: bytes, dtype: np.dtype, n_columns: int) -> tuple[np.ndarray, np
 
 
 def copy_in_rows(cursor, table_sql: str, columns: list[tuple[str, np.ndarray]]) -> int:
-    """``COPY table_sql FROM STDIN (FORMAT binary)`` the equal-length integer ``columns``
+    """``COPY table_sql FROM STDIN (FORMAT binary)`` the equal-length fixed-width ``columns``
     (``[(numpy big-endian type, values)]``, e.g. ``(">i8", ids)`` for ``bigint``, ``(">i2", …)``
-    for ``smallint``), in blocks. ``table_sql`` is ``table (col, …)`` from fixed identifiers.
+    for ``smallint``, ``(">f8", …)`` for ``float8`` — NaN travels as the float NaN), in blocks. ``table_sql`` is ``table (col, …)`` from fixed identifiers.
     Returns the number of rows written."""
     n = len(columns[0][1])
     dtype = _row_dtype([(f"c{j}", kind) for j, (kind, _values) in enumerate(columns)])

@@ -257,3 +257,18 @@ def consenting(default_purposes):
         return contacts
 
     return make
+
+
+def quiet_hours_elsewhere() -> dict:
+    """Campaign fields placing quiet hours six hours away from now in the contacts' default
+    zone (Europe/Paris), for tests that launch at the real current time: without them such a
+    test would fail whenever it runs between 21:00 and 08:00 in Paris."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Europe/Paris")).replace(second=0, microsecond=0)
+    start = local + timedelta(hours=6)
+    return {
+        "quiet_hours_start": start.time(),
+        "quiet_hours_end": (start + timedelta(hours=1)).time(),
+    }

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from activation.models import CampaignRun, DeliveryAttempt, OutboxMessage
 from activation.services import campaign_run_launch, outbox_deliver_batch
-from tests.activation.conftest import NOW
+from tests.activation.conftest import NOW, quiet_hours_elsewhere
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +76,7 @@ def test_export_contains_the_messages_section(consenting, make_campaign):
 
 def test_run_campaign_command_dry_run_prints_counts_and_samples(consenting, make_campaign):
     contacts = consenting(2) + ContactFactory.create_batch(1, external_id="NOPE-1")
-    campaign = make_campaign(contacts)
+    campaign = make_campaign(contacts, **quiet_hours_elsewhere())
     out = StringIO()
 
     call_command("run_campaign", campaign.pk, "--dry-run", stdout=out)
@@ -92,7 +92,8 @@ def test_run_campaign_command_dry_run_prints_counts_and_samples(consenting, make
 def test_run_campaign_command_delivers(consenting, make_campaign):
     contacts = consenting(2)
     out = StringIO()
-    call_command("run_campaign", make_campaign(contacts).pk, "--deliver", stdout=out)
+    campaign = make_campaign(contacts, **quiet_hours_elsewhere())
+    call_command("run_campaign", campaign.pk, "--deliver", stdout=out)
     assert "sent 2" in out.getvalue()
     assert sorted(m.to[0] for m in mail.outbox) == sorted(c.email for c in contacts)
 
@@ -149,7 +150,9 @@ def test_admin_template_editor_shows_sms_segments_and_rejects_broken_syntax(admi
 
 
 def test_admin_dry_run_action_then_run_page_shows_counts(admin_client, consenting, make_campaign):
-    campaign = make_campaign(consenting(3) + ContactFactory.create_batch(2))
+    campaign = make_campaign(
+        consenting(3) + ContactFactory.create_batch(2), **quiet_hours_elsewhere()
+    )
 
     response = admin_client.post(
         "/admin/activation/campaign/",

@@ -45,6 +45,15 @@ from contacts.normalisation import (
     parse_number,
 )
 from contacts.selectors import AliasTables, contacts_identity_index
+from contacts.services.ingest import (
+    ERASED,
+    EVENT_FIELDS,
+    _channel,
+    _contact_row,
+    _purchase_properties,
+    derived_external_id,
+    event_item_clean,
+)
 from contacts.services.storage import contacts_insert, events_copy_payload, events_insert_frame
 from contacts.signals import events_ingested
 
@@ -53,18 +62,8 @@ _ISO = (
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
-TEXT_FIELDS = (
-    "external_id",
-    "email",
-    "phone",
-    "type",
-    "timestamp",
-    "idempotency_key",
-    "channel",
-    "device",
-    "country",
-    "city",
-)
+# The event fields that arrive as text (``properties`` is an object).
+TEXT_FIELDS = tuple(name for name in EVENT_FIELDS if name != "properties")
 IDENTITY_FIELDS = ("external_id", "email", "phone")
 _NUL = re.compile("\x00")
 
@@ -117,12 +116,6 @@ def _map_unique(
         except InvalidValue:
             out[i], bad[i] = "", True
     return out[codes], bad[codes]
-
-
-def _channel_value(value: Any) -> str:
-    from contacts.services.ingest import _channel
-
-    return _channel(value)
 
 
 def events_record_columns(
@@ -178,7 +171,6 @@ def events_clean_columns(
 ) -> CleanBatch:
     """The cleaning half of :func:`events_record_columns` (same arguments): no database access,
     so a caller may clean the next batch while the previous one is being stored."""
-    from contacts.services.ingest import _purchase_properties, event_item_clean
 
     default_country = settings.CIBLE_DEFAULT_COUNTRY
     purchase_type = settings.CIBLE_PURCHASE_EVENT_TYPE
@@ -191,7 +183,7 @@ def events_clean_columns(
     clean: dict[str, np.ndarray] = {}
     for name, normalise in (
         ("type", lambda v: normalise_event_type(v, aliases=aliases.event_type)),
-        ("channel", _channel_value),
+        ("channel", _channel),
         ("device", lambda v: clean_text(v, field_max=32).lower()),
         ("country", normalise_country),
         ("city", lambda v: normalise_city(v, aliases=aliases.city)),
@@ -405,7 +397,6 @@ def _csv_properties_json(
     """JSON text of each row's properties built from CSV cells, column by column; rows whose
     object the per-item checks might refuse (NUL, size, a bad purchase amount or category) are
     set in ``flag`` (in place)."""
-    from contacts.services.ingest import _purchase_properties
 
     out = np.full(n, "", dtype=object)
     budget = np.zeros(n, dtype=np.int64)
@@ -491,7 +482,6 @@ def _resolve(
 ) -> np.ndarray:
     """Contact id per row (0 where rejected): one query for the batch's distinct identities;
     unknown people created as anonymous profiles (or their rows rejected), as the per-item path."""
-    from contacts.services.ingest import ERASED, _contact_row, derived_external_id
 
     rows = np.flatnonzero(store)
     pairs = pd.DataFrame({"name": identity_name[rows], "value": identity_value[rows]})

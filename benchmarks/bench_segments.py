@@ -93,29 +93,9 @@ def _forget_earlier_runs() -> None:
 
 
 def _create_segments() -> list[int]:
-    from segments.demo import example_rule, example_segments
-    from segments.models import SegmentFamily
-    from segments.services import segment_create
+    from segments.demo import example_segments_create
 
-    ids = []
-    ids_by_name: dict[str, int] = {}
-    families: dict[str, SegmentFamily] = {}
-    for spec in example_segments():
-        family = None
-        if "family" in spec:
-            family = families.setdefault(
-                spec["family"], SegmentFamily.objects.get_or_create(name=spec["family"])[0]
-            )
-        ids.append(
-            segment_create(
-                name=spec["name"],
-                rule=example_rule(spec["rule"], ids_by_name),
-                family=family,
-                priority=spec.get("priority", 100),
-            ).pk
-        )
-        ids_by_name[spec["name"]] = ids[-1]
-    return ids
+    return [segment.pk for segment in example_segments_create()]
 
 
 def _add_events(contact_ids: list[int], *, event_type: str, tag: str) -> None:

@@ -129,10 +129,10 @@ def example_rule(rule: dict, ids_by_name: dict[str, int]) -> dict:
     return rule
 
 
-def demo_segments_create(*, now: datetime) -> list[Segment]:
-    """Create the example segments that do not exist yet (by name), refresh features and
-    compute them. Idempotent: a second call creates nothing."""
-    from segments.services import features_refresh, segment_create, segments_compute
+def example_segments_create() -> list[Segment]:
+    """Create the example segments that do not exist yet (by name), in example order, without
+    computing them. Segment conditions name an earlier example; existing ones are reused."""
+    from segments.services import segment_create
 
     created = []
     ids_by_name: dict[str, int] = {}
@@ -153,6 +153,15 @@ def demo_segments_create(*, now: datetime) -> list[Segment]:
             )
         )
         ids_by_name[spec["name"]] = created[-1].pk
+    return created
+
+
+def demo_segments_create(*, now: datetime) -> list[Segment]:
+    """Create the example segments that do not exist yet (by name), refresh features and
+    compute them. Idempotent: a second call creates nothing."""
+    from segments.services import features_refresh, segments_compute
+
+    created = example_segments_create()
     if created:
         features_refresh(as_of=now)
         segments_compute(now=now)

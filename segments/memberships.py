@@ -338,6 +338,12 @@ def membership_diff_level(
         sizes = ", ".join(
             f"count(*) FILTER (WHERE hits & {1 << bit} <> 0)" for bit in range(len(ids))
         )
+        # Contacts, their features and their open memberships are all read in contact id order
+        # (primary keys, the membership index on contact): merge joins and a streaming
+        # aggregate are linear and need no memory. With the transaction's large work_mem the
+        # planner prefers hashing each side instead, 1.6× slower at 1M contacts.
+        cursor.execute("SET LOCAL enable_hashjoin = off")
+        cursor.execute("SET LOCAL enable_hashagg = off")
         cursor.execute(
             f"""
             WITH verdicts AS MATERIALIZED (
@@ -359,6 +365,8 @@ def membership_diff_level(
         )
         for sid, size in zip(ids, cursor.fetchone(), strict=True):
             diffs[sid].size = size
+        cursor.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+        cursor.execute("SET LOCAL enable_hashagg TO DEFAULT")
         evaluated = time.perf_counter() - started
         if shared_events is not None:
             shared_events.drop(cursor)

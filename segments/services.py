@@ -69,8 +69,6 @@ def features_refresh(
     as_of = as_of or timezone.now()
     started = time.perf_counter()
     with transaction.atomic():
-        if contact_ids is None:
-            _large_work_mem()
         written = features_sql_execute(
             as_of=as_of, computed_at=timezone.now(), contact_ids=contact_ids
         )

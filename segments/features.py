@@ -358,8 +358,8 @@ def features_sql_execute(
 @dataclass(frozen=True)
 class _SchemaNames:
     primary_key: str
-    foreign_key: str
-    foreign_key_definition: str
+    foreign_key: str | None  # None: the table has no database-level foreign key (the default)
+    foreign_key_definition: str | None
     column_types: dict[str, str]  # name → format_type(), e.g. "integer", "character varying(8)"
     not_null: tuple[str, ...]
     defaults: tuple[tuple[str, str], ...]  # (column, expression)
@@ -367,9 +367,10 @@ class _SchemaNames:
 
 
 def _rebuildable_schema(cursor) -> _SchemaNames | None:
-    """Names of the feature table's primary key and foreign key when its schema is exactly
-    what the rebuild recreates (those two, NOT NULL/CHECK constraints, no other index, no
-    table referencing it, no grants); None otherwise (the TRUNCATE path is then used)."""
+    """Names of the feature table's primary key and foreign key (if it has one: since
+    migration 0002 it has none) when its schema is exactly what the rebuild recreates (those,
+    NOT NULL/CHECK constraints, no other index, no table referencing it, no grants); None
+    otherwise (the TRUNCATE path is then used)."""
     cursor.execute(
         """
         SELECT
@@ -394,9 +395,7 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
         or not plain
         or pk is None
         or others
-        or not fks
-        or len(fks) != 1
-        or not fk_defs[0].startswith(expected_fk)
+        or (fks and (len(fks) != 1 or not fk_defs[0].startswith(expected_fk)))
     ):
         return None
     cursor.execute(
@@ -420,8 +419,8 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
     checks = tuple(cursor.fetchall())
     return _SchemaNames(
         primary_key=pk,
-        foreign_key=fks[0],
-        foreign_key_definition=fk_defs[0],
+        foreign_key=fks[0] if fks else None,
+        foreign_key_definition=fk_defs[0] if fks else None,
         column_types={name: kind for name, kind, *_ in attributes},
         not_null=tuple(
             name for name, _, not_null, _ in attributes if not_null and name != "contact_id"
@@ -436,9 +435,9 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
 def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object]) -> int:
     """Full refresh on PostgreSQL: build a fresh table by CREATE TABLE AS (which PostgreSQL
     runs with parallel workers — an INSERT … SELECT never is), with the live table's column
-    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort, check the foreign
-    key in one join, then swap it for the live table under the original constraint names (same
-    transaction).
+    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort (and, on a table
+    that still has a foreign key to contacts, check it in one join), then swap it for the live
+    table under the original constraint names (same transaction).
 
     Readers of the feature table are blocked only during the swap at the end (the old table's
     ACCESS EXCLUSIVE lock), never while the aggregate runs; they never see a partial table.
@@ -460,9 +459,11 @@ def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object])
     alterations += [f'ADD CONSTRAINT "{n}" {d}' for n, d in names.checks]
     alterations.append(f"ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)")
     cursor.execute(f"ALTER TABLE {REBUILD_TABLE} {', '.join(alterations)}")
-    cursor.execute(
-        f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_fk} {names.foreign_key_definition}"
-    )
+    if names.foreign_key is not None:
+        cursor.execute(
+            f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_fk} "
+            f"{names.foreign_key_definition}"
+        )
     # Pending deferred checks of this transaction on the old table would forbid DROP: run them.
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(f"DROP TABLE {FEATURES_TABLE}")
@@ -471,8 +472,10 @@ def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object])
     cursor.execute(
         f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_pk} TO "{names.primary_key}"'
     )
-    cursor.execute(
-        f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_fk} TO "{names.foreign_key}"'
-    )
+    if names.foreign_key is not None:
+        cursor.execute(
+            f"ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_fk} "
+            f'TO "{names.foreign_key}"'
+        )
     cursor.execute(f"ANALYZE {FEATURES_TABLE}")
     return written

@@ -21,8 +21,15 @@ class ContactFeatures(models.Model):
     ``CIBLE_PURCHASE_AMOUNT_PROPERTY`` is a JSON number. Day counts are whole days (floor).
     """
 
+    # No database-level foreign key: the table is derived data rebuilt and swapped in by every
+    # full refresh, like a materialised view (docs/decisions.md). Deleting a contact through
+    # Django still deletes its row; readers always start from contacts.
     contact = models.OneToOneField(
-        Contact, on_delete=models.CASCADE, primary_key=True, related_name="features"
+        Contact,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="features",
+        db_constraint=False,
     )
     recency_days = models.IntegerField(
         _("recency (days since last purchase)"), null=True, blank=True

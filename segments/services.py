@@ -72,8 +72,13 @@ def features_refresh(
         written = features_sql_execute(
             as_of=as_of, computed_at=timezone.now(), contact_ids=contact_ids
         )
-        if contact_ids is None:
-            ContactFeatures.objects.filter(contact__created_at__gt=as_of).delete()
+        if contact_ids is None and connection.vendor != "postgresql":
+            # PostgreSQL's full refresh rebuilds the table from the contacts created by as_of;
+            # SQLite's upserts, so rows of later contacts, or of contacts deleted behind
+            # Django's back (the table has no database-level foreign key), are removed here.
+            ContactFeatures.objects.exclude(
+                contact_id__in=Contact.objects.filter(created_at__lte=as_of).values("pk")
+            ).delete()
     return FeatureRefreshResult(
         contacts=written, as_of=as_of, seconds=time.perf_counter() - started
     )

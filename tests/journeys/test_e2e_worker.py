@@ -213,6 +213,10 @@ def test_recurring_campaign_runs_every_monday_at_nine_paris_time_once_per_slot(
         assert beat_tick(broker, at=monday - timedelta(days=1)) == []  # Sunday
         assert beat_tick(broker, at=monday - timedelta(minutes=2)) == []
         assert len(beat_tick(broker, at=monday)) == 1
+        wait_until(
+            lambda: CampaignRun.objects.filter(campaign=campaign).exists(),
+            what="the first Monday's run",
+        )
         # Beat restarted and fires the same slot again: still one run for this Monday.
         broker.send(
             "activation.journeys.tasks.fire_schedule",

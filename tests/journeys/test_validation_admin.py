@@ -4,6 +4,7 @@ marketers need: calendar with audiences and collisions, per-step funnel."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -157,6 +158,12 @@ def test_calendar_lists_next_runs_with_audience_and_flags_same_day_overlaps(
     people = consenting(3)
     shared = segment_with(people)
     now = timezone.now()
+    # Both one-off runs on the same Paris day (10:00 and 11:00, two days ahead), whatever the
+    # time the test runs at ("now + 2 days + 1 h/2 h" straddled Paris midnight after 21:00 UTC).
+    paris = ZoneInfo("Europe/Paris")
+    day = (now.astimezone(paris) + timedelta(days=2)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
     for name in ("Soldes d'été", "Newsletter juin"):
         campaign = CampaignFactory(name=name)
         campaign.segments.add(shared)
@@ -165,7 +172,7 @@ def test_calendar_lists_next_runs_with_audience_and_flags_same_day_overlaps(
                 campaign=campaign,
                 kind="one_off",
                 timezone="Europe/Paris",
-                run_at=now + timedelta(days=2, hours=1 if name.startswith("S") else 2),
+                run_at=day + timedelta(hours=1 if name.startswith("S") else 2),
             ),
             now=now,
         )

@@ -19,7 +19,6 @@ from contacts.models import Channel
 
 FEATURES_TABLE = "segments_contactfeatures"
 REBUILD_TABLE = "segments_contactfeatures_rebuild"
-CONTACTS_TABLE = "contacts_contact"
 
 # Channels counted for the preferred channel, in tie-break order.
 PREFERRED_CHANNELS: tuple[str, ...] = tuple(Channel.values)
@@ -358,8 +357,6 @@ def features_sql_execute(
 @dataclass(frozen=True)
 class _SchemaNames:
     primary_key: str
-    foreign_key: str | None  # None: the table has no database-level foreign key (the default)
-    foreign_key_definition: str | None
     column_types: dict[str, str]  # name → format_type(), e.g. "integer", "character varying(8)"
     not_null: tuple[str, ...]
     defaults: tuple[tuple[str, str], ...]  # (column, expression)
@@ -367,9 +364,9 @@ class _SchemaNames:
 
 
 def _rebuildable_schema(cursor) -> _SchemaNames | None:
-    """Names of the feature table's primary key and foreign key (if it has one: since
-    migration 0002 it has none) when its schema is exactly what the rebuild recreates (those,
-    NOT NULL/CHECK constraints, no other index, no table referencing it, no grants); None
+    """The feature table's primary key name, column types, NOT NULLs, defaults and CHECKs when
+    its schema is exactly what the rebuild recreates (no foreign key — the table has none since
+    migration 0002 —, no other constraint or index, no table referencing it, no grants); None
     otherwise (the TRUNCATE path is then used)."""
     cursor.execute(
         """
@@ -378,25 +375,14 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
             (SELECT count(*) FROM pg_constraint WHERE confrelid = t.oid),
             t.relacl IS NULL AND t.reloptions IS NULL,
             (SELECT conname FROM pg_constraint WHERE conrelid = t.oid AND contype = 'p'),
-            (SELECT array_agg(conname) FROM pg_constraint WHERE conrelid = t.oid AND contype = 'f'),
-            (SELECT array_agg(pg_get_constraintdef(oid)) FROM pg_constraint
-             WHERE conrelid = t.oid AND contype = 'f'),
             (SELECT count(*) FROM pg_constraint
-             WHERE conrelid = t.oid AND contype NOT IN ('p', 'f', 'c'))
+             WHERE conrelid = t.oid AND contype NOT IN ('p', 'c'))
         FROM pg_class t WHERE t.oid = %s::regclass
         """,
         [FEATURES_TABLE],
     )
-    indexes, referenced_by, plain, pk, fks, fk_defs, others = cursor.fetchone()
-    expected_fk = f"FOREIGN KEY (contact_id) REFERENCES {CONTACTS_TABLE}(id)"
-    if (
-        indexes != 1
-        or referenced_by
-        or not plain
-        or pk is None
-        or others
-        or (fks and (len(fks) != 1 or not fk_defs[0].startswith(expected_fk)))
-    ):
+    indexes, referenced_by, plain, pk, others = cursor.fetchone()
+    if indexes != 1 or referenced_by or not plain or pk is None or others:
         return None
     cursor.execute(
         """
@@ -419,8 +405,6 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
     checks = tuple(cursor.fetchall())
     return _SchemaNames(
         primary_key=pk,
-        foreign_key=fks[0] if fks else None,
-        foreign_key_definition=fk_defs[0] if fks else None,
         column_types={name: kind for name, kind, *_ in attributes},
         not_null=tuple(
             name for name, _, not_null, _ in attributes if not_null and name != "contact_id"
@@ -435,9 +419,8 @@ def _rebuildable_schema(cursor) -> _SchemaNames | None:
 def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object]) -> int:
     """Full refresh on PostgreSQL: build a fresh table by CREATE TABLE AS (which PostgreSQL
     runs with parallel workers — an INSERT … SELECT never is), with the live table's column
-    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort (and, on a table
-    that still has a foreign key to contacts, check it in one join), then swap it for the live
-    table under the original constraint names (same transaction).
+    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort, then swap it for
+    the live table under the original constraint names (same transaction).
 
     Readers of the feature table are blocked only during the swap at the end (the old table's
     ACCESS EXCLUSIVE lock), never while the aggregate runs; they never see a partial table.
@@ -452,30 +435,18 @@ def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object])
         params,
     )
     written = cursor.rowcount
-    temporary_pk, temporary_fk = f"{REBUILD_TABLE}_pkey", f"{REBUILD_TABLE}_contact_fk"
+    temporary_pk = f"{REBUILD_TABLE}_pkey"
     # One ALTER: one pass checks the NOT NULLs and CHECKs, one sort builds the primary key.
     alterations = [f'ALTER COLUMN "{name}" SET NOT NULL' for name in names.not_null]
     alterations += [f'ALTER COLUMN "{n}" SET DEFAULT {d}' for n, d in names.defaults]
     alterations += [f'ADD CONSTRAINT "{n}" {d}' for n, d in names.checks]
     alterations.append(f"ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)")
     cursor.execute(f"ALTER TABLE {REBUILD_TABLE} {', '.join(alterations)}")
-    if names.foreign_key is not None:
-        cursor.execute(
-            f"ALTER TABLE {REBUILD_TABLE} ADD CONSTRAINT {temporary_fk} "
-            f"{names.foreign_key_definition}"
-        )
-    # Pending deferred checks of this transaction on the old table would forbid DROP: run them.
-    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    # No foreign key on or to the table (checked above), so no deferred check can be pending.
     cursor.execute(f"DROP TABLE {FEATURES_TABLE}")
-    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     cursor.execute(f"ALTER TABLE {REBUILD_TABLE} RENAME TO {FEATURES_TABLE}")
     cursor.execute(
         f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_pk} TO "{names.primary_key}"'
     )
-    if names.foreign_key is not None:
-        cursor.execute(
-            f"ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_fk} "
-            f'TO "{names.foreign_key}"'
-        )
     cursor.execute(f"ANALYZE {FEATURES_TABLE}")
     return written

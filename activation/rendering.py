@@ -45,15 +45,39 @@ def _compiled(source: str):
     return _engine().from_string(source)
 
 
+def source_error(source: str) -> str | None:
+    """Why the template source ``source`` cannot be rendered, or None when it can."""
+    try:
+        _compiled(source or "")
+    except TemplateSyntaxError as exc:
+        return str(exc)
+    return None
+
+
 def template_source_errors(version: TemplateVersion) -> dict[str, str]:
-    """Syntax errors per field (empty dict when every field compiles)."""
+    """Errors per field (empty dict when every field can be rendered)."""
     errors = {}
     for field in ALL_FIELDS:
-        try:
-            _compiled(getattr(version, field) or "")
-        except TemplateSyntaxError as exc:
-            errors[field] = str(exc)
+        error = source_error(getattr(version, field) or "")
+        if error:
+            errors[field] = error
     return errors
+
+
+#: The fields a message needs on each channel (push also has a title and a target URL).
+CHANNEL_BODY_FIELDS = {"email": ("html", "text"), "sms": ("sms_body",), "push": ("push_body",)}
+
+
+def template_lacks_content_for(template: Template, channel: str) -> list[str]:
+    """Locales of ``template`` with no body for ``channel`` (every listed field empty), or
+    ``["*"]`` when the template has no version at all; empty when every version has one."""
+    fields = CHANNEL_BODY_FIELDS.get(channel, ())
+    versions = list(template.versions.all())
+    if not versions:
+        return ["*"]
+    return [
+        v.locale for v in versions if not any((getattr(v, name) or "").strip() for name in fields)
+    ]
 
 
 def template_version_for(template: Template, locale: str, versions: dict | None = None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -50,10 +51,17 @@ from activation.models import (
 )
 from activation.selectors import (
     eligibility_queryset,
+    next_local_time,
+    run_channels,
     run_progress,
     run_state_and_reason_counts,
 )
-from activation.variants import VARIANT_CHUNK, assign_variants, has_variant_assigner
+from activation.variants import (
+    VARIANT_CHUNK,
+    assign_variants,
+    has_variant_assigner,
+    variant_content,
+)
 from contacts.models import Contact, Event, PushSubscription
 from contacts.signals import events_ingested
 
@@ -70,6 +78,7 @@ __all__ = [
     "eligibility_report",
     "message_send_test",
     "outbox_deliver_batch",
+    "outbox_defer_to_local_time",
     "outbox_deliver_pending",
     "outbox_delivery_start",
     "outbox_retry_failed",
@@ -219,6 +228,93 @@ def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: dateti
         cursor.execute(sql, [*head_params, *inner_params])
 
 
+def _outbox_state_for(reason: str, campaign: Campaign) -> str:
+    """The outbox state of an eligibility ``reason`` (Python twin of
+    ``outbox_state_expression``, for rows re-checked after the snapshot)."""
+    if reason == "":
+        return OutboxState.QUEUED
+    if reason == SkipReason.QUIET_HOURS and campaign.quiet_hours_policy == QuietHoursPolicy.DEFER:
+        return OutboxState.DEFERRED
+    return OutboxState.SKIPPED
+
+
+def _outbox_switch_channel(
+    *, run: CampaignRun, campaign: Campaign, variant: str, channel: str, now: datetime
+) -> None:
+    """Move the waiting rows of ``variant`` to ``channel`` and re-check each contact's
+    eligibility there (consent, address, caps, quiet hours): one eligibility statement per
+    chunk of contacts, one UPDATE per distinct (reason, due time)."""
+    rows = OutboxMessage.objects.filter(
+        run=run, step=0, variant=variant, state__in=CLAIMABLE_STATES
+    )
+    contact_ids = list(rows.order_by("contact_id").values_list("contact_id", flat=True))
+    for start in range(0, len(contact_ids), VARIANT_CHUNK):
+        ids = contact_ids[start : start + VARIANT_CHUNK]
+        checked = eligibility_queryset(
+            campaign=campaign,
+            now=now,
+            audience=Contact.objects.filter(pk__in=ids),
+            channel=channel,
+            exclude_run=run.pk,
+        ).values_list("pk", "exclusion_reason", "due_at")
+        groups: dict[tuple, list[int]] = {}
+        for contact_id, reason, due in checked:
+            groups.setdefault((reason, due), []).append(contact_id)
+        for (reason, due), members in groups.items():
+            OutboxMessage.objects.filter(run=run, step=0, contact_id__in=members).update(
+                channel=channel,
+                state=_outbox_state_for(reason, campaign),
+                skip_reason=reason,
+                next_attempt_at=due,
+            )
+
+
+def outbox_defer_to_local_time(
+    *, run: CampaignRun, local_time, now: datetime, variant: str | None = None
+) -> int:
+    """Every waiting message of ``run`` (of ``variant`` only, if given) becomes due at the
+    next ``local_time`` in its contact's zone (zones read once; one UPDATE per zone).
+    Returns rows updated."""
+    waiting = OutboxMessage.objects.filter(run=run, state__in=CLAIMABLE_STATES)
+    if variant is not None:
+        waiting = waiting.filter(variant=variant)
+    zones = set(waiting.values_list("contact__timezone", flat=True).distinct())
+    updated = 0
+    for name in sorted(zones):
+        try:
+            zone = ZoneInfo(name)
+        except (KeyError, ValueError):
+            zone = ZoneInfo(settings.TIME_ZONE)
+        due = next_local_time(now, local_time, zone)
+        updated += OutboxMessage.objects.filter(
+            pk__in=waiting.filter(contact__timezone=name).values("pk")
+        ).update(state=OutboxState.QUEUED, skip_reason="", next_attempt_at=due)
+    return updated
+
+
+def _variants_delivery_apply(*, run: CampaignRun, campaign: Campaign, now: datetime) -> None:
+    """A variant's channel and send-time overrides (``activation.variants``): its rows move
+    to that channel (eligibility re-checked there) and wait for that local time."""
+    keys = (
+        OutboxMessage.objects.filter(run=run, step=0, state__in=CLAIMABLE_STATES)
+        .exclude(variant="")
+        .order_by("variant")
+        .values_list("variant", flat=True)
+        .distinct()
+    )
+    for key in list(keys):
+        overrides = variant_content(run=run, variant=key)
+        channel = overrides.get("channel")
+        if channel and channel != campaign.channel:
+            _outbox_switch_channel(
+                run=run, campaign=campaign, variant=key, channel=channel, now=now
+            )
+        if overrides.get("send_time") is not None:
+            outbox_defer_to_local_time(
+                run=run, local_time=overrides["send_time"], now=now, variant=key
+            )
+
+
 def _variants_assign(*, run: CampaignRun) -> None:
     """Ask the registered assigner (experiments) for each eligible contact's variant, in
     chunks of contact ids (read by one query); holdouts become ``skipped``/``holdout``."""
@@ -263,6 +359,7 @@ def campaign_run_prepare(*, run: CampaignRun, now: datetime) -> CampaignRun:
         run = locked
         _outbox_insert_snapshot(run=run, campaign=campaign, now=now)
         _variants_assign(run=run)
+        _variants_delivery_apply(run=run, campaign=campaign, now=now)
         by_state, by_reason = run_state_and_reason_counts(run)
         run.audience_size = sum(by_state.values())
         run.counts = {"audience": run.audience_size, "by_state": by_state, "by_reason": by_reason}
@@ -309,7 +406,8 @@ def campaign_run_prepare_and_deliver(*, run_id: int, now: datetime) -> CampaignR
         run=CampaignRun.objects.select_related("campaign").get(pk=run_id), now=now
     )
     if run.status == RunStatus.SENDING:
-        outbox_delivery_start(channel=run.campaign.channel)
+        for channel in run_channels(run):
+            outbox_delivery_start(channel=channel)
     return run
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -66,7 +66,7 @@ from activation.models import (
     OutboxState,
     RunStatus,
 )
-from activation.selectors import eligibility_queryset
+from activation.selectors import eligibility_queryset, next_local_time
 from activation.services import outbox_state_expression
 from contacts.models import Contact, Event
 from segments.models import SegmentMembership
@@ -287,15 +287,6 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(settings.TIME_ZONE)
-
-
-def next_local_time(at: datetime, local_time, zone: ZoneInfo) -> datetime:
-    """The first instant at or after ``at`` when the clock in ``zone`` shows ``local_time``."""
-    local = at.astimezone(zone)
-    candidate = datetime.combine(local.date(), local_time, tzinfo=zone)
-    if candidate < local:
-        candidate = datetime.combine(local.date() + timedelta(days=1), local_time, tzinfo=zone)
-    return candidate.astimezone(UTC)
 
 
 def _arrive(

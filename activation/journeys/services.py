@@ -33,7 +33,6 @@ from activation.journeys.enrollment import (
     enrollments_for_ids,
     enrollments_from_events,
     large_work_mem,
-    next_local_time,
     workflow_advance,
     workflows_advance,
 )
@@ -59,10 +58,9 @@ from activation.models import (
     CampaignRun,
     CampaignStatus,
     OutboxMessage,
-    OutboxState,
     RunStatus,
 )
-from activation.selectors import campaign_audience
+from activation.selectors import campaign_audience, run_channels
 
 __all__ = [
     "approval_decide",
@@ -263,7 +261,11 @@ def run_prepare(*, run: CampaignRun, schedule: CampaignSchedule, now: datetime) 
     """Prepare ``run`` with activation (audience snapshot, eligibility, outbox), then, for a
     "contact's local time" schedule, hold each message until that time in the contact's zone
     (one UPDATE per distinct time zone, in the same transaction), then start delivery."""
-    from activation.services import campaign_run_prepare, outbox_delivery_start
+    from activation.services import (
+        campaign_run_prepare,
+        outbox_defer_to_local_time,
+        outbox_delivery_start,
+    )
 
     with transaction.atomic():
         large_work_mem()
@@ -271,26 +273,9 @@ def run_prepare(*, run: CampaignRun, schedule: CampaignSchedule, now: datetime) 
         if schedule.local_send_time is not None and run.status == RunStatus.SENDING:
             outbox_defer_to_local_time(run=run, local_time=schedule.local_send_time, now=now)
     if run.status == RunStatus.SENDING:
-        outbox_delivery_start(channel=run.campaign.channel)
+        for channel in run_channels(run):
+            outbox_delivery_start(channel=channel)
     return run
-
-
-def outbox_defer_to_local_time(*, run: CampaignRun, local_time, now: datetime) -> int:
-    """Every waiting message of ``run`` becomes due at the next ``local_time`` in its
-    contact's zone (zones read once; one UPDATE per zone). Returns rows updated."""
-    waiting = OutboxMessage.objects.filter(run=run, state__in=CLAIMABLE_STATES)
-    zones = set(waiting.values_list("contact__timezone", flat=True).distinct())
-    updated = 0
-    for name in sorted(zones):
-        try:
-            zone = ZoneInfo(name)
-        except (KeyError, ValueError):
-            zone = ZoneInfo(settings.TIME_ZONE)
-        due = next_local_time(now, local_time, zone)
-        updated += OutboxMessage.objects.filter(
-            pk__in=waiting.filter(contact__timezone=name).values("pk")
-        ).update(state=OutboxState.QUEUED, skip_reason="", next_attempt_at=due)
-    return updated
 
 
 # --- workflows -------------------------------------------------------------------------------

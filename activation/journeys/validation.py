@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from activation.journeys.models import BranchCondition, ScheduleKind, StepKind
 from activation.rendering import ALL_FIELDS
+from activation.selectors import in_quiet_window
 
 _MARK = "\x00UNKNOWN[%s]\x00"
 _MARK_RE = re.compile("\x00UNKNOWN\\[(.*?)\\]\x00")
@@ -317,7 +318,7 @@ def schedule_problems(schedule, *, now: datetime) -> dict[str, str]:
             problems["local_send_time"] = _("Local send time applies to scheduled sends only.")
         else:
             campaign = schedule.campaign
-            if _in_quiet_hours(
+            if in_quiet_window(
                 schedule.local_send_time, campaign.quiet_hours_start, campaign.quiet_hours_end
             ):
                 problems["local_send_time"] = _(
@@ -330,12 +331,6 @@ def schedule_problems(schedule, *, now: datetime) -> dict[str, str]:
     if schedule.reentry == "every_n_days" and not schedule.reentry_days:
         problems["reentry_days"] = _("Give the number of days before a contact may re-enter.")
     return problems
-
-
-def _in_quiet_hours(local, start, end) -> bool:
-    if start < end:
-        return start <= local < end
-    return local >= start or local < end
 
 
 def default_zone() -> ZoneInfo:

@@ -3,12 +3,9 @@ runs (progress bar and counts, retry failed, cancel), outbox and delivery log wi
 
 from __future__ import annotations
 
-from functools import partial
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -163,8 +160,27 @@ class TemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/activation/template/preview.html", context)
 
 
+class CampaignForm(forms.ModelForm):
+    """The campaign's template must be of its channel and have content for it (every
+    locale)."""
+
+    class Meta:
+        model = Campaign
+        fields = ("name", "purpose", "channel", "template")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("channel") and data.get("template"):
+            probe = Campaign(channel=data["channel"], template=data["template"])
+            problems = services.campaign_problems(campaign=probe)
+            if problems:
+                raise ValidationError(problems)
+        return data
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ("name", "channel", "purpose", "template", "status", "created_at")
     list_filter = ("channel", "status", "purpose")
     search_fields = ("name",)
@@ -189,15 +205,20 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Launch now"), permissions=["change"])
     def launch(self, request, queryset):
-        from activation.tasks import prepare_run
+        from activation.journeys.services import campaign_launch
 
         for campaign in queryset:
-            run = services.campaign_run_create(campaign=campaign, now=timezone.now())
-            transaction.on_commit(partial(prepare_run.delay, run.pk))
+            try:
+                campaign_launch(
+                    campaign=campaign, user=request.user, now=timezone.now(), background=True
+                )
+            except ValidationError as exc:
+                messages.error(request, f"{campaign.name}: " + "; ".join(exc.messages))
+                continue
             messages.success(
                 request,
-                _("%(name)s: run #%(run)s is being prepared; follow it in Campaign runs.")
-                % {"name": campaign.name, "run": run.pk},
+                _("“%(name)s” is being launched; follow it in Campaign runs.")
+                % {"name": campaign.name},
             )
 
 

@@ -42,6 +42,7 @@ from activation.models import (
     Campaign,
     CampaignRun,
     DeliveryAttempt,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     QuietHoursPolicy,
@@ -49,6 +50,7 @@ from activation.models import (
     SkipReason,
     Template,
 )
+from activation.rendering import template_lacks_content_for
 from activation.selectors import (
     eligibility_queryset,
     next_local_time,
@@ -68,6 +70,7 @@ from contacts.signals import events_ingested
 __all__ = [
     "DeliveryStats",
     "EligibilityReport",
+    "campaign_problems",
     "campaign_run_cancel",
     "campaign_run_create",
     "campaign_run_launch",
@@ -115,6 +118,45 @@ class EligibilityReport:
             "by_reason": self.by_reason,
             "samples": self.samples,
         }
+
+
+def campaign_problems(*, campaign: Campaign) -> dict[str, str]:
+    """Per-field reasons (translated) why ``campaign`` cannot send what it says: its template
+    is for another channel, or some locale of it has no content for the campaign's channel.
+    Checked when the campaign is saved and again at launch."""
+    from django.utils.translation import gettext as _
+
+    template = campaign.template if campaign.template_id is not None else None
+    if template is None or not campaign.channel:
+        return {}
+    channel = MessageChannel(campaign.channel).label
+    if template.channel != campaign.channel:
+        return {
+            "template": _(
+                "The template “%(template)s” is for %(template_channel)s; this campaign "
+                "sends %(channel)s. Choose a template of that channel."
+            )
+            % {
+                "template": template,
+                "template_channel": MessageChannel(template.channel).label,
+                "channel": channel,
+            }
+        }
+    missing = template_lacks_content_for(template, campaign.channel)
+    if missing == ["*"]:
+        return {
+            "template": _("The template “%(template)s” has no version yet: write its content.")
+            % {"template": template}
+        }
+    if missing:
+        return {
+            "template": _(
+                "The template “%(template)s” has no %(channel)s content in: %(locales)s. "
+                "Write it in the template, or choose another template."
+            )
+            % {"template": template, "channel": channel, "locales": ", ".join(missing)}
+        }
+    return {}
 
 
 def eligibility_report(*, campaign: Campaign, now: datetime) -> EligibilityReport:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from activation import services
+from activation.journeys.services import campaign_launch
 from activation.models import Campaign, SkipReason
+from activation.selectors import run_channels
 
 
 class Command(BaseCommand):
@@ -27,7 +30,21 @@ class Command(BaseCommand):
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
             raise CommandError(f"campaign {campaign_id} does not exist")
-        run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=dry_run)
+        if dry_run:
+            run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=True)
+        else:
+            # The same launch as the admin's (state, template, approval checked); refused →
+            # the reason, nothing written.
+            try:
+                occurrence = campaign_launch(campaign=campaign, now=timezone.now())
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages)) from exc
+            run = occurrence.run
+            if run is None:
+                self.stdout.write(
+                    f"{campaign.name!r}: {occurrence.enrolled} contacts enrolled in its workflow"
+                )
+                return
         labels = dict(SkipReason.choices)
         self.stdout.write(f"Run #{run.pk} of {campaign.name!r}: audience {run.audience_size}")
         if dry_run:
@@ -38,14 +55,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"    e.g. {sample['external_id']}")
         if dry_run:
             return
+        channels = run_channels(run) or [campaign.channel]
         if deliver:
-            stats, _next = services.outbox_deliver_pending(
-                channel=campaign.channel, budget_seconds=3600
-            )
-            self.stdout.write(
-                f"  sent {stats.sent}, retrying {stats.retried}, failed {stats.failed}, "
-                f"skipped at send time {stats.skipped}"
-            )
+            for channel in channels:
+                stats, _next = services.outbox_deliver_pending(channel=channel, budget_seconds=3600)
+                self.stdout.write(
+                    f"  {channel}: sent {stats.sent}, retrying {stats.retried}, "
+                    f"failed {stats.failed}, skipped at send time {stats.skipped}"
+                )
         else:
-            services.outbox_delivery_start(channel=campaign.channel)
+            for channel in channels:
+                services.outbox_delivery_start(channel=channel)
             self.stdout.write("  delivery tasks enqueued on the 'send' queue")

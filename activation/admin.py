@@ -202,6 +202,20 @@ class CampaignAdmin(admin.ModelAdmin):
                     % {"eligible": run.counts["eligible"], "audience": run.audience_size},
                 ),
             )
+            for where, names in run.report.get("unknown_variables", {}).items():
+                messages.warning(
+                    request,
+                    _(
+                        "%(name)s: the template “%(template)s” (%(where)s) uses unknown "
+                        "variables, which would render blank: %(names)s."
+                    )
+                    % {
+                        "name": campaign.name,
+                        "template": campaign.template,
+                        "where": where,
+                        "names": ", ".join(names),
+                    },
+                )
 
     @admin.action(description=_("Launch now"), permissions=["change"])
     def launch(self, request, queryset):

@@ -50,7 +50,7 @@ from activation.models import (
     SkipReason,
     Template,
 )
-from activation.rendering import template_lacks_content_for
+from activation.rendering import template_lacks_content_for, template_unknown_variables
 from activation.selectors import (
     eligibility_queryset,
     next_local_time,
@@ -418,12 +418,14 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
     """Snapshot the audience of ``campaign`` as of ``now`` and decide each contact's fate.
 
     Dry run: writes only a ``CampaignRun`` (status ``dry_run``) whose ``counts``/``report`` hold
-    the eligibility report (counts and samples per reason); no outbox row. Otherwise creates
+    the eligibility report (counts and samples per reason, and the template's unknown
+    variables per ``locale.field``); no outbox row. Otherwise creates
     the run and prepares it (see ``campaign_run_prepare``). Nothing is sent here: call
     ``outbox_delivery_start`` (or let the sweep do it) afterwards.
     """
     if dry_run:
         report = eligibility_report(campaign=campaign, now=now)
+        unknown = template_unknown_variables(campaign.template, campaign=campaign)
         return CampaignRun.objects.create(
             campaign=campaign,
             status=RunStatus.DRY_RUN,
@@ -435,7 +437,7 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
                 "eligible": report.eligible,
                 "by_reason": report.by_reason,
             },
-            report=report.as_dict(),
+            report={**report.as_dict(), "unknown_variables": unknown},
         )
     with transaction.atomic():
         run = campaign_run_create(campaign=campaign, now=now)

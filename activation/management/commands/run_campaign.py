@@ -49,6 +49,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Run #{run.pk} of {campaign.name!r}: audience {run.audience_size}")
         if dry_run:
             self.stdout.write(f"  would receive: {run.counts['eligible']}")
+            for where, names in run.report.get("unknown_variables", {}).items():
+                self.stdout.write(
+                    f"  unknown variables in the template ({where}), rendered blank: "
+                    + ", ".join(names)
+                )
         for reason, count in run.counts.get("by_reason", {}).items():
             self.stdout.write(f"  {labels.get(reason, reason)}: {count}")
             for sample in run.report.get("samples", {}).get(reason, []):

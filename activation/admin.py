@@ -29,9 +29,7 @@ from activation.models import (
 )
 from activation.rendering import (
     ALL_FIELDS,
-    message_render,
     template_source_errors,
-    template_version_for,
 )
 from activation.selectors import run_progress, run_reason_counts
 from activation.sms import sms_segments, with_stop_mention
@@ -130,12 +128,13 @@ class TemplateAdmin(admin.ModelAdmin):
             if contact is None:
                 form.add_error("contact", _("No contact with this ID."))
             else:
-                locale = form.cleaned_data["locale"] or contact.locale
-                version = template_version_for(template, locale)
-                if version is None:
+                found = services.message_render_test(
+                    template=template, contact=contact, locale=form.cleaned_data["locale"]
+                )
+                if found is None:
                     messages.error(request, _("This template has no version yet."))
                 else:
-                    rendered = message_render(version=version, contact=contact, campaign=None)
+                    version, rendered = found
                     context.update(rendered=rendered, version=version, contact=contact)
                     if rendered.sms_body:
                         body = with_stop_mention(rendered.sms_body, marketing=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -79,6 +80,7 @@ __all__ = [
     "campaign_runs_finish",
     "conversions_attribute",
     "eligibility_report",
+    "message_render_test",
     "message_send_test",
     "outbox_deliver_batch",
     "outbox_defer_to_local_time",
@@ -508,23 +510,60 @@ def campaign_run_cancel(*, run: CampaignRun, now: datetime) -> int:
     return count
 
 
-def message_send_test(
-    *, template: Template, contact: Contact, to: str = "", locale: str = ""
-) -> SendResult:
-    """Render ``template`` for ``contact`` (in ``locale`` or the contact's) and send it now to
-    ``to`` (an email address or E.164 phone; push goes to the contact's active subscriptions),
-    subject prefixed ``[TEST]``. No outbox row, no tracking; returns the channel's result."""
-    from activation.channels import OutgoingMessage
-    from activation.models import MessageChannel
+def _test_send_purpose(template: Template):
+    """The purpose a test message's unsubscribe link withdraws: that of the latest campaign
+    sending ``template``, else the first marketing purpose (None when there is none)."""
+    from consent.models import LegalBasis, Purpose
+
+    campaign = template.campaigns.select_related("purpose").order_by("-created_at").first()
+    if campaign is not None:
+        return campaign.purpose
+    return Purpose.objects.exclude(legal_basis=LegalBasis.CONTRACT).order_by("pk").first()
+
+
+def message_render_test(*, template: Template, contact: Contact, locale: str = ""):
+    """``(version, RenderedMessage)`` of ``template`` for ``contact`` (in ``locale`` or the
+    contact's) as a test shows and sends it — with working ``unsubscribe_url`` (withdraws the
+    purpose of :func:`_test_send_purpose` on the template's channel, for that contact) and
+    ``preferences_url``; None when the template has no version."""
     from activation.rendering import message_render, template_version_for
-    from activation.sms import with_stop_mention
+    from consent.tokens import preference_centre_url, unsubscribe_url
     from segments.models import ContactFeatures
 
     version = template_version_for(template, locale or contact.locale)
     if version is None:
+        return None
+    purpose = _test_send_purpose(template)
+    preferences = partial(preference_centre_url, contact=contact)
+    rendered = message_render(
+        version=version,
+        contact=contact,
+        features=ContactFeatures.objects.filter(contact=contact).first(),
+        campaign=None,
+        unsubscribe_url=partial(
+            unsubscribe_url, contact=contact, purpose=purpose, channel=template.channel
+        )
+        if purpose is not None
+        else preferences,
+        preferences_url=preferences,
+    )
+    return version, rendered
+
+
+def message_send_test(
+    *, template: Template, contact: Contact, to: str = "", locale: str = ""
+) -> SendResult:
+    """Render ``template`` for ``contact`` (in ``locale`` or the contact's; see
+    :func:`message_render_test`) and send it now to ``to`` (an email address or E.164 phone;
+    push goes to the contact's active subscriptions), subject prefixed ``[TEST]``. No outbox
+    row, no tracking; returns the channel's result."""
+    from activation.channels import OutgoingMessage
+    from activation.sms import with_stop_mention
+
+    found = message_render_test(template=template, contact=contact, locale=locale)
+    if found is None:
         return SendResult.permanent(0, "template has no version")
-    features = ContactFeatures.objects.filter(contact=contact).first()
-    rendered = message_render(version=version, contact=contact, features=features, campaign=None)
+    _version, rendered = found
     out = OutgoingMessage(outbox_id=0, channel=template.channel)
     if template.channel == MessageChannel.EMAIL:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].rstrip(">") or "cible.localhost"

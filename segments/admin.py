@@ -15,6 +15,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -149,11 +150,20 @@ class SegmentAdmin(admin.ModelAdmin):
     list_filter = ("family", "is_active", "kind")
     search_fields = ("name", "description")
     ordering = ("family__name", "priority", "id")
-    readonly_fields = ("rule_text", "size", "last_computed_at", "last_compute_ms")
+    readonly_fields = (
+        "rule_text",
+        "computation_state",
+        "size",
+        "last_computed_at",
+        "last_compute_ms",
+    )
     fieldsets = (
         (None, {"fields": ("name", "description", "family", "priority", "is_active")}),
         (_("Rule"), {"fields": ("rule_text", "rule")}),
-        (_("Computation"), {"fields": ("size", "last_computed_at", "last_compute_ms")}),
+        (
+            _("Computation"),
+            {"fields": ("computation_state", "size", "last_computed_at", "last_compute_ms")},
+        ),
     )
     actions = ["recompute_now"]
 
@@ -161,8 +171,31 @@ class SegmentAdmin(admin.ModelAdmin):
     def rule_text(self, obj: Segment) -> str:
         return rule_describe(obj.rule) if obj and obj.rule else "—"
 
+    @admin.display(description=_("state"))
+    def computation_state(self, obj: Segment) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        if obj.compute_failed_at is not None:
+            return format_html(
+                '<strong style="color:#b91c1c">{}</strong><br><code>{}</code>',
+                gettext("This segment could not be computed (%(at)s):")
+                % {"at": obj.compute_failed_at.strftime("%Y-%m-%d %H:%M UTC")},
+                obj.compute_error,
+            )
+        if obj.is_active and obj.compute_requested_at is not None:
+            return gettext("Computing…")
+        if obj.last_computed_at is None:
+            return gettext("Not computed yet.")
+        return gettext("Up to date.")
+
     @admin.display(description=_("warning"))
     def size_warning(self, obj: Segment) -> str:
+        if obj.compute_failed_at is not None:
+            return format_html(
+                '<span style="color:#b91c1c" title="{}">{}</span>',
+                obj.compute_error,
+                gettext("computation failed"),
+            )
         if obj.last_computed_at is None:
             return ""
         total = self._total_contacts()
@@ -182,15 +215,23 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Recompute the selected segments now"))
     def recompute_now(self, request, queryset):
-        rows = segments_compute(
-            segment_ids=list(queryset.values_list("pk", flat=True)),
-            trigger=SegmentComputation.Trigger.MANUAL,
-        )
+        started = timezone.now()
+        ids = list(queryset.values_list("pk", flat=True))
+        rows = segments_compute(segment_ids=ids, trigger=SegmentComputation.Trigger.MANUAL)
         self.message_user(
             request,
             gettext("%(n)s segment(s) recomputed.") % {"n": len(rows)},
             messages.SUCCESS,
         )
+        for name, error in Segment.objects.filter(
+            pk__in=ids, compute_failed_at__gte=started
+        ).values_list("name", "compute_error"):
+            self.message_user(
+                request,
+                gettext("“%(name)s” could not be computed: %(error)s")
+                % {"name": name, "error": error},
+                messages.ERROR,
+            )
 
     def save_model(self, request, obj, form, change):
         fields = ("name", "description", "family", "priority", "is_active", "rule")

@@ -110,7 +110,10 @@ RULE_EXAMPLES = [
 
 @extend_schema_field(RULE_SCHEMA)
 class RuleField(serializers.JSONField):
-    pass
+    def to_internal_value(self, data):
+        # The rule validation names what is wrong (a number out of range, a list too long…)
+        # where the JSON round trip would only say "Value must be valid JSON.".
+        return data
 
 
 class SegmentInputSerializer(serializers.Serializer):

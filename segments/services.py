@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from segments.rules.shared_events import SharedEventScan
 from segments.signals import contact_entered_segment, contact_exited_segment
 
 INCREMENTAL = "incremental"
+logger = logging.getLogger(__name__)
 
 # --- features --------------------------------------------------------------------------------
 
@@ -193,10 +195,15 @@ def segment_update(*, segment: Segment, **changes: object) -> Segment:
 
 
 def segment_compute_request(*, segment_ids: Sequence[int] | None = None) -> None:
-    """Ask a worker to recompute ``segment_ids`` (all when None) once the transaction commits."""
+    """Ask a worker to recompute ``segment_ids`` (all when None) once the transaction commits;
+    the active ones show as "computing" until a computation started after this request ends."""
     from segments.tasks import compute_segments
 
     ids = list(segment_ids) if segment_ids is not None else None
+    waiting = Segment.objects.filter(is_active=True)
+    if ids is not None:
+        waiting = waiting.filter(pk__in=ids)
+    waiting.update(compute_requested_at=timezone.now())
     transaction.on_commit(lambda: compute_segments.delay(segment_ids=ids))
 
 
@@ -235,8 +242,9 @@ def segments_compute(
     inserts who entered and closes who exited (history kept), entered/exited signals go out
     after commit. On PostgreSQL the segments of one dependency level are computed together in
     one transaction (one evaluation pass over the contacts, one diff for all of them; their
-    history rows share that duration); on SQLite one segment at a time. Returns the history
-    rows."""
+    history rows share that duration); on SQLite one segment at a time. A segment that cannot
+    be computed is marked failed with its reason (``compute_error``, shown in the admin) and the
+    others are still computed. Returns the history rows of the segments computed."""
     specs = _specs()
     wanted = set(segment_ids) if segment_ids is not None else None
     order = [s for s in compute_order(specs) if wanted is None or s.id in wanted]
@@ -249,54 +257,94 @@ def segments_compute(
         ]
     else:
         batches = [[s] for s in order]
-    results = []
+    results: list[SegmentComputation] = []
     for batch in batches:
-        at = now or timezone.now()
-        started = time.perf_counter()
-        with transaction.atomic():
-            _large_work_mem()
-            _lock_many(sorted(s.id for s in batch))
-            fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
-            current = [fresh.get(s.id, s) for s in specs]
-            # PostgreSQL: the event conditions of the level share one scan of the events.
-            scan = SharedEventScan() if pg else None
-            rules = [
-                (
-                    spec.id,
-                    rule_compile(
-                        effective_rule(fresh[spec.id], current), now=at, shared_events=scan
-                    ),
-                )
-                for spec in batch
-                if spec.id in fresh and fresh[spec.id].is_active
-            ]
-            if not rules:
+        try:
+            results += _compute_batch(batch, specs, now=now, trigger=trigger, pg=pg)
+        except Exception as exc:  # noqa: BLE001 - one segment's failure must not stop the others
+            if len(batch) == 1:
+                _compute_failed(batch[0].id, exc)
                 continue
-            if pg:
-                diffs, _evaluated = membership_diff_level(rules=rules, now=at, shared_events=scan)
-            else:
-                diffs = [
-                    membership_diff_full(segment_id=sid, rule_q=rule_q, now=at)
-                    for sid, rule_q in rules
-                ]
-            ms = int((time.perf_counter() - started) * 1000)
-            for diff in diffs:
-                Segment.objects.filter(pk=diff.segment_id).update(
-                    size=diff.size, last_computed_at=at, last_compute_ms=ms
-                )
-                results.append(
-                    SegmentComputation.objects.create(
-                        segment_id=diff.segment_id,
-                        started_at=at,
-                        duration_ms=ms,
-                        size=diff.size,
-                        entered=len(diff.entered),
-                        exited=len(diff.exited),
-                        trigger=trigger,
-                    )
-                )
-                _announce(diff, at)
+            # A level failed together: compute its segments one by one to isolate the culprit.
+            for spec in batch:
+                try:
+                    results += _compute_batch([spec], specs, now=now, trigger=trigger, pg=pg)
+                except Exception as one_exc:  # noqa: BLE001
+                    _compute_failed(spec.id, one_exc)
     return results
+
+
+def _compute_batch(
+    batch: Sequence[SegmentSpec],
+    specs: list[SegmentSpec],
+    *,
+    now: datetime | None,
+    trigger: str,
+    pg: bool,
+) -> list[SegmentComputation]:
+    """Compute ``batch`` (one dependency level on PostgreSQL) in one transaction."""
+    results = []
+    at = now or timezone.now()
+    requested_before = timezone.now()
+    started = time.perf_counter()
+    with transaction.atomic():
+        _large_work_mem()
+        _lock_many(sorted(s.id for s in batch))
+        fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
+        current = [fresh.get(s.id, s) for s in specs]
+        # PostgreSQL: the event conditions of the level share one scan of the events.
+        scan = SharedEventScan() if pg else None
+        rules = [
+            (
+                spec.id,
+                rule_compile(effective_rule(fresh[spec.id], current), now=at, shared_events=scan),
+            )
+            for spec in batch
+            if spec.id in fresh and fresh[spec.id].is_active
+        ]
+        if not rules:
+            return []
+        if pg:
+            diffs, _evaluated = membership_diff_level(rules=rules, now=at, shared_events=scan)
+        else:
+            diffs = [
+                membership_diff_full(segment_id=sid, rule_q=rule_q, now=at) for sid, rule_q in rules
+            ]
+        ms = int((time.perf_counter() - started) * 1000)
+        for diff in diffs:
+            Segment.objects.filter(pk=diff.segment_id).update(
+                size=diff.size,
+                last_computed_at=at,
+                last_compute_ms=ms,
+                compute_failed_at=None,
+                compute_error="",
+            )
+            Segment.objects.filter(
+                pk=diff.segment_id, compute_requested_at__lte=requested_before
+            ).update(compute_requested_at=None)
+            results.append(
+                SegmentComputation.objects.create(
+                    segment_id=diff.segment_id,
+                    started_at=at,
+                    duration_ms=ms,
+                    size=diff.size,
+                    entered=len(diff.entered),
+                    exited=len(diff.exited),
+                    trigger=trigger,
+                )
+            )
+            _announce(diff, at)
+    return results
+
+
+def _compute_failed(segment_id: int, exc: Exception) -> None:
+    """Record why ``segment_id`` could not be computed (shown in the admin); its memberships
+    stay as the last successful computation left them."""
+    logger.exception("segment %s could not be computed", segment_id, exc_info=exc)
+    reason = f"{type(exc).__name__}: {exc}"[:1000]
+    Segment.objects.filter(pk=segment_id).update(
+        compute_failed_at=timezone.now(), compute_error=reason, compute_requested_at=None
+    )
 
 
 def contacts_reevaluate(

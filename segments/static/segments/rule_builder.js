@@ -16,11 +16,14 @@
     options.forEach(([v, label]) => { const o = el("option", { value: v, text: label }); if (String(v) === String(value)) o.selected = true; s.appendChild(o); });
     return s;
   }
+  // A number beyond a double (1e400) would become null in JSON: keep the text typed so the
+  // server can say it is out of range.
+  function parseNumber(text) { const n = Number(text); return Number.isFinite(n) && text.trim() !== "" ? n : text; }
   function parseValue(text, kind, op) {
     if (["in", "not_in"].includes(op)) return text.split(",").map((t) => parseValue(t.trim(), kind, "eq"));
-    if (op === "between") return text.split(",").map((t) => Number(t.trim()));
+    if (op === "between") return text.split(",").map((t) => parseNumber(t.trim()));
     if (["within_last_days", "more_than_days_ago"].includes(op)) return parseInt(text, 10);
-    if (kind === "number") return Number(text);
+    if (kind === "number") return parseNumber(text);
     if (kind === "json") { try { return JSON.parse(text); } catch (e) { return text; } }
     return text;
   }

@@ -182,6 +182,21 @@ CIBLE_WEBHOOK_TOLERANCE_SECONDS = env.int("CIBLE_WEBHOOK_TOLERANCE_SECONDS", def
 # Tracking endpoint /t/e: browser origins allowed (CORS) and requests per minute per client IP.
 CIBLE_TRACKING_ALLOWED_ORIGINS = env.list("CIBLE_TRACKING_ALLOWED_ORIGINS", default=[])
 CIBLE_TRACKING_RATE_PER_MINUTE = env.int("CIBLE_TRACKING_RATE_PER_MINUTE", default=600)
+# Event types a browser may send to /t/e (after the alias table); "web_*" = any type with that
+# prefix. Provider feedback (bounces, complaints, deliveries, unsubscribes…) is never accepted there.
+CIBLE_TRACKING_EVENT_TYPES = env.list(
+    "CIBLE_TRACKING_EVENT_TYPES",
+    default=[
+        "page_view",
+        "product_view",
+        "cart_updated",
+        "checkout_started",
+        "search",
+        "form_submit",
+        "signup",
+        "web_*",
+    ],
+)
 CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
     "task": "contacts.tasks.duplicate_report",
     "schedule": 24 * 3600.0,

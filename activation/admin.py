@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from activation import services
 from activation.models import (
+    FINISHED_RUN_STATES,
     Attribution,
     Campaign,
     CampaignRun,
@@ -304,7 +305,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         total = sum(
             services.campaign_run_cancel(run=run, now=timezone.now())
-            for run in queryset.exclude(status__in=[RunStatus.DONE, RunStatus.DRY_RUN])
+            for run in queryset.exclude(status__in=[*FINISHED_RUN_STATES, RunStatus.DRY_RUN])
         )
         messages.success(
             request,

@@ -278,10 +278,28 @@ VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@cible.localhost")
 PUSH_SINK_URL = env.str("PUSH_SINK_URL", default="file://" + str(VAR_DIR / "push"))
 PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
-# Delivery: rows claimed per batch, lease of a claim, retries (exponential backoff + jitter).
+# Delivery: rows claimed per batch, lease of a claim (renewed every third of it while the worker
+# holds the batch, so a dead worker's rows come back within one lease), retries (exponential
+# backoff + jitter) for ACTIVATION_RETRY_WINDOW_HOURS after the first attempt (and at most
+# ACTIVATION_MAX_ATTEMPTS attempts when that is above 0).
 ACTIVATION_BATCH_SIZE = env.int("ACTIVATION_BATCH_SIZE", default=500)
-ACTIVATION_LEASE_SECONDS = env.int("ACTIVATION_LEASE_SECONDS", default=300)
-ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=5)
+ACTIVATION_LEASE_SECONDS = env.float("ACTIVATION_LEASE_SECONDS", default=30.0)
+ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=0)
+ACTIVATION_RETRY_WINDOW_HOURS = env.float("ACTIVATION_RETRY_WINDOW_HOURS", default=24.0)
+# Consent/suppression re-checked right before hand-off for the next N messages, and again when
+# that check is older than ACTIVATION_CONSENT_RECHECK_MS milliseconds.
+ACTIVATION_CONSENT_RECHECK_SLICE = env.int("ACTIVATION_CONSENT_RECHECK_SLICE", default=25)
+ACTIVATION_CONSENT_RECHECK_MS = env.float("ACTIVATION_CONSENT_RECHECK_MS", default=200.0)
+# A lost database connection is retried (reconnect + backoff) this long before a task gives up.
+ACTIVATION_DB_RETRY_SECONDS = env.float("ACTIVATION_DB_RETRY_SECONDS", default=120.0)
+# Circuit breaker per channel (see activation/breaker.py): N retryable failures in a row within
+# the window open it for the cooldown, doubled at each reopening up to the maximum.
+ACTIVATION_BREAKER_FAILURES = env.int("ACTIVATION_BREAKER_FAILURES", default=10)
+ACTIVATION_BREAKER_WINDOW_SECONDS = env.int("ACTIVATION_BREAKER_WINDOW_SECONDS", default=120)
+ACTIVATION_BREAKER_COOLDOWN_SECONDS = env.float("ACTIVATION_BREAKER_COOLDOWN_SECONDS", default=15.0)
+ACTIVATION_BREAKER_MAX_COOLDOWN_SECONDS = env.float(
+    "ACTIVATION_BREAKER_MAX_COOLDOWN_SECONDS", default=300.0
+)
 ACTIVATION_RETRY_BASE_SECONDS = env.float("ACTIVATION_RETRY_BASE_SECONDS", default=30.0)
 ACTIVATION_RETRY_MAX_SECONDS = env.float("ACTIVATION_RETRY_MAX_SECONDS", default=3600.0)
 ACTIVATION_DELIVERY_TASKS = env.int("ACTIVATION_DELIVERY_TASKS", default=4)
@@ -297,6 +315,12 @@ ACTIVATION_RATE_LIMIT_REDIS_URL = env.str(
     "ACTIVATION_RATE_LIMIT_REDIS_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
 )
+# Redis unreachable: each process limits itself to this share of the rate (0 = 1 / number of
+# delivery tasks) and tries Redis again after this many seconds.
+ACTIVATION_RATE_LIMIT_FALLBACK_SHARE = env.float(
+    "ACTIVATION_RATE_LIMIT_FALLBACK_SHARE", default=0.0
+)
+ACTIVATION_RATE_LIMIT_RETRY_SECONDS = env.float("ACTIVATION_RATE_LIMIT_RETRY_SECONDS", default=5.0)
 # Frequency caps: at most N messages per window (days), per channel and over all channels.
 ACTIVATION_FREQUENCY_CAPS = {
     "email": env.int("FREQUENCY_CAP_EMAIL", default=3),

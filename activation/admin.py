@@ -3,12 +3,9 @@ runs (progress bar and counts, retry failed, cancel), outbox and delivery log wi
 
 from __future__ import annotations
 
-from functools import partial
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,9 +30,7 @@ from activation.models import (
 )
 from activation.rendering import (
     ALL_FIELDS,
-    message_render,
     template_source_errors,
-    template_version_for,
 )
 from activation.selectors import run_progress, run_reason_counts
 from activation.sms import sms_segments, with_stop_mention
@@ -134,12 +129,13 @@ class TemplateAdmin(admin.ModelAdmin):
             if contact is None:
                 form.add_error("contact", _("No contact with this ID."))
             else:
-                locale = form.cleaned_data["locale"] or contact.locale
-                version = template_version_for(template, locale)
-                if version is None:
+                found = services.message_render_test(
+                    template=template, contact=contact, locale=form.cleaned_data["locale"]
+                )
+                if found is None:
                     messages.error(request, _("This template has no version yet."))
                 else:
-                    rendered = message_render(version=version, contact=contact, campaign=None)
+                    version, rendered = found
                     context.update(rendered=rendered, version=version, contact=contact)
                     if rendered.sms_body:
                         body = with_stop_mention(rendered.sms_body, marketing=True)
@@ -164,8 +160,27 @@ class TemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/activation/template/preview.html", context)
 
 
+class CampaignForm(forms.ModelForm):
+    """The campaign's template must be of its channel and have content for it (every
+    locale)."""
+
+    class Meta:
+        model = Campaign
+        fields = ("name", "purpose", "channel", "template")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("channel") and data.get("template"):
+            probe = Campaign(channel=data["channel"], template=data["template"])
+            problems = services.campaign_problems(campaign=probe)
+            if problems:
+                raise ValidationError(problems)
+        return data
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ("name", "channel", "purpose", "template", "status", "created_at")
     list_filter = ("channel", "status", "purpose")
     search_fields = ("name",)
@@ -187,18 +202,37 @@ class CampaignAdmin(admin.ModelAdmin):
                     % {"eligible": run.counts["eligible"], "audience": run.audience_size},
                 ),
             )
+            for where, names in run.report.get("unknown_variables", {}).items():
+                messages.warning(
+                    request,
+                    _(
+                        "%(name)s: the template “%(template)s” (%(where)s) uses unknown "
+                        "variables, which would render blank: %(names)s."
+                    )
+                    % {
+                        "name": campaign.name,
+                        "template": campaign.template,
+                        "where": where,
+                        "names": ", ".join(names),
+                    },
+                )
 
     @admin.action(description=_("Launch now"), permissions=["change"])
     def launch(self, request, queryset):
-        from activation.tasks import prepare_run
+        from activation.journeys.services import campaign_launch
 
         for campaign in queryset:
-            run = services.campaign_run_create(campaign=campaign, now=timezone.now())
-            transaction.on_commit(partial(prepare_run.delay, run.pk))
+            try:
+                campaign_launch(
+                    campaign=campaign, user=request.user, now=timezone.now(), background=True
+                )
+            except ValidationError as exc:
+                messages.error(request, f"{campaign.name}: " + "; ".join(exc.messages))
+                continue
             messages.success(
                 request,
-                _("%(name)s: run #%(run)s is being prepared; follow it in Campaign runs.")
-                % {"name": campaign.name, "run": run.pk},
+                _("“%(name)s” is being launched; follow it in Campaign runs.")
+                % {"name": campaign.name},
             )
 
 

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -45,6 +46,7 @@ from activation.models import (
     Campaign,
     CampaignRun,
     DeliveryAttempt,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     QuietHoursPolicy,
@@ -52,6 +54,7 @@ from activation.models import (
     SkipReason,
     Template,
 )
+from activation.rendering import template_lacks_content_for, template_unknown_variables
 from activation.selectors import (
     eligibility_queryset,
     next_local_time,
@@ -71,6 +74,7 @@ from contacts.signals import events_ingested
 __all__ = [
     "DeliveryStats",
     "EligibilityReport",
+    "campaign_problems",
     "campaign_run_cancel",
     "campaign_run_create",
     "campaign_run_launch",
@@ -79,6 +83,7 @@ __all__ = [
     "campaign_runs_finish",
     "conversions_attribute",
     "eligibility_report",
+    "message_render_test",
     "message_send_test",
     "outbox_deliver_batch",
     "outbox_defer_to_local_time",
@@ -121,6 +126,45 @@ class EligibilityReport:
             "by_reason": self.by_reason,
             "samples": self.samples,
         }
+
+
+def campaign_problems(*, campaign: Campaign) -> dict[str, str]:
+    """Per-field reasons (translated) why ``campaign`` cannot send what it says: its template
+    is for another channel, or some locale of it has no content for the campaign's channel.
+    Checked when the campaign is saved and again at launch."""
+    from django.utils.translation import gettext as _
+
+    template = campaign.template if campaign.template_id is not None else None
+    if template is None or not campaign.channel:
+        return {}
+    channel = MessageChannel(campaign.channel).label
+    if template.channel != campaign.channel:
+        return {
+            "template": _(
+                "The template “%(template)s” is for %(template_channel)s; this campaign "
+                "sends %(channel)s. Choose a template of that channel."
+            )
+            % {
+                "template": template,
+                "template_channel": MessageChannel(template.channel).label,
+                "channel": channel,
+            }
+        }
+    missing = template_lacks_content_for(template, campaign.channel)
+    if missing == ["*"]:
+        return {
+            "template": _("The template “%(template)s” has no version yet: write its content.")
+            % {"template": template}
+        }
+    if missing:
+        return {
+            "template": _(
+                "The template “%(template)s” has no %(channel)s content in: %(locales)s. "
+                "Write it in the template, or choose another template."
+            )
+            % {"template": template, "channel": channel, "locales": ", ".join(missing)}
+        }
+    return {}
 
 
 def eligibility_report(*, campaign: Campaign, now: datetime) -> EligibilityReport:
@@ -382,12 +426,14 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
     """Snapshot the audience of ``campaign`` as of ``now`` and decide each contact's fate.
 
     Dry run: writes only a ``CampaignRun`` (status ``dry_run``) whose ``counts``/``report`` hold
-    the eligibility report (counts and samples per reason); no outbox row. Otherwise creates
+    the eligibility report (counts and samples per reason, and the template's unknown
+    variables per ``locale.field``); no outbox row. Otherwise creates
     the run and prepares it (see ``campaign_run_prepare``). Nothing is sent here: call
     ``outbox_delivery_start`` (or let the sweep do it) afterwards.
     """
     if dry_run:
         report = eligibility_report(campaign=campaign, now=now)
+        unknown = template_unknown_variables(campaign.template, campaign=campaign)
         return CampaignRun.objects.create(
             campaign=campaign,
             status=RunStatus.DRY_RUN,
@@ -399,7 +445,7 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
                 "eligible": report.eligible,
                 "by_reason": report.by_reason,
             },
-            report=report.as_dict(),
+            report={**report.as_dict(), "unknown_variables": unknown},
         )
     with transaction.atomic():
         run = campaign_run_create(campaign=campaign, now=now)
@@ -493,23 +539,60 @@ def campaign_run_cancel(*, run: CampaignRun, now: datetime) -> int:
     return count
 
 
-def message_send_test(
-    *, template: Template, contact: Contact, to: str = "", locale: str = ""
-) -> SendResult:
-    """Render ``template`` for ``contact`` (in ``locale`` or the contact's) and send it now to
-    ``to`` (an email address or E.164 phone; push goes to the contact's active subscriptions),
-    subject prefixed ``[TEST]``. No outbox row, no tracking; returns the channel's result."""
-    from activation.channels import OutgoingMessage
-    from activation.models import MessageChannel
+def _test_send_purpose(template: Template):
+    """The purpose a test message's unsubscribe link withdraws: that of the latest campaign
+    sending ``template``, else the first marketing purpose (None when there is none)."""
+    from consent.models import LegalBasis, Purpose
+
+    campaign = template.campaigns.select_related("purpose").order_by("-created_at").first()
+    if campaign is not None:
+        return campaign.purpose
+    return Purpose.objects.exclude(legal_basis=LegalBasis.CONTRACT).order_by("pk").first()
+
+
+def message_render_test(*, template: Template, contact: Contact, locale: str = ""):
+    """``(version, RenderedMessage)`` of ``template`` for ``contact`` (in ``locale`` or the
+    contact's) as a test shows and sends it — with working ``unsubscribe_url`` (withdraws the
+    purpose of :func:`_test_send_purpose` on the template's channel, for that contact) and
+    ``preferences_url``; None when the template has no version."""
     from activation.rendering import message_render, template_version_for
-    from activation.sms import with_stop_mention
+    from consent.tokens import preference_centre_url, unsubscribe_url
     from segments.models import ContactFeatures
 
     version = template_version_for(template, locale or contact.locale)
     if version is None:
+        return None
+    purpose = _test_send_purpose(template)
+    preferences = partial(preference_centre_url, contact=contact)
+    rendered = message_render(
+        version=version,
+        contact=contact,
+        features=ContactFeatures.objects.filter(contact=contact).first(),
+        campaign=None,
+        unsubscribe_url=partial(
+            unsubscribe_url, contact=contact, purpose=purpose, channel=template.channel
+        )
+        if purpose is not None
+        else preferences,
+        preferences_url=preferences,
+    )
+    return version, rendered
+
+
+def message_send_test(
+    *, template: Template, contact: Contact, to: str = "", locale: str = ""
+) -> SendResult:
+    """Render ``template`` for ``contact`` (in ``locale`` or the contact's; see
+    :func:`message_render_test`) and send it now to ``to`` (an email address or E.164 phone;
+    push goes to the contact's active subscriptions), subject prefixed ``[TEST]``. No outbox
+    row, no tracking; returns the channel's result."""
+    from activation.channels import OutgoingMessage
+    from activation.sms import with_stop_mention
+
+    found = message_render_test(template=template, contact=contact, locale=locale)
+    if found is None:
         return SendResult.permanent(0, "template has no version")
-    features = ContactFeatures.objects.filter(contact=contact).first()
-    rendered = message_render(version=version, contact=contact, features=features, campaign=None)
+    _version, rendered = found
     out = OutgoingMessage(outbox_id=0, channel=template.channel)
     if template.channel == MessageChannel.EMAIL:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].rstrip(">") or "cible.localhost"

@@ -203,8 +203,11 @@ CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
 }
 
 # --- consent ---
-# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in).
-CIBLE_PUBLIC_BASE_URL = env.str("CIBLE_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in,
+# tracking). Embedded mode: the address the demo serves (PORT, or run_demo --port).
+CIBLE_PUBLIC_BASE_URL = env.str(
+    "CIBLE_PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+)
 # Key of the HMAC kept for erased people's email/phone (defaults to one derived from SECRET_KEY).
 CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
 CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS = env.int("CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7)

@@ -6,7 +6,6 @@ Views here only parse input, call one service or selector and render.
 from __future__ import annotations
 
 import csv
-import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from config.api_json import json_loads_bounded
 from contacts.models import Contact
 from segments.dependencies import SegmentSpec, effective_rule, spec_of
 from segments.models import (
@@ -45,6 +45,18 @@ from segments.services import (
     segment_update,
     segments_compute,
 )
+
+
+def _whole_or_none(value: object, name: str) -> int | None:
+    """A form value sent by the rule builder (text or number) as an id/priority, or None."""
+    if value is None or value == "":
+        return None
+    text = (
+        str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    )
+    if not text.isdigit() or len(text) > 9:
+        raise ValueError(gettext("“%(name)s” must be a whole number.") % {"name": name})
+    return int(text)
 
 
 class SegmentAdminForm(forms.ModelForm):
@@ -300,25 +312,27 @@ class SegmentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request) or request.method != "POST":
             raise PermissionDenied
         try:
-            payload = json.loads(request.body or b"{}")
-            segment_id = payload.get("segment_id") or None
-            family_id = payload.get("family") or None
-            priority = int(payload.get("priority") or 0)
+            payload = json_loads_bounded(request.body or b"{}")
+            if not isinstance(payload, dict) or "rule" not in payload:
+                raise ValueError(gettext("The body must be a JSON object with a “rule”."))
+            segment_id = _whole_or_none(payload.get("segment_id"), "segment_id")
+            family_id = _whole_or_none(payload.get("family"), "family")
+            priority = _whole_or_none(payload.get("priority"), "priority") or 0
             rule = segment_rule_check(
-                rule=payload.get("rule"),
-                name=str(payload.get("name") or gettext("(this segment)")),
-                family_id=int(family_id) if family_id else None,
+                rule=payload["rule"],
+                name=str(payload.get("name") or gettext("(this segment)"))[:120],
+                family_id=family_id,
                 priority=priority,
-                segment_id=int(segment_id) if segment_id else None,
+                segment_id=segment_id,
             )
         except (ValueError, TypeError) as exc:
             return JsonResponse({"ok": False, "error": str(exc)}, status=400)
         specs = [spec_of(s) for s in Segment.objects.exclude(pk=segment_id)]
         candidate = SegmentSpec(
-            id=int(segment_id) if segment_id else -1,
+            id=segment_id if segment_id else -1,
             name="",
             rule=rule,
-            family_id=int(family_id) if family_id else None,
+            family_id=family_id,
             priority=priority,
         )
         estimate = rule_estimate(effective_rule(candidate, [*specs, candidate]))

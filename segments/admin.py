@@ -9,6 +9,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -284,8 +285,8 @@ class SegmentAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         extra_context["builder_schema"] = _builder_schema()
         extra_context["estimate_url"] = reverse("admin:segments_segment_estimate")
-        if object_id:
-            segment = get_object_or_404(Segment, pk=object_id)
+        segment = self.get_object(request, unquote(object_id)) if object_id else None
+        if segment is not None:  # a missing or malformed id: Django's "doesn't exist" redirect
             history = segment_size_history(segment)
             extra_context["chart"] = {
                 "x": [h.started_at.isoformat() for h in history],

@@ -30,7 +30,7 @@ from segments.models import (
     SegmentFamily,
     SegmentMembership,
 )
-from segments.rules import RuleError, condition_types, rule_describe
+from segments.rules import RuleError, condition_types, rule_describe, rule_matches_everyone
 from segments.selectors import (
     rule_estimate,
     segment_explain,
@@ -40,6 +40,7 @@ from segments.selectors import (
     segment_size_warnings,
 )
 from segments.services import (
+    EveryContactNotConfirmed,
     segment_compute_request,
     segment_create,
     segment_rule_check,
@@ -67,6 +68,14 @@ class SegmentAdminForm(forms.ModelForm):
         help_text=_("Built by the rule builder above; you may also edit the JSON directly."),
     )
 
+    confirm_every_contact = forms.BooleanField(
+        label=_("Yes, this segment contains every contact"),
+        required=False,
+        help_text=_(
+            "Needed only when the rule has no restricting condition (e.g. an empty “all of”)."
+        ),
+    )
+
     class Meta:
         model = Segment
         fields = ["name", "description", "family", "priority", "is_active", "rule"]
@@ -84,7 +93,18 @@ class SegmentAdminForm(forms.ModelForm):
                 priority=data.get("priority") or 0,
                 segment_id=self.instance.pk,
                 is_active=data.get("is_active", True),
+                every_contact_confirmed=bool(data.get("confirm_every_contact")),
+                previous_rule=self.instance.rule if self.instance.pk else None,
             )
+        except EveryContactNotConfirmed as exc:
+            raise ValidationError(
+                {
+                    "rule": str(exc),
+                    "confirm_every_contact": gettext(
+                        "Tick this box to save a segment that contains every contact."
+                    ),
+                }
+            ) from exc
         except RuleError as exc:
             raise ValidationError({"rule": str(exc)}) from exc
         return data
@@ -172,7 +192,7 @@ class SegmentAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("name", "description", "family", "priority", "is_active")}),
-        (_("Rule"), {"fields": ("rule_text", "rule")}),
+        (_("Rule"), {"fields": ("rule_text", "rule", "confirm_every_contact")}),
         (
             _("Computation"),
             {"fields": ("computation_state", "size", "last_computed_at", "last_compute_ms")},
@@ -249,10 +269,19 @@ class SegmentAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         fields = ("name", "description", "family", "priority", "is_active", "rule")
         data = {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+        # The form's clean() asked for the every-contact confirmation; the rule is validated
+        # again by the service.
         if change:
-            saved = segment_update(segment=obj, **data)
+            saved = segment_update(segment=obj, every_contact_confirmed=True, **data)
         else:
-            saved = segment_create(**data)
+            saved = segment_create(every_contact_confirmed=True, **data)
+        if rule_matches_everyone(saved.rule):
+            self.message_user(
+                request,
+                gettext("“%(name)s” contains every contact: its rule has no restricting condition.")
+                % {"name": saved.name},
+                messages.WARNING,
+            )
             obj.pk = saved.pk
         segment_compute_request(segment_ids=[saved.pk])
 
@@ -337,7 +366,16 @@ class SegmentAdmin(admin.ModelAdmin):
             priority=priority,
         )
         estimate = rule_estimate(effective_rule(candidate, [*specs, candidate]))
-        warnings = segment_size_warnings(size=estimate.size, total=estimate.total)
+        warnings = [
+            w.message for w in segment_size_warnings(size=estimate.size, total=estimate.total)
+        ]
+        if rule_matches_everyone(rule):
+            warnings.insert(
+                0,
+                gettext(
+                    "This rule has no restricting condition: the segment contains every contact."
+                ),
+            )
         return JsonResponse(
             {
                 "ok": True,
@@ -345,7 +383,7 @@ class SegmentAdmin(admin.ModelAdmin):
                 "size": estimate.size,
                 "total": estimate.total,
                 "share": (estimate.size / estimate.total) if estimate.total else 0.0,
-                "warnings": [w.message for w in warnings],
+                "warnings": warnings,
                 "sample": [
                     {
                         "external_id": c.external_id,

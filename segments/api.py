@@ -24,7 +24,12 @@ from rest_framework.views import APIView
 from segments.models import Segment, SegmentFamily
 from segments.rules import RuleError, rule_describe
 from segments.selectors import segment_members
-from segments.services import segment_compute_request, segment_create, segment_update
+from segments.services import (
+    EveryContactNotConfirmed,
+    segment_compute_request,
+    segment_create,
+    segment_update,
+)
 
 RULE_SCHEMA = {
     "description": (
@@ -125,6 +130,14 @@ class SegmentInputSerializer(serializers.Serializer):
     )
     priority = serializers.IntegerField(min_value=0, required=False, default=100)
     is_active = serializers.BooleanField(required=False, default=True)
+    confirm_every_contact = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            'Must be true to save a rule with no restricting condition (e.g. {"all": []}), '
+            "which selects every contact; otherwise such a rule is refused with a 400."
+        ),
+    )
 
 
 class SegmentOutputSerializer(serializers.ModelSerializer):
@@ -155,7 +168,19 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
 
 
 def _rule_error_response(exc: RuleError) -> Response:
-    return Response({"rule": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+    body = {"rule": [str(exc)]}
+    if isinstance(exc, EveryContactNotConfirmed):
+        body["confirm_every_contact"] = [
+            _("Send true to save a segment that contains every contact.")
+        ]
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _definition(validated: dict) -> dict:
+    """The serializer's data as service arguments."""
+    data = dict(validated)
+    data["every_contact_confirmed"] = data.pop("confirm_every_contact")
+    return data
 
 
 class _ScopedBySafeMethod:
@@ -257,7 +282,7 @@ class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
             )
         try:
             with transaction.atomic():
-                segment = segment_create(**data.validated_data)
+                segment = segment_create(**_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
         except RuleError as exc:
             return _rule_error_response(exc)
@@ -288,7 +313,7 @@ class SegmentDetailApi(_ScopedBySafeMethod, APIView):
             )
         try:
             with transaction.atomic():
-                segment = segment_update(segment=segment, **data.validated_data)
+                segment = segment_update(segment=segment, **_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
         except RuleError as exc:
             return _rule_error_response(exc)

@@ -33,11 +33,12 @@ from segments.models import (
 from segments.rules import RuleError, condition_types, rule_describe, rule_matches_everyone
 from segments.selectors import (
     rule_estimate,
+    segment_compute_state,
     segment_explain,
     segment_members,
     segment_overlap,
-    segment_size_history,
     segment_size_warnings,
+    segment_status,
 )
 from segments.services import (
     EveryContactNotConfirmed,
@@ -208,22 +209,28 @@ class SegmentAdmin(admin.ModelAdmin):
     def computation_state(self, obj: Segment) -> str:
         if obj is None or obj.pk is None:
             return "—"
-        if obj.compute_failed_at is not None:
+        state = segment_compute_state(obj)
+        if state == "failed":
             return format_html(
                 '<strong style="color:#b91c1c">{}</strong><br><code>{}</code>',
                 gettext("This segment could not be computed (%(at)s):")
                 % {"at": obj.compute_failed_at.strftime("%Y-%m-%d %H:%M UTC")},
                 obj.compute_error,
             )
-        if obj.is_active and obj.compute_requested_at is not None:
-            return gettext("Computing…")
-        if obj.last_computed_at is None:
+        if state == "computing":
+            return format_html(
+                '<span class="segment-compute-state">{}</span>', gettext("Computing…")
+            )
+        if state == "never":
             return gettext("Not computed yet.")
         return gettext("Up to date.")
 
     @admin.display(description=_("warning"))
     def size_warning(self, obj: Segment) -> str:
-        if obj.compute_failed_at is not None:
+        state = segment_compute_state(obj)
+        if state == "computing":
+            return gettext("computing…")
+        if state == "failed":
             return format_html(
                 '<span style="color:#b91c1c" title="{}">{}</span>',
                 obj.compute_error,
@@ -275,6 +282,7 @@ class SegmentAdmin(admin.ModelAdmin):
             saved = segment_update(segment=obj, every_contact_confirmed=True, **data)
         else:
             saved = segment_create(every_contact_confirmed=True, **data)
+            obj.pk = saved.pk
         if rule_matches_everyone(saved.rule):
             self.message_user(
                 request,
@@ -282,7 +290,6 @@ class SegmentAdmin(admin.ModelAdmin):
                 % {"name": saved.name},
                 messages.WARNING,
             )
-            obj.pk = saved.pk
         segment_compute_request(segment_ids=[saved.pk])
 
     def get_urls(self):
@@ -303,6 +310,11 @@ class SegmentAdmin(admin.ModelAdmin):
                 name="segments_segment_explain",
             ),
             path(
+                "<int:pk>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="segments_segment_status",
+            ),
+            path(
                 "<int:pk>/export.csv",
                 self.admin_site.admin_view(self.export_view),
                 name="segments_segment_export",
@@ -316,12 +328,12 @@ class SegmentAdmin(admin.ModelAdmin):
         extra_context["estimate_url"] = reverse("admin:segments_segment_estimate")
         segment = self.get_object(request, unquote(object_id)) if object_id else None
         if segment is not None:  # a missing or malformed id: Django's "doesn't exist" redirect
-            history = segment_size_history(segment)
-            extra_context["chart"] = {
-                "x": [h.started_at.isoformat() for h in history],
-                "y": [h.size for h in history],
-                "title": gettext("Size over time"),
-            }
+            status = segment_status(segment)
+            extra_context["chart"] = {**status["chart"], "title": gettext("Size over time")}
+            extra_context["compute_state"] = status["state"]
+            extra_context["status_url"] = reverse(
+                "admin:segments_segment_status", args=[segment.pk]
+            )
             extra_context["export_url"] = reverse(
                 "admin:segments_segment_export", args=[segment.pk]
             )
@@ -395,6 +407,14 @@ class SegmentAdmin(admin.ModelAdmin):
                 ],
             }
         )
+
+    def status_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """GET → the segment's computation state, size and size history (polled by its page
+        while a computation runs)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=pk)
+        return JsonResponse(segment_status(segment))
 
     def _sees_pii(self, request: HttpRequest) -> bool:
         return request.user.has_perm("contacts.view_contact")

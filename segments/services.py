@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Max, Min, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact, Event
 from segments.dependencies import (
@@ -40,11 +41,17 @@ from segments.models import (
     SegmentFamily,
     SegmentMembership,
 )
-from segments.rules import rule_compile, rule_validate
+from segments.rules import RuleError, rule_compile, rule_matches_everyone, rule_validate
 from segments.rules.shared_events import SharedEventScan
 from segments.signals import contact_entered_segment, contact_exited_segment
 
 INCREMENTAL = "incremental"
+
+
+class EveryContactNotConfirmed(RuleError):
+    """A rule selecting every contact was saved without the user's confirmation."""
+
+
 logger = logging.getLogger(__name__)
 
 # --- features --------------------------------------------------------------------------------
@@ -126,12 +133,26 @@ def segment_rule_check(
     priority: int,
     segment_id: int | None = None,
     is_active: bool = True,
+    every_contact_confirmed: bool = True,
+    previous_rule: dict | None = None,
 ) -> dict:
     """Validate ``rule`` for a segment (new when ``segment_id`` is None) and refuse cycles.
 
-    Returns the normalised rule; raises ``RuleError`` naming the faulty condition or the cycle.
+    A rule that selects every contact (``{"all": []}``…) needs ``every_contact_confirmed``
+    unless ``previous_rule`` already did: entry points driven by a person (admin form, API)
+    pass what the person confirmed; code that builds rules itself keeps the default.
+    Returns the normalised rule; raises ``RuleError`` naming the faulty condition or the cycle
+    (``EveryContactNotConfirmed`` for an unconfirmed every-contact rule).
     """
     normalised = rule_validate(rule, segment_id=segment_id)
+    if (
+        not every_contact_confirmed
+        and rule_matches_everyone(normalised)
+        and not (previous_rule and rule_matches_everyone(previous_rule))
+    ):
+        raise EveryContactNotConfirmed(
+            _("This rule has no restricting condition: the segment contains every contact.")
+        )
     candidate = SegmentSpec(
         id=segment_id if segment_id is not None else -1,
         name=name,
@@ -154,14 +175,17 @@ def segment_create(
     priority: int = 100,
     is_active: bool = True,
     kind: str = Segment.Kind.RULE,
+    every_contact_confirmed: bool = True,
 ) -> Segment:
-    """Create a segment after validating its rule (RuleError otherwise). Not computed yet."""
+    """Create a segment after validating its rule (RuleError otherwise; see
+    ``segment_rule_check`` for ``every_contact_confirmed``). Not computed yet."""
     normalised = segment_rule_check(
         rule=rule,
         name=name,
         family_id=family.pk if family else None,
         priority=priority,
         is_active=is_active,
+        every_contact_confirmed=every_contact_confirmed,
     )
     return Segment.objects.create(
         name=name,
@@ -174,12 +198,16 @@ def segment_create(
     )
 
 
-def segment_update(*, segment: Segment, **changes: object) -> Segment:
-    """Apply ``changes`` (name, rule, description, family, priority, is_active) after validation."""
+def segment_update(
+    *, segment: Segment, every_contact_confirmed: bool = True, **changes: object
+) -> Segment:
+    """Apply ``changes`` (name, rule, description, family, priority, is_active) after validation
+    (see ``segment_rule_check`` for ``every_contact_confirmed``)."""
     allowed = {"name", "rule", "description", "family", "priority", "is_active", "kind"}
     unknown = set(changes) - allowed
     if unknown:
         raise TypeError(f"segment_update got unknown fields: {', '.join(sorted(unknown))}")
+    previous_rule = Segment.objects.filter(pk=segment.pk).values_list("rule", flat=True).first()
     for key, value in changes.items():
         setattr(segment, key, value)
     segment.rule = segment_rule_check(
@@ -189,6 +217,8 @@ def segment_update(*, segment: Segment, **changes: object) -> Segment:
         priority=segment.priority,
         segment_id=segment.pk,
         is_active=segment.is_active,
+        every_contact_confirmed=every_contact_confirmed,
+        previous_rule=previous_rule,
     )
     segment.save()
     return segment

@@ -135,6 +135,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["contacts.api_keys.HasScope"],
+    # JSON nested too deeply is a 400, not a RecursionError (config/api_json.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_json.BoundedDepthJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cible API",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -170,7 +171,9 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
         from segments.ml.selectors import version_page_context
 
-        version = get_object_or_404(ClusterModelVersion, pk=object_id)
+        version = self.get_object(request, unquote(object_id))
+        if version is None:  # a missing or malformed id: Django's "doesn't exist" redirect
+            return super().change_view(request, object_id, form_url, extra_context)
         context = {**(extra_context or {}), **version_page_context(version)}
         return super().change_view(request, object_id, form_url, extra_context=context)
 

@@ -122,6 +122,31 @@ def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
     return walk(rule, "root", 0)
 
 
+def rule_matches_everyone(rule: dict) -> bool:
+    """Does the validated rule select every contact whatever the data (``{"all": []}``, a
+    ``not`` of an empty ``any``…)? Leaves count as restricting."""
+
+    def everyone(node: dict) -> bool:
+        if "all" in node:
+            return all(everyone(child) for child in node["all"])
+        if "any" in node:
+            return any(everyone(child) for child in node["any"])
+        if "not" in node:
+            return nobody(node["not"])
+        return False
+
+    def nobody(node: dict) -> bool:
+        if "all" in node:
+            return any(nobody(child) for child in node["all"])
+        if "any" in node:
+            return all(nobody(child) for child in node["any"])
+        if "not" in node:
+            return everyone(node["not"])
+        return False
+
+    return everyone(rule)
+
+
 def rule_compile(
     rule: dict,
     *,

@@ -137,8 +137,24 @@
       data.sample.forEach((c) => sample.appendChild(el("tr", {}, [el("td", {}, [el("a", { href: c.url, text: c.external_id })]), el("td", { text: c.name }), el("td", { text: c.email })])));
     });
 
+    // Right after a save the worker is still computing: poll the status until it has
+    // finished (or failed), then reload so size, chart and warnings are today's.
+    const computing = document.getElementById("segment-computing");
+    if (computing) {
+      let polls = 0;
+      const poll = async () => {
+        polls += 1;
+        try {
+          const response = await fetch(computing.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+          if (response.ok && (await response.json()).state !== "computing") { window.location.reload(); return; }
+        } catch (e) { /* network hiccup: try again */ }
+        if (polls < 400) window.setTimeout(poll, polls < 20 ? 1000 : 3000);
+      };
+      window.setTimeout(poll, 500);
+    }
+
     const chartData = document.getElementById("segments-chart-data");
-    if (chartData && window.Plotly) {
+    if (chartData && window.Plotly && !computing) {
       const chart = JSON.parse(chartData.textContent);
       window.Plotly.newPlot("segment-size-chart", [{ x: chart.x, y: chart.y, type: "scatter", mode: "lines+markers" }], { title: chart.title, margin: { t: 40 } }, { displaylogo: false });
     }

@@ -85,6 +85,10 @@ class ImportCounts:
     rejected: int = 0
     delimiter: str = ""
     encoding: str = ""
+    # Header columns no field takes (empty name, or mapped to nothing): named in the summary.
+    ignored_columns: list[str] = field(default_factory=list)
+    # Columns Cible does not know as a field, kept as ``attributes.<name>``/``properties.<name>``.
+    extra_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -200,6 +204,20 @@ def csv_layout(
                 raise CsvImportError(_("Unknown target %(t)s.") % {"t": target})
             mapping[column] = target
     return CsvLayout(encoding=encoding, delimiter=delimiter, header=header, column_map=mapping)
+
+
+def csv_column_report(layout: CsvLayout) -> tuple[list[str], list[str]]:
+    """``(ignored columns, columns kept as attributes/properties)`` of a file's header; a
+    column without a name is called ``#<position>``."""
+    ignored, extra = [], []
+    for position, column in enumerate(layout.header, start=1):
+        target = layout.column_map.get(column, IGNORE)
+        name = column.strip() or f"#{position}"
+        if not target:
+            ignored.append(name)
+        elif target.startswith(("attributes.", "properties.")):
+            extra.append(name)
+    return ignored, extra
 
 
 def _count_lines(path: Path) -> int:
@@ -462,6 +480,7 @@ def csv_import(
     )
     total = max(0, _count_lines(path) - 1)
     counts = ImportCounts(delimiter=layout.delimiter, encoding=layout.encoding)
+    counts.ignored_columns, counts.extra_columns = csv_column_report(layout)
     progress = progress or (lambda done, total: None)
     aliases = AliasTables.load()
     reject_file = rejects_path.open("w", encoding="utf-8", newline="") if rejects_path else None

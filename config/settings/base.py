@@ -171,7 +171,9 @@ LOGGING = {
 
 # --- contacts (ingestion) ---
 # Events naming an unknown contact create an anonymous profile (True) or are rejected (False).
-CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool("CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True)
+CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool(
+    "CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True
+)
 # IANA zone applied to timestamps without UTC offset; empty = such timestamps are rejected.
 CIBLE_INGEST_DEFAULT_TIMEZONE = env.str("CIBLE_INGEST_DEFAULT_TIMEZONE", default="")
 # Largest request body the bulk API reads (bytes); larger bodies get 413 before parsing.

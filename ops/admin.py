@@ -1,3 +1,5 @@
+import axes.admin  # registers AccessAttempt now, so it can be replaced below
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
@@ -14,13 +16,17 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
         return False
 
 
-def _changing(func):
-    """django-celery-beat's task action, requiring the change permission (it declares none)."""
+def _requiring(permission: str, func):
+    """A third-party admin action that declares no permission, requiring ``permission``."""
 
     def action(modeladmin, request, queryset):
         return func(modeladmin, request, queryset)
 
-    return admin.action(description=func.short_description, permissions=["change"])(action)
+    return admin.action(description=func.short_description, permissions=[permission])(action)
+
+
+def _changing(func):
+    return _requiring("change", func)
 
 
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
@@ -34,3 +40,15 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
 
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, PeriodicTaskAdmin)
+
+
+class AccessAttemptAdmin(axes.admin.AccessAttemptAdmin):
+    """django-axes' login attempts; cleaning up expired ones deletes rows."""
+
+    cleanup_expired_attempts = _requiring(
+        "delete", axes.admin.AccessAttemptAdmin.cleanup_expired_attempts
+    )
+
+
+admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, AccessAttemptAdmin)

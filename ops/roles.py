@@ -107,6 +107,7 @@ ADMIN_ACTIONS: dict[str, str] = {
     "journeys.campaignapproval.reject": "activation.approve_campaign",
     "experiments.experiment.start_experiments": "experiments.change_experiment",
     "experiments.variant.send_to_remainder": "activation.launch_campaign",
+    "axes.accessattempt.cleanup_expired_attempts": "axes.delete_accessattempt",
     "django_celery_beat.periodictask.enable_tasks": "django_celery_beat.change_periodictask",
     "django_celery_beat.periodictask.disable_tasks": "django_celery_beat.change_periodictask",
     "django_celery_beat.periodictask.toggle_tasks": "django_celery_beat.change_periodictask",

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import secrets
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from contacts.models import ApiKey
+from ops.access import client_ip, failed_attempts_blocked, failed_attempts_record
 
 KNOWN_SCOPES = (
     "contacts:read",
@@ -82,11 +84,23 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
     def authenticate(self, request):
+        """A client address that sent too many bad keys in a row gets 429 with Retry-After
+        (``CIBLE_API_KEY_FAILURES_PER_WINDOW`` per ``CIBLE_API_KEY_FAILURE_WINDOW_SECONDS``),
+        whatever key it sends next, until the window ends."""
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header.startswith(self.keyword + " "):
             return None
+        ip, window = client_ip(request), settings.CIBLE_API_KEY_FAILURE_WINDOW_SECONDS
+        wait = failed_attempts_blocked(
+            kind="api-key", ip=ip, limit=settings.CIBLE_API_KEY_FAILURES_PER_WINDOW, window=window
+        )
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait, detail=str(_("Too many invalid API keys from this address; slow down."))
+            )
         key = api_key_verify(header[len(self.keyword) + 1 :])
         if key is None:
+            failed_attempts_record(kind="api-key", ip=ip, window=window)
             raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
         return (ApiKeyUser(key), key)

@@ -177,7 +177,9 @@ LOGGING = {
 
 # --- contacts (ingestion) ---
 # Events naming an unknown contact create an anonymous profile (True) or are rejected (False).
-CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool("CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True)
+CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool(
+    "CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True
+)
 # IANA zone applied to timestamps without UTC offset; empty = such timestamps are rejected.
 CIBLE_INGEST_DEFAULT_TIMEZONE = env.str("CIBLE_INGEST_DEFAULT_TIMEZONE", default="")
 # Largest request body the bulk API reads (bytes); larger bodies get 413 before parsing.
@@ -432,3 +434,25 @@ CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "activation.journeys.tasks.advance",
     "schedule": env.float("JOURNEYS_ADVANCE_EVERY_SECONDS", default=60.0),
 }
+
+# --- ops (access control) ---
+from datetime import timedelta  # noqa: E402
+
+# Admin logins: django-axes locks a username from one IP address after LOGIN_FAILURE_LIMIT
+# failures in a row, for LOGIN_LOCKOUT_MINUTES (429 "Account locked"); a success resets the count.
+# Attempts are stored in the database (shared by every web process); see docs/operations.md.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+# API keys: more than API_KEY_FAILURES_PER_WINDOW bad keys from one IP within
+# API_KEY_FAILURE_WINDOW_SECONDS → 429 with Retry-After until the window ends (shared cache).
+CIBLE_API_KEY_FAILURES_PER_WINDOW = env.int("API_KEY_FAILURES_PER_WINDOW", default=20)
+CIBLE_API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)

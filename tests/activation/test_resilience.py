@@ -16,6 +16,16 @@ from tests.activation.conftest import quiet_hours_elsewhere
 from tests.services import free_port
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Breaker state and counters live in the cache: each test starts from a closed breaker."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def unreachable_broker():
     """The Celery app pointed at a Redis port nobody listens on (as when Redis is down)."""
@@ -140,3 +150,24 @@ def test_retryable_failures_are_retried_for_the_time_window_not_a_count(
     outbox_deliver_batch(channel="email", limit=10, now=start)
     message.refresh_from_db()
     assert message.state == "failed"
+
+
+@pytest.mark.django_db
+def test_open_breaker_and_old_queue_are_reported(client, settings, consenting, make_campaign):
+    from activation.breaker import breaker_record
+    from activation.services import campaign_run_launch
+    from tests.activation.conftest import NOW
+
+    settings.ACTIVATION_BREAKER_FAILURES = 3
+    from tests.ops.test_readiness import alive
+
+    alive()
+    campaign_run_launch(campaign=make_campaign(consenting(1)), now=NOW)  # due since NOW
+    breaker_record("email", failures=3, successes=0)
+
+    body = client.get("/readyz").json()
+
+    assert body["ready"] is False
+    assert body["checks"]["providers"]["channels"]["email"]["state"] == "open"
+    assert body["checks"]["outbox"]["ok"] is False
+    assert body["checks"]["outbox"]["oldest_due_age_seconds"]["email"] > 3600

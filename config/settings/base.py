@@ -121,11 +121,31 @@ CELERY_TASK_ROUTES = {
     "activation.tasks.*": {"queue": "send"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, made to survive a database outage (ops/beat.py).
+CELERY_BEAT_SCHEDULER = "ops.beat:ResilientDatabaseScheduler"
+# Producers give up on an unreachable broker after this many seconds (then say so).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=4.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "ops.tasks.record_worker_heartbeat", "schedule": 60.0},
+    # The send queue's workers report too: /readyz checks every queue of OPS_READY_QUEUES.
+    "worker-heartbeat-send": {
+        "task": "ops.tasks.record_worker_heartbeat",
+        "schedule": 60.0,
+        "options": {"queue": "send"},
+    },
 }
+# --- ops (readiness, beat) ---
+# /readyz answers 503 when beat's heartbeat, a queue's freshest worker heartbeat, or the oldest
+# due outbox message is older than these (seconds), or when a check fails (see ops/health.py).
+OPS_READY_BEAT_MAX_AGE_SECONDS = env.float("OPS_READY_BEAT_MAX_AGE_SECONDS", default=120.0)
+OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=180.0)
+OPS_READY_QUEUE_MAX_AGE_SECONDS = env.float("OPS_READY_QUEUE_MAX_AGE_SECONDS", default=900.0)
+OPS_READY_QUEUES = env.list("OPS_READY_QUEUES", default=["default", "send"])
+OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)
+# Beat: retry interval while the database is down, and how often it records its heartbeat.
+OPS_BEAT_DB_RETRY_SECONDS = env.float("OPS_BEAT_DB_RETRY_SECONDS", default=5.0)
+OPS_BEAT_HEARTBEAT_SECONDS = env.float("OPS_BEAT_HEARTBEAT_SECONDS", default=15.0)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

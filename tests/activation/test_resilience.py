@@ -16,6 +16,16 @@ from tests.activation.conftest import quiet_hours_elsewhere
 from tests.services import free_port
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Breaker state and counters live in the cache: each test starts from a closed breaker."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def unreachable_broker():
     """The Celery app pointed at a Redis port nobody listens on (as when Redis is down)."""
@@ -140,3 +150,96 @@ def test_retryable_failures_are_retried_for_the_time_window_not_a_count(
     outbox_deliver_batch(channel="email", limit=10, now=start)
     message.refresh_from_db()
     assert message.state == "failed"
+
+
+@pytest.mark.django_db
+def test_open_breaker_and_old_queue_are_reported(client, settings, consenting, make_campaign):
+    from activation.breaker import breaker_record
+    from activation.services import campaign_run_launch
+    from tests.activation.conftest import NOW
+
+    settings.ACTIVATION_BREAKER_FAILURES = 3
+    from tests.ops.test_readiness import alive
+
+    alive()
+    campaign_run_launch(campaign=make_campaign(consenting(1)), now=NOW)  # due since NOW
+    breaker_record("email", failures=3, successes=0)
+
+    body = client.get("/readyz").json()
+
+    assert body["ready"] is False
+    assert body["checks"]["providers"]["channels"]["email"]["state"] == "open"
+    assert body["checks"]["outbox"]["ok"] is False
+    assert body["checks"]["outbox"]["oldest_due_age_seconds"]["email"] > 3600
+
+
+def test_rate_limiter_falls_back_to_a_local_bucket_when_redis_is_down_then_shares_again(
+    settings, redis_url
+):
+    from activation import ratelimit
+
+    settings.ACTIVATION_RATE_LIMITS = {"email": 50.0}
+    settings.ACTIVATION_DELIVERY_TASKS = 5  # fallback share: 50 / 5 = 10 per second here
+    settings.ACTIVATION_RATE_LIMIT_RETRY_SECONDS = 0
+    settings.ACTIVATION_RATE_LIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    ratelimit._fallback.clear()
+
+    waited = sum(ratelimit.rate_limit_acquire("email", 1) for _ in range(12))  # no exception
+
+    # Burst of 10 from the local bucket, then 2 more at 10/s: about 0.2 s of waiting.
+    assert 0.1 <= waited <= 1.5
+    assert ratelimit._fallback["email"].rate == 10.0
+    settings.ACTIVATION_RATE_LIMIT_REDIS_URL = redis_url  # Redis answers again
+    assert ratelimit.rate_limit_acquire("email", 1) == 0.0
+    assert settings.ACTIVATION_RATE_LIMIT_REDIS_URL not in ratelimit._redis_down_until
+
+
+def test_breaker_opens_after_failures_in_a_row_and_hands_back_the_unsent_rows(
+    settings, smtp_settings, consenting, make_campaign
+):
+    from activation.breaker import breaker_wait_seconds
+    from activation.services import campaign_run_launch, outbox_deliver_batch
+    from tests.activation.conftest import NOW
+
+    settings.ACTIVATION_BREAKER_FAILURES = 3
+    settings.ACTIVATION_BREAKER_COOLDOWN_SECONDS = 60
+    people = consenting(8)
+    for person in people:
+        smtp_settings.rcpt_replies[person.email] = ["421 service not available"]
+    run = campaign_run_launch(campaign=make_campaign(people), now=NOW)
+
+    stats = outbox_deliver_batch(channel="email", limit=10)
+
+    assert (stats.retried, stats.released) == (3, 5)
+    assert 55 < stats.paused_for <= 60 and breaker_wait_seconds("email") > 55
+    assert run.messages.filter(state="deferred", attempts=1).count() == 3
+    # Handed back untouched (the provider never saw them), due when the breaker closes.
+    assert run.messages.filter(state="queued", attempts=0, claim_token="").count() == 5
+    assert len(smtp_settings.messages) == 0
+    # While open, nothing is claimed.
+    assert outbox_deliver_batch(channel="email", limit=10).claimed == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_is_renewed_while_a_batch_is_held(settings, consenting, make_campaign):
+    from activation.delivery import LeaseKeeper, outbox_claim, outbox_leases_recover
+    from activation.services import campaign_run_launch
+    from tests.activation.conftest import NOW
+    from tests.workers import wait_until
+
+    settings.ACTIVATION_LEASE_SECONDS = 0.9  # renewed every 0.3 s
+    run = campaign_run_launch(campaign=make_campaign(consenting(3)), now=NOW)
+    token = outbox_claim(channel="email", limit=10, now=timezone.now())
+    first = run.messages.values_list("lease_expires_at", flat=True).first()
+
+    with LeaseKeeper(token):
+        wait_until(
+            lambda: (
+                run.messages.filter(lease_expires_at__gt=first + timedelta(seconds=1)).count() == 3
+            ),
+            timeout=10,
+            what="the lease to be renewed",
+        )
+        assert outbox_leases_recover(now=first + timedelta(seconds=0.5)) == 0
+    # Once the holder is gone, the rows come back one lease later.
+    assert outbox_leases_recover(now=timezone.now() + timedelta(seconds=5)) == 3

@@ -23,6 +23,7 @@ from activation.channels.mailsink import (
     mail_sink_messages,
 )
 from activation.models import (
+    FINISHED_RUN_STATES,
     Attribution,
     Campaign,
     CampaignRun,
@@ -118,9 +119,9 @@ class TemplateAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     def preview_view(self, request, pk: int):
-        template = get_object_or_404(Template, pk=pk)
-        if not self.has_view_permission(request, template):
+        if not self.has_view_permission(request):
             raise PermissionDenied
+        template = get_object_or_404(Template, pk=pk)
         data = request.POST if request.method == "POST" else request.GET
         form = TestSendForm(data or None)
         context = {
@@ -193,7 +194,13 @@ class CampaignAdmin(admin.ModelAdmin):
     filter_horizontal = ("segments", "exclusion_segments")
     actions = ["dry_run", "launch"]
 
-    @admin.action(description=_("Dry run: show who would get the message, and why not"))
+    def has_launch_permission(self, request) -> bool:
+        return request.user.has_perm("activation.launch_campaign")
+
+    @admin.action(
+        description=_("Dry run: show who would get the message, and why not"),
+        permissions=["view"],
+    )
     def dry_run(self, request, queryset):
         for campaign in queryset:
             run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=True)
@@ -223,7 +230,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     },
                 )
 
-    @admin.action(description=_("Launch now"), permissions=["change"])
+    @admin.action(description=_("Launch now"), permissions=["launch"])
     def launch(self, request, queryset):
         from activation.journeys.services import campaign_launch
 
@@ -345,7 +352,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         total = sum(
             services.campaign_run_cancel(run=run, now=timezone.now())
-            for run in queryset.exclude(status__in=[RunStatus.DONE, RunStatus.DRY_RUN])
+            for run in queryset.exclude(status__in=[*FINISHED_RUN_STATES, RunStatus.DRY_RUN])
         )
         messages.success(
             request,

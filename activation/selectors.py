@@ -32,9 +32,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from activation.models import (
+    CLAIMABLE_STATES,
     OPEN_STATES,
     Campaign,
     CampaignRun,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     SkipReason,
@@ -263,3 +265,30 @@ def contact_messages(contact_id: int) -> QuerySet[OutboxMessage]:
         .select_related("run__campaign")
         .order_by("-created_at", "-id")
     )
+
+
+def outbox_oldest_due(*, now: datetime) -> dict[str, datetime | None]:
+    """Per channel, since when the oldest due message (queued or deferred, due by ``now``)
+    has been waiting — one index-backed first-row read per channel (outbox_claim_order)."""
+    oldest: dict[str, datetime | None] = {}
+    for channel in MessageChannel.values:
+        oldest[channel] = (
+            OutboxMessage.objects.filter(
+                channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
+            )
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+    return oldest
+
+
+def outbox_open_counts() -> dict[tuple[str, str], int]:
+    """``{(channel, state): n}`` for the rows still in flight (queued, deferred, sending) —
+    the partial claim and lease indexes cover them, not the outbox's whole history."""
+    rows = (
+        OutboxMessage.objects.filter(state__in=OPEN_STATES)
+        .values_list("channel", "state")
+        .annotate(n=Count("id"))
+    )
+    return {(channel, state): n for channel, state, n in rows}

@@ -6,6 +6,7 @@ Delivery itself lives in ``activation.delivery`` (re-exported here).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from activation.broker import BROKER_ERRORS
 from activation.channels import PushTarget, SendResult, channel_backend
 from activation.delivery import (
     DeliveryStats,
@@ -38,6 +40,7 @@ from activation.delivery import (
 )
 from activation.models import (
     CLAIMABLE_STATES,
+    FINISHED_RUN_STATES,
     OPEN_STATES,
     Attribution,
     Campaign,
@@ -85,6 +88,7 @@ __all__ = [
     "outbox_deliver_batch",
     "outbox_defer_to_local_time",
     "outbox_deliver_pending",
+    "delivery_tasks_enqueue",
     "outbox_delivery_start",
     "outbox_retry_failed",
     "outbox_sweep",
@@ -93,6 +97,8 @@ __all__ = [
 ]
 
 SAMPLES_PER_REASON = 5
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -457,13 +463,37 @@ def campaign_run_prepare_and_deliver(*, run_id: int, now: datetime) -> CampaignR
     return run
 
 
-def outbox_delivery_start(*, channel: str, tasks: int | None = None) -> None:
-    """Enqueue ``tasks`` delivery tasks for ``channel`` (after the current transaction
-    commits); each claims rows until none is due, so more tasks = more parallel workers."""
+def outbox_delivery_start(
+    *, channel: str, tasks: int | None = None, countdown: float | None = None
+) -> int:
+    """Enqueue ``tasks`` delivery tasks for ``channel``; each claims rows until none is due, so
+    more tasks = more parallel workers. Inside a transaction they are enqueued after it commits.
+    Never raises for an unreachable broker (the rows are in the outbox; the sweep or a worker
+    start picks them up): returns how many tasks the broker took (inside a transaction: how
+    many will be sent at commit)."""
+    count = tasks if tasks is not None else settings.ACTIVATION_DELIVERY_TASKS
+    if connection.in_atomic_block:
+        transaction.on_commit(
+            lambda: delivery_tasks_enqueue(channel=channel, count=count, countdown=countdown)
+        )
+        return count
+    return delivery_tasks_enqueue(channel=channel, count=count, countdown=countdown)
+
+
+def delivery_tasks_enqueue(*, channel: str, count: int, countdown: float | None = None) -> int:
+    """Send ``count`` ``deliver`` tasks now; returns how many the broker took (logs and stops
+    at the first refusal)."""
     from activation.tasks import deliver
 
-    count = tasks if tasks is not None else settings.ACTIVATION_DELIVERY_TASKS
-    transaction.on_commit(lambda: [deliver.delay(channel) for _ in range(count)])
+    sent = 0
+    for _ in range(count):
+        try:
+            deliver.apply_async((channel,), countdown=countdown)
+        except BROKER_ERRORS as exc:
+            logger.warning("broker unreachable, %s delivery task(s) not enqueued: %s", count, exc)
+            break
+        sent += 1
+    return sent
 
 
 def outbox_sweep(*, now: datetime) -> dict[str, int]:
@@ -476,8 +506,7 @@ def outbox_sweep(*, now: datetime) -> dict[str, int]:
         if OutboxMessage.objects.filter(
             channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
         ).exists():
-            outbox_delivery_start(channel=channel, tasks=1)
-            started += 1
+            started += outbox_delivery_start(channel=channel, tasks=1)
     return {"recovered": recovered, "finished": finished, "started": started}
 
 
@@ -490,7 +519,7 @@ def outbox_retry_failed(*, messages, now: datetime) -> int:
         count = failed.update(
             state=OutboxState.QUEUED, attempts=0, next_attempt_at=now, error="", claim_token=""
         )
-        CampaignRun.objects.filter(pk__in=run_ids, status=RunStatus.DONE).update(
+        CampaignRun.objects.filter(pk__in=run_ids, status__in=FINISHED_RUN_STATES).update(
             status=RunStatus.SENDING, finished_at=None
         )
     return count

@@ -208,9 +208,13 @@ class VariantAdmin(admin.ModelAdmin):
     search_fields = ("key", "name", "experiment__name")
     actions = ["send_to_remainder"]
 
+    def has_launch_permission(self, request) -> bool:
+        """Sending the winner to the remainder sends messages: it is a launch."""
+        return request.user.has_perm("activation.launch_campaign")
+
     @admin.action(
         description=_("Send this variant to the remainder (choose the winner)"),
-        permissions=["change"],
+        permissions=["launch"],
     )
     def send_to_remainder(self, request, queryset):
         if queryset.count() != 1:

@@ -60,6 +60,7 @@ from activation.journeys.models import (
 from activation.journeys.sql import insert_select
 from activation.models import (
     CLAIMABLE_STATES,
+    FINISHED_RUN_STATES,
     CampaignRun,
     CampaignStatus,
     OutboxMessage,
@@ -329,7 +330,7 @@ def step_run(step: WorkflowStep, *, now: datetime) -> CampaignRun:
         )
         WorkflowStep.objects.filter(pk=step.pk).update(run=step.run)
     else:
-        CampaignRun.objects.filter(pk=step.run_id, status=RunStatus.DONE).update(
+        CampaignRun.objects.filter(pk=step.run_id, status__in=FINISHED_RUN_STATES).update(
             status=RunStatus.SENDING, finished_at=None
         )
     return step.run

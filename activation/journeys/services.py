@@ -54,6 +54,7 @@ from activation.journeys.selectors import audience_size, last_occurrence
 from activation.journeys.validation import schedule_problems
 from activation.models import (
     CLAIMABLE_STATES,
+    FINISHED_RUN_STATES,
     Campaign,
     CampaignRun,
     CampaignStatus,
@@ -421,10 +422,10 @@ def campaign_cancel(*, campaign: Campaign, now: datetime, user=None) -> int:
         )
         for run in CampaignRun.objects.filter(
             pk__in=_campaign_runs(campaign),
-            status__in=[RunStatus.PREPARING, RunStatus.SENDING, RunStatus.DONE],
+            status__in=[RunStatus.PREPARING, RunStatus.SENDING, *FINISHED_RUN_STATES],
         ):
             if (
-                run.status == RunStatus.DONE
+                run.status in FINISHED_RUN_STATES
                 and not run.messages.filter(state__in=CLAIMABLE_STATES).exists()
             ):
                 continue

@@ -288,6 +288,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
         "state_table",
         "reason_table",
         "samples",
+        "unknown_variables",
     )
     exclude = ("counts", "report")
     actions = ["retry_failed", "cancel"]
@@ -333,6 +334,11 @@ class CampaignRunAdmin(admin.ModelAdmin):
             ids = ", ".join(c.get("external_id", str(c.get("id"))) for c in contacts)
             rows.append((labels.get(reason, reason), ids))
         return _table(rows)
+
+    @admin.display(description=_("unknown template variables (rendered blank)"))
+    def unknown_variables(self, obj):
+        found = obj.report.get("unknown_variables", {})
+        return _table([(where, ", ".join(names)) for where, names in found.items()])
 
     def has_add_permission(self, request):
         return False

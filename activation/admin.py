@@ -28,6 +28,7 @@ from activation.models import (
     Campaign,
     CampaignRun,
     DeliveryAttempt,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     RunStatus,
@@ -37,6 +38,7 @@ from activation.models import (
 )
 from activation.rendering import (
     ALL_FIELDS,
+    CHANNEL_BODY_FIELDS,
     template_source_errors,
 )
 from activation.selectors import run_progress, run_reason_counts
@@ -67,9 +69,30 @@ class TemplateVersionForm(forms.ModelForm):
         return data
 
 
+class TemplateVersionFormSet(forms.BaseInlineFormSet):
+    """Each version carries the body of the template's channel (an SMS template without SMS
+    text would send an empty SMS)."""
+
+    def clean(self):
+        super().clean()
+        channel = self.instance.channel
+        fields = CHANNEL_BODY_FIELDS.get(channel, ())
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not fields:
+                continue
+            if not any((data.get(name) or "").strip() for name in fields):
+                form.add_error(
+                    fields[0],
+                    _("This %(channel)s template needs this content in every locale.")
+                    % {"channel": MessageChannel(channel).label},
+                )
+
+
 class TemplateVersionInline(admin.StackedInline):
     model = TemplateVersion
     form = TemplateVersionForm
+    formset = TemplateVersionFormSet
     extra = 0
     readonly_fields = ("sms_length",)
 

@@ -8,6 +8,7 @@ filesystem transport under ``var/broker/``; production sets ``DATABASE_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -181,6 +182,13 @@ CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", defau
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821
+    # Embedded mail sink: one .eml file per message (the admin's "Sent messages" page reads
+    # them), in the folder as written in the URL — "filemail:///abs/path" stays absolute
+    # (django-environ drops that leading slash).
+    EMAIL_BACKEND = "activation.channels.mailsink.EmlDirectoryBackend"
+    _mail_url = urlsplit(env.str("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail")))
+    EMAIL_FILE_PATH = unquote(_mail_url.netloc + _mail_url.path)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cible <no-reply@cible.localhost>")
 
 LOGGING = {

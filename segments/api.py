@@ -17,6 +17,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -233,6 +234,21 @@ class MemberPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 10_000
 
+    def get_page_size(self, request):
+        """``page_size`` is an integer from 1 to 10,000; anything else is a 400, not ignored."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise ValidationError(
+                {"page_size": [_("An integer from 1 to 10,000 is expected.")]}, code="invalid"
+            )
+        return size
+
 
 class SegmentMembersApi(APIView):
     """Current members' external ids, 1,000 per page (``page_size`` up to 10,000), by cursor."""
@@ -243,7 +259,11 @@ class SegmentMembersApi(APIView):
         operation_id="segments_members",
         parameters=[
             OpenApiParameter("cursor", OpenApiTypes.STR, description="from the previous `next`"),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 10,000"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 10_000},
+                description="1 to 10,000",
+            ),
         ],
         responses={
             200: {
@@ -253,7 +273,8 @@ class SegmentMembersApi(APIView):
                     "previous": {"type": "string", "nullable": True},
                     "results": {"type": "array", "items": {"type": "string"}},
                 },
-            }
+            },
+            400: OpenApiTypes.OBJECT,  # {"page_size": ["…"]}
         },
     )
     def get(self, request, segment_id: int):

@@ -129,7 +129,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops.api_schema.CibleAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contacts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import BaseParser
@@ -205,7 +206,12 @@ def _bulk_response(outcome: BulkOutcome) -> Response:
     )
 
 
-BULK_RESPONSES = {200: BulkResultSerializer, 207: BulkResultSerializer, 400: BulkResultSerializer}
+BULK_RESPONSES = {
+    200: BulkResultSerializer,
+    207: BulkResultSerializer,
+    # Every item rejected (a BulkResult), or a body that is not a batch ({"items": ["…"]}).
+    400: OpenApiTypes.OBJECT,
+}
 
 
 class ContactsBulkApi(APIView):

@@ -151,7 +151,7 @@ OPS_BEAT_HEARTBEAT_SECONDS = env.float("OPS_BEAT_HEARTBEAT_SECONDS", default=15.
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops.api_schema.CibleAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contacts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -481,6 +481,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=3
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+# Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
+# client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
+CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)
 # API keys: more than API_KEY_FAILURES_PER_WINDOW bad keys from one IP within
 # API_KEY_FAILURE_WINDOW_SECONDS → 429 with Retry-After until the window ends (shared cache).
 CIBLE_API_KEY_FAILURES_PER_WINDOW = env.int("API_KEY_FAILURES_PER_WINDOW", default=20)

@@ -123,11 +123,12 @@ def journey(chromium, live_server, default_purposes) -> Iterator[Journey]:  # no
 def workers(isolated_broker, live_server, smtp_sink, sms_sink):  # noqa: F811
     """``with workers(): ...`` runs a real Celery worker (all queues) on this test's private
     filesystem broker, sending email to the SMTP sink and SMS to the local SMS server; links
-    in messages point at the live server. Yields the worker process (``.output`` for reports)."""
+    in messages point at the live server. Yields the worker process (``.output`` for reports).
+    ``workers(clock_shift_hours=25)`` is a worker living a day later (a wait step is over)."""
     _sink, port = smtp_sink
 
     @contextlib.contextmanager
-    def start(**extra_env: str):
+    def start(*, clock_shift_hours: float = 0.0, **extra_env: str):
         env = worker_env(smtp_port=port, sms_url=sms_sink.url, public_url=live_server.url)
         env.update(extra_env)
         with celery_worker(
@@ -135,8 +136,14 @@ def workers(isolated_broker, live_server, smtp_sink, sms_sink):  # noqa: F811
             broker_folder=isolated_broker,
             queues=ALL_QUEUES,
             extra_env=env,
+            clock_shift_hours=clock_shift_hours,
         ) as process:
-            yield process
+            try:
+                yield process
+            except BaseException:
+                print("--- worker output (last 80 lines) ---")
+                print("".join(process.output[-80:]))
+                raise
 
     return start
 
@@ -150,5 +157,5 @@ def worker_env(*, smtp_port: int, sms_url: str, public_url: str) -> dict[str, st
         "SMS_RATE_PER_SECOND": "0",
         "EMAIL_RATE_PER_SECOND": "0",
         "CIBLE_PUBLIC_BASE_URL": public_url,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }

@@ -191,7 +191,12 @@ def parse_timestamp(raw: Any, *, default_zone: ZoneInfo | None, now: datetime) -
                 )
             )
         moment = moment.replace(tzinfo=default_zone)
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted past datetime's range by its offset
+        raise InvalidValue(
+            _("Before 1970.") if moment.year < 1970 else _("In the future.")
+        ) from exc
     if moment < EPOCH:
         raise InvalidValue(_("Before 1970."))
     if moment > now + CLOCK_SKEW:

@@ -1,6 +1,6 @@
 """Glue with activation (the app below experiments): variant assigner, deliveries, rollout.
 
-- :func:`variants_for_run` is registered with ``activation.variants`` in ``AppConfig.ready``:
+- :func:`variants_for_run` is registered with ``activation.variants`` by ``experiments.hooks``:
   activation calls it with each chunk of a run's eligible contacts and writes the returned
   variant key on the outbox rows (``None`` → the row is skipped, reason ``holdout``).
 - :func:`delivered_per_variant` counts the test's sent messages per variant for the results.
@@ -95,13 +95,3 @@ def launch_rollout_run(*, experiment: Experiment) -> int | None:
     prepare_run.delay(run.pk)
     logger.info("experiment %s: rollout run %s created", experiment.pk, run.pk)
     return run.pk
-
-
-def register_with_activation() -> None:
-    """Register the assigner and the rollout hook (idempotent; called from ``ready``)."""
-    from activation.variants import register_variant_assigner
-    from experiments import rollout
-
-    register_variant_assigner(variants_for_run)
-    if launch_rollout_run not in rollout.hooks:
-        rollout.hooks.append(launch_rollout_run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -74,7 +75,7 @@ class ClusterModelAdmin(admin.ModelAdmin):
         version = obj.active_version
         return f"v{version.number}" if version else "—"
 
-    @admin.action(description=_("Train now (in the background)"))
+    @admin.action(description=_("Train now (in the background)"), permissions=["change"])
     def train_now(self, request: HttpRequest, queryset) -> None:
         from segments.ml.tasks import train_cluster_model
 
@@ -116,7 +117,11 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Make this version the active one"))
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        """Versions are read-only; choosing the active one changes the model."""
+        return request.user.has_perm("segments_ml.change_clustermodel")
+
+    @admin.action(description=_("Make this version the active one"), permissions=["activate"])
     def activate(self, request: HttpRequest, queryset) -> None:
         from segments.ml.pipeline import TrainingError
         from segments.ml.services import cluster_version_activate
@@ -170,7 +175,9 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
         from segments.ml.selectors import version_page_context
 
-        version = get_object_or_404(ClusterModelVersion, pk=object_id)
+        version = self.get_object(request, unquote(object_id))
+        if version is None:  # a missing or malformed id: Django's "doesn't exist" redirect
+            return super().change_view(request, object_id, form_url, extra_context)
         context = {**(extra_context or {}), **version_page_context(version)}
         return super().change_view(request, object_id, form_url, extra_context=context)
 

@@ -4,6 +4,7 @@ the scores card on the contact's own change page (an inline added to contacts' C
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -61,7 +62,10 @@ class ScoringModelAdmin(admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return views.model_report(request, int(object_id))
+        model = self.get_object(request, unquote(object_id))
+        if model is None:  # a missing or malformed id: Django's "doesn't exist" redirect
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return views.model_report(request, model.pk)
 
 
 @admin.register(ContactScore)

@@ -16,11 +16,14 @@
     options.forEach(([v, label]) => { const o = el("option", { value: v, text: label }); if (String(v) === String(value)) o.selected = true; s.appendChild(o); });
     return s;
   }
+  // A number beyond a double (1e400) would become null in JSON: keep the text typed so the
+  // server can say it is out of range.
+  function parseNumber(text) { const n = Number(text); return Number.isFinite(n) && text.trim() !== "" ? n : text; }
   function parseValue(text, kind, op) {
     if (["in", "not_in"].includes(op)) return text.split(",").map((t) => parseValue(t.trim(), kind, "eq"));
-    if (op === "between") return text.split(",").map((t) => Number(t.trim()));
+    if (op === "between") return text.split(",").map((t) => parseNumber(t.trim()));
     if (["within_last_days", "more_than_days_ago"].includes(op)) return parseInt(text, 10);
-    if (kind === "number") return Number(text);
+    if (kind === "number") return parseNumber(text);
     if (kind === "json") { try { return JSON.parse(text); } catch (e) { return text; } }
     return text;
   }
@@ -134,8 +137,24 @@
       data.sample.forEach((c) => sample.appendChild(el("tr", {}, [el("td", {}, [el("a", { href: c.url, text: c.external_id })]), el("td", { text: c.name }), el("td", { text: c.email })])));
     });
 
+    // Right after a save the worker is still computing: poll the status until it has
+    // finished (or failed), then reload so size, chart and warnings are today's.
+    const computing = document.getElementById("segment-computing");
+    if (computing) {
+      let polls = 0;
+      const poll = async () => {
+        polls += 1;
+        try {
+          const response = await fetch(computing.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+          if (response.ok && (await response.json()).state !== "computing") { window.location.reload(); return; }
+        } catch (e) { /* network hiccup: try again */ }
+        if (polls < 400) window.setTimeout(poll, polls < 20 ? 1000 : 3000);
+      };
+      window.setTimeout(poll, 500);
+    }
+
     const chartData = document.getElementById("segments-chart-data");
-    if (chartData && window.Plotly) {
+    if (chartData && window.Plotly && !computing) {
       const chart = JSON.parse(chartData.textContent);
       window.Plotly.newPlot("segment-size-chart", [{ x: chart.x, y: chart.y, type: "scatter", mode: "lines+markers" }], { title: chart.title, margin: { t: 40 } }, { displaylogo: false });
     }

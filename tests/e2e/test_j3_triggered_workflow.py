@@ -23,6 +23,7 @@ import requests
 from django.utils import timezone
 
 from tests.activation.conftest import grant, quiet_hours_elsewhere
+from tests.e2e.admin_ui import errors_shown, messages_shown, save
 from tests.factories import CampaignFactory, ContactFactory, TemplateFactory
 from tests.workers import wait_until
 
@@ -108,15 +109,15 @@ def build_welcome_series(journey, page) -> None:
             page.click(".inline-group .add-row a")
         fill_step(page, index, **step)
     journey.shot(page, "j3-workflow-steps")
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.locator("ul.messagelist").inner_text()
+    save(page)
+    assert "was added successfully" in messages_shown(page), errors_shown(page)
 
     journey.open(page, "/admin/journeys/campaignschedule/add/")
     page.select_option("#id_campaign", label="Bienvenue")
     page.select_option("#id_kind", "segment_entry")
     page.select_option("#id_trigger_segment", label="Visited the pricing page")
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.locator("ul.messagelist").inner_text()
+    save(page)
+    assert "was added successfully" in messages_shown(page), errors_shown(page)
 
 
 @pytest.mark.e2e

@@ -9,6 +9,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.test.utils import override_settings
@@ -142,7 +143,7 @@ def test_an_unclosed_quote_at_the_top_of_a_long_file_does_not_swallow_it(tmp_pat
     assert row[0] == "2" and "quote is left open" in row[1]
 
 
-def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_path):
+def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_path, client):
     path = tmp_path / "contacts.csv"
     mixed_contacts_file(path)
     with override_settings(MEDIA_ROOT=str(tmp_path / "media")):
@@ -153,4 +154,10 @@ def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_p
         job.refresh_from_db()
         assert (job.status, job.created, job.rejected, job.encoding) == ("done", 800, 100, "utf-8")
         assert "Not valid utf-8 text" in Path(job.rejects_file.path).read_text(encoding="utf-8")
+        job.column_map = {**job.column_map, "segment_hint": ""}  # mapped to “(ignore)”
+        job.save()
+        admin = User.objects.create_superuser("admin", "admin@example.fr", "x")
+        client.force_login(admin)
+        page = client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
+        assert "Ignored columns (not stored): segment_hint" in page
     assert not Contact.objects.filter(city__contains="Ã").exists()

@@ -113,7 +113,11 @@ class ContactAdmin(admin.ModelAdmin):
     inlines = [PushSubscriptionInline]
     actions = ["merge_selected"]
 
-    @admin.action(description=_("Merge selected contacts (preview first)"))
+    def has_merge_permission(self, request) -> bool:
+        """Merging deletes the duplicates: it needs change and delete."""
+        return request.user.has_perms(["contacts.change_contact", "contacts.delete_contact"])
+
+    @admin.action(description=_("Merge selected contacts (preview first)"), permissions=["merge"])
     def merge_selected(self, request, queryset):
         if not (
             request.user.has_perm("contacts.change_contact")
@@ -200,7 +204,7 @@ class PushSubscriptionAdmin(admin.ModelAdmin):
     raw_id_fields = ("contact",)
     actions = ["deactivate"]
 
-    @admin.action(description=_("Deactivate selected subscriptions"))
+    @admin.action(description=_("Deactivate selected subscriptions"), permissions=["change"])
     def deactivate(self, request, queryset):
         from django.utils import timezone
 
@@ -218,7 +222,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # keys are created with `manage.py create_api_key` so the secret is shown once
 
-    @admin.action(description=_("Revoke selected API keys"))
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
     def revoke(self, request, queryset):
         from django.utils import timezone
 

@@ -68,6 +68,18 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_cache():
+    """Each test starts with an empty per-process cache: counters kept there (bad API keys per
+    client address, tracker rate limit) would otherwise carry over from earlier tests."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the session's PostgreSQL server (only in the PostgreSQL pass)."""

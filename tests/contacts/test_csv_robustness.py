@@ -161,3 +161,14 @@ def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_p
         page = client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
         assert "Ignored columns (not stored): segment_hint" in page
     assert not Contact.objects.filter(city__contains="Ã").exists()
+
+
+def test_a_file_with_old_mac_line_endings_still_imports(tmp_path):
+    path, rejects = tmp_path / "mac.csv", tmp_path / "rejects.csv"
+    path.write_bytes(
+        'external_id,first_name\rC-1,Léa\rC-2,"Zoé\rMartin"\rC-3,Noé\r'.encode("cp1252")
+    )
+    output = run("import_contacts", path, rejects)
+    assert "3 created" in output and "0 rejected" in output
+    assert Contact.objects.get(external_id="C-1").first_name == "Léa"
+    assert Contact.objects.get(external_id="C-2").first_name == "Zoé\nMartin"

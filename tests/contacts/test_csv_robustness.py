@@ -172,3 +172,18 @@ def test_a_file_with_old_mac_line_endings_still_imports(tmp_path):
     assert "3 created" in output and "0 rejected" in output
     assert Contact.objects.get(external_id="C-1").first_name == "Léa"
     assert Contact.objects.get(external_id="C-2").first_name == "Zoé\nMartin"
+
+
+@pytest.mark.postgres
+def test_hostile_csv_files_on_postgresql(tmp_path):
+    """The same rejects on PostgreSQL (events stored by COPY)."""
+    test_import_contacts_mixed_encodings_rejects_latin1_lines_and_stores_utf8_ones(tmp_path)
+    for command in ("import_contacts", "import_events"):
+        Event.objects.all().delete()
+        Contact.objects.all().delete()
+        folder = tmp_path / command
+        folder.mkdir()
+        test_a_200_kb_cell_rejects_its_line_and_the_899_others_are_stored(folder, command)
+        Event.objects.all().delete()
+        Contact.objects.all().delete()
+        test_an_unclosed_quote_rejects_its_line_only(folder, command)

@@ -196,7 +196,21 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ("name", "purpose", "channel", "template")
+        # Every editable field of the campaign: the admin builds its page from this list, so a
+        # field left out here (segments, status, quiet hours…) disappears from the page.
+        fields = (
+            "name",
+            "purpose",
+            "channel",
+            "template",
+            "segments",
+            "exclusion_segments",
+            "quiet_hours_policy",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "frequency_capped",
+            "status",
+        )
 
     def clean(self):
         data = super().clean()

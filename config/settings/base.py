@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "django_prometheus",
     "ops",
     "contacts",
     "consent",
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "contacts.middleware.DatabaseBusyMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -147,10 +151,12 @@ OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)
 # Beat: retry interval while the database is down, and how often it records its heartbeat.
 OPS_BEAT_DB_RETRY_SECONDS = env.float("OPS_BEAT_DB_RETRY_SECONDS", default=5.0)
 OPS_BEAT_HEARTBEAT_SECONDS = env.float("OPS_BEAT_HEARTBEAT_SECONDS", default=15.0)
+# /metrics (Prometheus): when set, scrapers must send "Authorization: Bearer <token>".
+OPS_METRICS_TOKEN = env.str("OPS_METRICS_TOKEN", default="")
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops.api_schema.CibleAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contacts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -230,6 +236,7 @@ CIBLE_TRACKING_EVENT_TYPES = env.list(
         "search",
         "form_submit",
         "signup",
+        "app_open",
         "web_*",
     ],
 )
@@ -480,6 +487,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=3
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+# Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
+# client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
+CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)
 # API keys: more than API_KEY_FAILURES_PER_WINDOW bad keys from one IP within
 # API_KEY_FAILURE_WINDOW_SECONDS → 429 with Retry-After until the window ends (shared cache).
 CIBLE_API_KEY_FAILURES_PER_WINDOW = env.int("API_KEY_FAILURES_PER_WINDOW", default=20)

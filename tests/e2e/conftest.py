@@ -119,26 +119,53 @@ def journey(chromium, live_server, default_purposes) -> Iterator[Journey]:  # no
     assert workspace.server_errors == [], "server errors seen by the browser"
 
 
+def worker_starter(*, broker_url: str, broker_folder: Path | None, env: dict[str, str]):
+    """``start(clock_shift_hours=0, **more_env)``: a context manager running one real worker on
+    every queue; on failure its last output lines are printed with the test report."""
+
+    @contextlib.contextmanager
+    def start(*, clock_shift_hours: float = 0.0, **extra_env: str):
+        with celery_worker(
+            broker_url=broker_url,
+            broker_folder=broker_folder,
+            queues=ALL_QUEUES,
+            extra_env={**env, **extra_env},
+            clock_shift_hours=clock_shift_hours,
+        ) as process:
+            try:
+                yield process
+            except BaseException:
+                print("--- worker output (last 80 lines) ---")
+                print("".join(process.output[-80:]))
+                raise
+
+    return start
+
+
 @pytest.fixture
 def workers(isolated_broker, live_server, smtp_sink, sms_sink):  # noqa: F811
     """``with workers(): ...`` runs a real Celery worker (all queues) on this test's private
     filesystem broker, sending email to the SMTP sink and SMS to the local SMS server; links
-    in messages point at the live server. Yields the worker process (``.output`` for reports)."""
-    _sink, port = smtp_sink
+    in messages point at the live server. Yields the worker process (``.output`` for reports).
+    ``workers(clock_shift_hours=25)`` is a worker living a day later (a wait step is over)."""
+    env = worker_env(smtp_port=smtp_sink[1], sms_url=sms_sink.url, public_url=live_server.url)
+    return worker_starter(broker_url="filesystem://", broker_folder=isolated_broker, env=env)
 
-    @contextlib.contextmanager
-    def start(**extra_env: str):
-        env = worker_env(smtp_port=port, sms_url=sms_sink.url, public_url=live_server.url)
-        env.update(extra_env)
-        with celery_worker(
-            broker_url="filesystem://",
-            broker_folder=isolated_broker,
-            queues=ALL_QUEUES,
-            extra_env=env,
-        ) as process:
-            yield process
 
-    return start
+@pytest.fixture
+def redis_workers(redis_url, monkeypatch, live_server, smtp_sink, sms_sink):  # noqa: F811
+    """As ``workers``, with Redis as the broker (the PostgreSQL pass): the web process's
+    ``.delay()`` and the worker both use the session's Redis server."""
+    from config.celery import app as celery_app
+    from tests.workers import reset_producer_pools
+
+    monkeypatch.setattr(celery_app.conf, "broker_url", redis_url)
+    monkeypatch.setattr(celery_app.conf, "broker_transport_options", {})
+    reset_producer_pools(celery_app)
+    env = worker_env(smtp_port=smtp_sink[1], sms_url=sms_sink.url, public_url=live_server.url)
+    yield worker_starter(broker_url=redis_url, broker_folder=None, env=env)
+    monkeypatch.undo()
+    reset_producer_pools(celery_app)
 
 
 def worker_env(*, smtp_port: int, sms_url: str, public_url: str) -> dict[str, str]:
@@ -150,5 +177,5 @@ def worker_env(*, smtp_port: int, sms_url: str, public_url: str) -> dict[str, st
         "SMS_RATE_PER_SECOND": "0",
         "EMAIL_RATE_PER_SECOND": "0",
         "CIBLE_PUBLIC_BASE_URL": public_url,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }

@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from tests.activation.conftest import grant
+from tests.e2e.admin_ui import messages_shown, save, submit
 from tests.factories import ContactFactory, EventFactory
 from tests.workers import wait_until
 
@@ -110,9 +111,9 @@ def test_marketer_builds_a_rule_segment_sees_its_size_and_explains_membership(jo
     journey.shot(page, "j1-segment-builder")
 
     with workers():
-        page.click("input[name=_save]")
-        assert "was added successfully" in page.locator("ul.messagelist").inner_text()
-        page.click("text=Acheteurs réguliers")
+        save(page)
+        assert "was added successfully" in messages_shown(page)
+        submit(page, "text=Acheteurs réguliers")
         segment_url = page.url
 
         def computed_size_shown() -> bool:
@@ -122,9 +123,9 @@ def test_marketer_builds_a_rule_segment_sees_its_size_and_explains_membership(jo
         wait_until(computed_size_shown, timeout=60, what="the computed size on the segment page")
     journey.shot(page, "j1-segment-computed")
 
-    page.click("text=Why is a contact in this segment?")
+    submit(page, "text=Why is a contact in this segment?")
     page.fill("#contact", members[0].external_id)
-    page.click("button:has-text('Explain')")
+    submit(page, "button:has-text('Explain')")
     content = page.locator("#content").inner_text()
     assert "The rule holds for this contact now." in content
     assert "Current member (as of the last computation)." in content
@@ -132,7 +133,7 @@ def test_marketer_builds_a_rule_segment_sees_its_size_and_explains_membership(jo
     journey.shot(page, "j1-explain-member")
 
     page.fill("#contact", never[0].external_id)
-    page.click("button:has-text('Explain')")
+    submit(page, "button:has-text('Explain')")
     content = page.locator("#content").inner_text()
     assert "The rule does not hold for this contact now." in content
     assert "Not a member as of the last computation." in content

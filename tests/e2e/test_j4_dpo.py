@@ -17,6 +17,7 @@ import pytest
 from django.utils import timezone
 
 from tests.activation.conftest import grant, segment_with
+from tests.e2e.admin_ui import errors_shown, messages_shown, save, submit
 from tests.factories import ContactFactory, EventFactory
 
 IDENTIFIERS = ("lea.dubois@example.fr", "+33612345678", "Léa", "Dubois", "12 rue des Lilas")
@@ -56,8 +57,8 @@ def add_rights_request(journey, page, *, kind_label: str, contact) -> int:
     page.fill("#id_requester", "lea.dubois@example.fr (formulaire web)")
     page.click("#id_received_at_0 ~ span a:has-text('Today')")
     page.click("#id_received_at_1 ~ span a:has-text('Now')")
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.locator("ul.messagelist").inner_text()
+    save(page)
+    assert "was added successfully" in messages_shown(page), errors_shown(page)
     return RightsRequest.objects.latest("pk").pk
 
 
@@ -146,7 +147,8 @@ def test_dpo_exports_and_erases_a_person_and_other_roles_cannot(journey):
             forged_action(page, changelist=changelist, action="carry_out", pk=erasure)
         else:
             assert response.status == 403, role
-        assert journey.open(page, f"{changelist}{access}/export.zip").status == 403, role
+        export = page.request.get(f"{journey.url}{changelist}{access}/export.zip")
+        assert export.status == 403, role
         assert not ErasedContact.objects.exists(), role
         assert RightsRequest.objects.get(pk=erasure).completed_at is None, role
 
@@ -154,14 +156,15 @@ def test_dpo_exports_and_erases_a_person_and_other_roles_cannot(journey):
     journey.open(dpo, f"{changelist}?status=open")
     dpo.check(f"input[name=_selected_action][value='{erasure}']")
     dpo.select_option("select[name=action]", "carry_out")
-    dpo.click("button[name=index]")
+    submit(dpo, "button[name=index]")
     assert not ErasedContact.objects.exists(), "erased without a confirmation step"
     confirm = dpo.locator("#content form [type=submit]", has_text="Yes").or_(
         dpo.locator("#content form input[type=submit][value*='Yes']")
     )
     journey.shot(dpo, "j4-erasure-confirmation")
-    confirm.first.click()
-    assert "1 request(s) carried out." in dpo.locator("ul.messagelist").inner_text()
+    with dpo.expect_navigation():
+        confirm.first.click()
+    assert "1 request(s) carried out." in messages_shown(dpo)
     assert ErasedContact.objects.filter(contact_id=lea.pk).count() == 1
     assert personal_data_left() == []
 

@@ -22,6 +22,6 @@ def audience_from_outbox(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("activation", "0005_merge_20261204_1844")]
+    dependencies = [("activation", "0003_outbox_claim_order")]
 
     operations = [migrations.RunPython(audience_from_outbox, migrations.RunPython.noop)]

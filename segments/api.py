@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from segments.models import Segment, SegmentFamily
 from segments.rules import RuleError, rule_describe
-from segments.selectors import segment_members
+from segments.selectors import segment_compute_state, segment_members
 from segments.services import (
     EveryContactNotConfirmed,
     segment_compute_request,
@@ -143,6 +143,9 @@ class SegmentInputSerializer(serializers.Serializer):
 class SegmentOutputSerializer(serializers.ModelSerializer):
     rule = RuleField()
     rule_text = serializers.SerializerMethodField(help_text="The rule in plain language.")
+    compute_state = serializers.SerializerMethodField(
+        help_text="computing (asked for, not finished), done, failed (see compute_error) or never."
+    )
 
     class Meta:
         model = Segment
@@ -159,12 +162,18 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
             "size",
             "last_computed_at",
             "last_compute_ms",
+            "compute_state",
+            "compute_error",
             "created_at",
             "updated_at",
         ]
 
     def get_rule_text(self, segment: Segment) -> str:
         return rule_describe(segment.rule)
+
+    @extend_schema_field({"type": "string", "enum": ["computing", "done", "failed", "never"]})
+    def get_compute_state(self, segment: Segment) -> str:
+        return segment_compute_state(segment)
 
 
 def _rule_error_response(exc: RuleError) -> Response:

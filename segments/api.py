@@ -35,7 +35,9 @@ RULE_SCHEMA = {
     "description": (
         'A rule tree. Groups: {"all": [...]}, {"any": [...]}, {"not": node}. Leaves carry '
         'a "type": field, feature, attribute, event, segment (and types added by plug-ins, '
-        "e.g. cluster, score). See docs/segments.md for every operator."
+        "e.g. cluster, score). See docs/segments.md for every operator. Limits: 100 "
+        "conditions, groups 8 levels deep, 10,000 JSON values, 1,000 values per in/not_in "
+        "list, 1,000-character texts, dates 1900-01-01 to 2199-12-31, numbers within ±1e15."
     ),
     "type": "object",
     "oneOf": [
@@ -55,7 +57,9 @@ RULE_SCHEMA = {
             "properties": {
                 "type": {
                     "type": "string",
-                    "examples": ["field", "feature", "attribute", "event", "segment"],
+                    "description": "field, feature, attribute, event, segment, consent, cluster, "
+                    "score, cohort…",
+                    "example": "feature",
                 },
                 "field": {"type": "string"},
                 "feature": {"type": "string"},

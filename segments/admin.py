@@ -274,7 +274,7 @@ class SegmentAdmin(admin.ModelAdmin):
         self.__dict__.pop("_total_cache", None)
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description=_("Recompute the selected segments now"))
+    @admin.action(description=_("Recompute the selected segments now"), permissions=["change"])
     def recompute_now(self, request, queryset):
         started = timezone.now()
         ids = list(queryset.values_list("pk", flat=True))

@@ -297,6 +297,7 @@ class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
             with transaction.atomic():
                 segment = segment_create(**_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
+                segment.refresh_from_db()  # shows "computing" until the worker has finished
         except RuleError as exc:
             return _rule_error_response(exc)
         return Response(SegmentOutputSerializer(segment).data, status=status.HTTP_201_CREATED)
@@ -328,6 +329,7 @@ class SegmentDetailApi(_ScopedBySafeMethod, APIView):
             with transaction.atomic():
                 segment = segment_update(segment=segment, **_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
+                segment.refresh_from_db()  # shows "computing" until the worker has finished
         except RuleError as exc:
             return _rule_error_response(exc)
         return Response(SegmentOutputSerializer(segment).data)

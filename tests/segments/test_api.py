@@ -29,6 +29,7 @@ def test_create_then_read_a_segment_with_its_plain_language_rule(api_client):
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["rule"] == RECENT and body["size"] == 0
+    assert (body["compute_state"], body["compute_error"]) == ("computing", "")
     assert "days since last purchase is at most 30" in body["rule_text"]
     detail = api_client.get(f"/api/v1/segments/{body['id']}")
     assert detail.status_code == 200 and detail.json()["name"] == "Recent buyers"

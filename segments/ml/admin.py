@@ -158,7 +158,11 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Make this version the active one"))
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        """Versions are read-only; choosing the active one changes the model."""
+        return request.user.has_perm("segments_ml.change_clustermodel")
+
+    @admin.action(description=_("Make this version the active one"), permissions=["activate"])
     def activate(self, request: HttpRequest, queryset) -> None:
         from segments.ml.pipeline import TrainingError
         from segments.ml.services import cluster_version_activate

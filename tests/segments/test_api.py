@@ -46,6 +46,8 @@ def test_segment_list_is_paginated_by_cursor_and_refuses_a_bad_page_size(api_cli
     third = api_client.get(second["next"]).json()
     assert [s["name"] for s in second["results"] + third["results"]] == ["S2", "S3", "S4"]
     assert third["next"] is None
+    forged = api_client.get("/api/v1/segments?cursor=%C2%82%F0%A6%BC%AE")
+    assert forged.status_code == 400 and "Invalid cursor" in forged.json()["cursor"][0]
     for bad in ("0", "1001", "null", "-1", "1e3"):
         response = api_client.get(f"/api/v1/segments?page_size={bad}")
         assert response.status_code == 400

@@ -131,6 +131,8 @@ ADMIN_PAGES: dict[str, tuple[str, str]] = {
     "admin:scoring_scoringmodel_report": ("GET", "scoring.view_scoringmodel"),
     "admin:scoring_cohorts": ("GET", "scoring.view_scoringmodel"),
     "admin:scoring_cohorts_csv": ("GET", "scoring.view_scoringmodel"),
+    "admin:scoring_train": ("POST", "scoring.add_scoringjob"),
+    "admin:scoring_train_status": ("GET", "scoring.view_scoringmodel"),
     "admin:activation_template_preview": ("GET", "activation.view_template"),
     "admin:activation_mail_sink": ("GET", "activation.view_outboxmessage"),
     "admin:activation_mail_sink_message": ("GET", "activation.view_outboxmessage"),

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test services lint format bench install dev clean-var
+.PHONY: demo test services lint format bench install dev clean-var screenshots journeys
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -57,6 +57,14 @@ test: dev services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not postgres"
 	CIBLE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m postgres
+
+# The journey tests alone (tests/e2e/: headless Chromium as each role, real workers), and the
+# same journeys saving their key screens into docs/screenshots/ (docs/journeys.md).
+journeys: dev
+	$(BIN)/python -m pytest tests/e2e -m "e2e and not postgres" -q
+
+screenshots: dev
+	CIBLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e -m "e2e and not postgres" -q
 
 # The sending benchmark delivers to Postfix's smtp-sink (a C SMTP test server) when it can install
 # it; otherwise to an aiosmtpd server, whose own ceiling then caps the delivery figure.

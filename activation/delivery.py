@@ -8,16 +8,22 @@ State machine of an outbox row during delivery::
                                         |--consent withdrawn since the snapshot--> skipped
                                         '--lease expired (worker died)--> queued
 
-A claim sets a random ``claim_token`` and a lease; every write of a result is conditioned on
-that token, and a row leaves ``sending`` only through one of those writes or lease recovery.
-The result of each hand-off is committed right after it, so a worker killed mid-batch leaves
-only its unsent rows (and at most the one message in flight) to be re-queued when the lease
-expires; a re-sent message keeps its ``Message-ID`` so receivers can collapse it.
+A claim sets a random ``claim_token`` and a lease (``ACTIVATION_LEASE_SECONDS``, renewed by a
+keeper thread every third of it while the worker holds the batch); every write of a result is
+conditioned on that token, and a row leaves ``sending`` only through one of those writes, a
+hand-back (breaker open, error before hand-off) or lease recovery. The result of each hand-off
+is committed right after it — retried across a lost database connection with the same token —
+so a worker killed mid-batch leaves only its unsent rows (and at most the one message in
+flight) to be re-queued when the lease expires; a re-sent message keeps its ``Message-ID`` so
+receivers can collapse it. Consent and suppression are re-checked right before hand-off, for
+small slices of the batch (see ``ACTIVATION_CONSENT_RECHECK_*``).
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -27,12 +33,14 @@ from email.utils import parseaddr
 from functools import lru_cache, partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.template import TemplateSyntaxError
 from django.utils import timezone
 
+from activation.breaker import breaker_record, breaker_wait_seconds
 from activation.channels import OutgoingMessage, PushTarget, SendResult, channel_backend
+from activation.metrics import metrics_outcomes_count
 from activation.models import (
     CLAIMABLE_STATES,
     OPEN_STATES,
@@ -57,6 +65,11 @@ from consent.tokens import list_unsubscribe_headers, preference_centre_url, unsu
 from contacts.models import Contact, PushSubscription
 from segments.models import ContactFeatures
 
+logger = logging.getLogger(__name__)
+
+# A lost or refused database connection (restart, failover, network): reconnect and retry.
+DATABASE_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
 
 @dataclass
 class DeliveryStats:
@@ -66,12 +79,105 @@ class DeliveryStats:
     failed: int = 0
     skipped: int = 0
     recovered: int = 0
+    released: int = 0  # handed back unsent (breaker open, error before hand-off)
+    paused_for: float = 0.0  # seconds until the channel's breaker lets claims resume
     errors: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: DeliveryStats) -> None:
-        for name in ("claimed", "sent", "retried", "failed", "skipped", "recovered"):
+        for name in ("claimed", "sent", "retried", "failed", "skipped", "recovered", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.paused_for = max(self.paused_for, other.paused_for)
         self.errors.extend(other.errors[:20])
+        for key, count in other.outcomes.items():
+            self.outcomes[key] += count
+
+
+def database_retry(operation, *, what: str, budget_seconds: float | None = None):
+    """``operation()``, retried after a lost database connection (closed, then reconnected on
+    the next query) with backoff 0.5 s → 5 s for ``ACTIVATION_DB_RETRY_SECONDS``; re-raises
+    after that, or at once inside a transaction (the caller's atomic block must unwind)."""
+    budget = settings.ACTIVATION_DB_RETRY_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    delay = 0.5
+    while True:
+        try:
+            return operation()
+        except DATABASE_CONNECTION_ERRORS as exc:
+            if connection.in_atomic_block or time.monotonic() >= deadline:
+                raise
+            logger.warning(
+                "database unavailable during %s (%s); retrying in %.1f s", what, exc, delay
+            )
+            database_connection_reset()
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 5.0)
+
+
+def database_connection_reset() -> None:
+    """Drop this thread's (broken) connection; the next query opens a new one."""
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - closing a dead socket may fail; it is gone either way
+        connection.connection = None
+
+
+class LeaseKeeper:
+    """Renews the lease of the rows claimed with ``token`` every third of
+    ``ACTIVATION_LEASE_SECONDS`` from a thread (its own connection) while the block runs, so a
+    slow batch keeps its rows and a dead worker's rows come back within one lease."""
+
+    def __init__(self, token: str):
+        self.token = token
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> LeaseKeeper:
+        # In a test's transaction the claim is invisible to another connection: nothing to renew.
+        if not connection.in_atomic_block:
+            self.thread = threading.Thread(target=self._run, name="cible-lease", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = max(0.2, settings.ACTIVATION_LEASE_SECONDS / 3)
+        try:
+            while not self.stop.wait(interval):
+                try:
+                    outbox_leases_renew(token=self.token, now=timezone.now())
+                except Exception as exc:  # noqa: BLE001 - retried at the next interval
+                    logger.warning("lease renewal failed (%s); retrying", exc)
+                    database_connection_reset()
+        finally:
+            database_connection_reset()
+
+
+def outbox_leases_renew(*, token: str, now: datetime) -> int:
+    """Push the lease of the rows still held with ``token`` one lease further."""
+    return OutboxMessage.objects.filter(claim_token=token, state=OutboxState.SENDING).update(
+        lease_expires_at=now + timedelta(seconds=settings.ACTIVATION_LEASE_SECONDS)
+    )
+
+
+def outbox_claims_release(*, token: str, message_pks: list[int], next_attempt_at: datetime) -> int:
+    """Hand rows claimed with ``token`` but not handed off back to the queue, their attempt
+    not counted (the provider never saw them)."""
+    if not message_pks:
+        return 0
+    return OutboxMessage.objects.filter(
+        pk__in=message_pks, claim_token=token, state=OutboxState.SENDING
+    ).update(
+        state=OutboxState.QUEUED,
+        claim_token="",
+        lease_expires_at=None,
+        next_attempt_at=next_attempt_at,
+        attempts=F("attempts") - 1,
+    )
 
 
 def retry_delay_seconds(attempt: int, *, retry_after: float | None = None) -> float:
@@ -190,7 +296,7 @@ def _record(message: OutboxMessage, token: str, result: SendResult, stats: Deliv
             "error": "",
         }
         outcome = AttemptOutcome.SENT
-    elif result.retryable and message.attempts < settings.ACTIVATION_MAX_ATTEMPTS:
+    elif result.retryable and _retry_allowed(message, now):
         delay = retry_delay_seconds(message.attempts, retry_after=result.retry_after)
         changes = {
             "state": OutboxState.DEFERRED.value,
@@ -201,16 +307,23 @@ def _record(message: OutboxMessage, token: str, result: SendResult, stats: Deliv
     else:
         changes = {"state": OutboxState.FAILED.value, "error": result.error[:2000]}
         outcome = AttemptOutcome.GAVE_UP if result.retryable else AttemptOutcome.PERMANENT
-    updated = _result_write(
-        message_pk=message.pk,
-        token=token,
-        changes={**changes, **release},
-        attempt=message.attempts,
-        outcome=outcome.value,
-        result=result,
-        now=now,
+    # The provider has the message: its result must land, so a lost connection is retried
+    # (same token, conditional write) instead of leaving the row to its lease and a re-send.
+    updated = database_retry(
+        partial(
+            _result_write,
+            message_pk=message.pk,
+            token=token,
+            changes={**changes, **release},
+            attempt=message.attempts,
+            outcome=outcome.value,
+            result=result,
+            now=now,
+        ),
+        what=f"the result write of outbox message {message.pk}",
     )
     if updated:
+        stats.outcomes[f"{message.channel}:{outcome.value}"] += 1
         if outcome == AttemptOutcome.SENT:
             stats.sent += 1
         elif outcome == AttemptOutcome.RETRYABLE:
@@ -230,6 +343,22 @@ def _record(message: OutboxMessage, token: str, result: SendResult, stats: Deliv
         PushSubscription.objects.filter(pk__in=result.deactivated_subscription_ids).update(
             active=False, deactivated_at=now
         )
+
+
+def _retry_allowed(message: OutboxMessage, now: datetime) -> bool:
+    """Retryable failures are retried for ``ACTIVATION_RETRY_WINDOW_HOURS`` after the first
+    attempt (and within ``ACTIVATION_MAX_ATTEMPTS`` when that is set)."""
+    cap = settings.ACTIVATION_MAX_ATTEMPTS
+    if cap and message.attempts >= cap:
+        return False
+    first = (
+        DeliveryAttempt.objects.filter(message_id=message.pk)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    window = timedelta(hours=settings.ACTIVATION_RETRY_WINDOW_HOURS)
+    return first is None or now - first < window
 
 
 @lru_cache(maxsize=4)
@@ -277,7 +406,8 @@ def _claimed_rows(token: str, stats: DeliveryStats) -> list[OutboxMessage]:
 
 
 def _skip_withdrawn(rows: list[OutboxMessage], token: str, stats: DeliveryStats) -> list:
-    """Consent re-checked at the moment of sending, one query per run in the batch."""
+    """Consent (and suppression, erasure) re-checked at the moment of sending, one query per
+    run among ``rows``; refused rows are recorded ``skipped``, the others returned."""
     by_run: dict[int, list[OutboxMessage]] = defaultdict(list)
     for row in rows:
         by_run[row.run_id].append(row)
@@ -287,12 +417,14 @@ def _skip_withdrawn(rows: list[OutboxMessage], token: str, stats: DeliveryStats)
         ids = [row.contact_id for row in run_rows]
         allowed = set(
             contactable(
-                Contact.objects.filter(pk__in=ids), purpose=campaign.purpose, channel=row.channel
+                Contact.objects.filter(pk__in=ids),
+                purpose=campaign.purpose,
+                channel=run_rows[0].channel,
             ).values_list("pk", flat=True)
         )
         refused = [row.pk for row in run_rows if row.contact_id not in allowed]
         if refused:
-            stats.skipped += OutboxMessage.objects.filter(
+            skipped = OutboxMessage.objects.filter(
                 pk__in=refused, claim_token=token, state=OutboxState.SENDING
             ).update(
                 state=OutboxState.SKIPPED,
@@ -300,6 +432,8 @@ def _skip_withdrawn(rows: list[OutboxMessage], token: str, stats: DeliveryStats)
                 claim_token="",
                 lease_expires_at=None,
             )
+            stats.skipped += skipped
+            stats.outcomes[f"{run_rows[0].channel}:skipped_consent_withdrawn"] += skipped
         keep.extend(row for row in run_rows if row.contact_id in allowed)
     return keep
 
@@ -383,18 +517,29 @@ def message_build(
 def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = None) -> DeliveryStats:
     """Claim up to ``limit`` due rows of ``channel``, send them, record each result.
 
-    Guarantees: a row is handed off only while claimed by this call; consent (and suppression,
-    erasure) is re-checked for the claimed rows just before sending — refused rows are recorded
+    Guarantees: a row is handed off only while claimed by this call (its lease renewed while
+    the batch runs); consent (and suppression, erasure) is re-checked set-based right before
+    hand-off for the next ``ACTIVATION_CONSENT_RECHECK_SLICE`` rows, and again whenever that
+    check is older than ``ACTIVATION_CONSENT_RECHECK_MS`` — refused rows are recorded
     ``skipped`` with reason ``consent_withdrawn``; each result is committed right after its
-    hand-off; retryable errors are retried with backoff up to ``ACTIVATION_MAX_ATTEMPTS``.
+    hand-off; retryable errors are retried with backoff for ``ACTIVATION_RETRY_WINDOW_HOURS``.
+    While the channel's circuit breaker is open nothing is claimed (``stats.paused_for``), and
+    a batch that sees it open hands its unsent rows back to the queue.
     """
     now = now or timezone.now()
     stats = DeliveryStats(recovered=outbox_leases_recover(now=now))
-    token = outbox_claim(channel=channel, limit=limit, now=now)
-    rows = _claimed_rows(token, stats)
-    if not rows:
+    stats.paused_for = breaker_wait_seconds(channel)
+    if stats.paused_for:
         return stats
-    rows = _skip_withdrawn(rows, token, stats)
+    token = outbox_claim(channel=channel, limit=limit, now=now)
+    with LeaseKeeper(token):
+        rows = _claimed_rows(token, stats)
+        if rows:
+            _deliver_claimed(channel, rows, token, stats)
+    return stats
+
+
+def _deliver_claimed(channel: str, rows: list[OutboxMessage], token: str, stats) -> None:
     contact_ids = [row.contact_id for row in rows]
     features = {f.contact_id: f for f in ContactFeatures.objects.filter(contact_id__in=contact_ids)}
     targets: dict[int, list[PushTarget]] = defaultdict(list)
@@ -416,18 +561,69 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
             _record(row, token, SendResult.permanent(row.pk, f"rendering failed: {exc}"), stats)
             continue
         ready.append((row, outgoing))
-    with channel_backend(channel) as backend:
-        size = max(1, backend.batch_size)
-        for start in range(0, len(ready), size):
-            chunk = ready[start : start + size]
-            rate_limit_acquire(channel, len(chunk))
-            results = {r.outbox_id: r for r in backend.send([out for _row, out in chunk])}
-            for row, out in chunk:
-                result = results.get(out.outbox_id) or SendResult.retry(
-                    out.outbox_id, "the channel backend returned no result"
+    progress = [0]  # entries of ``ready`` before this index were dealt with
+    try:
+        with channel_backend(channel) as backend:
+            _hand_off(channel, backend, ready, token, stats, progress)
+    finally:
+        unsent = [row.pk for row, _out in ready[progress[0] :]]
+        if unsent:
+            # Breaker open or an error before these reached the provider: back to the queue
+            # now rather than after the lease (best effort: the lease covers a dead database).
+            retry_at = timezone.now() + timedelta(seconds=stats.paused_for)
+            try:
+                stats.released += outbox_claims_release(
+                    token=token, message_pks=unsent, next_attempt_at=retry_at
                 )
-                _record(row, token, result, stats)
-    return stats
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("could not hand back %s claimed rows (%s)", len(unsent), exc)
+
+
+def _hand_off(
+    channel: str, backend, ready: list, token: str, stats: DeliveryStats, progress: list[int]
+) -> None:
+    """Send ``ready`` in backend-sized chunks, re-checking consent (and the breaker) for small
+    slices right before hand-off. ``progress[0]`` counts the entries of ``ready`` dealt with
+    (handed off or skipped); the caller hands the rest back if this returns or raises early."""
+    size = max(1, backend.batch_size)
+    slice_size = max(size, settings.ACTIVATION_CONSENT_RECHECK_SLICE)
+    max_age = settings.ACTIVATION_CONSENT_RECHECK_MS / 1000.0
+    pos = checked_end = granted = 0
+    checked_at = float("-inf")
+    while pos < len(ready):
+        wanted = min(size, len(ready) - pos)
+        if granted < wanted:  # tokens first: the consent check must not age in the wait
+            rate_limit_acquire(channel, wanted - granted)
+            granted = wanted
+        if pos >= checked_end or time.monotonic() - checked_at > max_age:
+            stats.paused_for = breaker_wait_seconds(channel)
+            if stats.paused_for:
+                return
+            window = ready[pos : pos + slice_size]
+            allowed = database_retry(
+                partial(_skip_withdrawn, [row for row, _out in window], token, stats),
+                what="the consent re-check",
+            )
+            kept = {row.pk for row in allowed}
+            ready[pos : pos + slice_size] = [pair for pair in window if pair[0].pk in kept]
+            checked_end, checked_at = pos + len(kept), time.monotonic()
+            continue
+        chunk = ready[pos : min(pos + size, checked_end)]
+        granted = max(0, granted - len(chunk))
+        results = {r.outbox_id: r for r in backend.send([out for _row, out in chunk])}
+        pos = progress[0] = pos + len(chunk)
+        failures = successes = 0
+        for row, out in chunk:
+            result = results.get(out.outbox_id) or SendResult.retry(
+                out.outbox_id, "the channel backend returned no result"
+            )
+            _record(row, token, result, stats)
+            if result.ok or not result.retryable:
+                successes += 1
+            else:
+                failures += 1
+        if breaker_record(channel, failures=failures, successes=successes):
+            checked_end = pos  # look at the breaker before the next hand-off
 
 
 def outbox_next_due_in(*, channel: str, now: datetime, horizon: float = 60.0) -> float | None:
@@ -465,16 +661,27 @@ def outbox_deliver_pending(*, channel: str, budget_seconds: float | None = None)
     deadline = time.monotonic() + budget
     total = DeliveryStats()
     while time.monotonic() < deadline:
-        stats = outbox_deliver_batch(channel=channel, limit=settings.ACTIVATION_BATCH_SIZE)
+        stats = database_retry(
+            partial(outbox_deliver_batch, channel=channel, limit=settings.ACTIVATION_BATCH_SIZE),
+            what=f"{channel} delivery",
+            budget_seconds=max(0.0, deadline - time.monotonic()),
+        )
         total.add(stats)
-        if not stats.claimed:
+        if not stats.claimed or stats.paused_for:
             break
-    campaign_runs_finish(now=timezone.now())
-    return total, outbox_next_due_in(channel=channel, now=timezone.now())
+    metrics_outcomes_count(total.outcomes)
+    database_retry(partial(campaign_runs_finish, now=timezone.now()), what="finishing runs")
+    next_due = database_retry(
+        partial(outbox_next_due_in, channel=channel, now=timezone.now()), what="the next due row"
+    )
+    if total.paused_for:
+        next_due = min(total.paused_for, next_due) if next_due is not None else total.paused_for
+    return total, next_due
 
 
 def campaign_runs_finish(*, now: datetime) -> int:
-    """Mark ``sending`` runs with no open row left as done, storing their final counts."""
+    """Mark ``sending`` runs with no open row left as done — "done with failures" when some
+    rows failed — storing their final counts."""
     from activation.selectors import run_state_and_reason_counts
 
     open_rows = OutboxMessage.objects.filter(run=OuterRef("pk"), state__in=OPEN_STATES)
@@ -482,7 +689,9 @@ def campaign_runs_finish(*, now: datetime) -> int:
     for run in CampaignRun.objects.filter(status=RunStatus.SENDING).exclude(Exists(open_rows)):
         by_state, by_reason = run_state_and_reason_counts(run)
         run.counts = {**run.counts, "by_state": by_state, "by_reason": by_reason}
-        run.status = RunStatus.DONE
+        run.status = (
+            RunStatus.DONE_WITH_FAILURES if by_state.get(OutboxState.FAILED) else RunStatus.DONE
+        )
         run.finished_at = now
         run.save(update_fields=["counts", "status", "finished_at"])
         done += 1

@@ -168,7 +168,12 @@ class RunStatus(models.TextChoices):
     PREPARING = "preparing", _("Preparing the audience")
     SENDING = "sending", _("Sending")
     DONE = "done", _("Done")
+    DONE_WITH_FAILURES = "done_with_failures", _("Done with failures")
     CANCELLED = "cancelled", _("Cancelled")
+
+
+# A finished run: every row reached a final state (some may have failed).
+FINISHED_RUN_STATES = (RunStatus.DONE, RunStatus.DONE_WITH_FAILURES)
 
 
 class CampaignRun(models.Model):
@@ -181,7 +186,7 @@ class CampaignRun(models.Model):
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign")
     )
-    status = models.CharField(_("status"), max_length=10, choices=RunStatus.choices)
+    status = models.CharField(_("status"), max_length=20, choices=RunStatus.choices)
     dry_run = models.BooleanField(_("dry run"), default=False)
     created_at = models.DateTimeField(_("created at"))
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)

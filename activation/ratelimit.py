@@ -3,10 +3,16 @@ embedded mode without Redis, one bucket per process.
 
 ``ACTIVATION_RATE_LIMITS[channel]`` messages per second (0 = unlimited), burst = one second of
 traffic. ``rate_limit_acquire`` blocks until the tokens are granted.
+
+When Redis is unreachable the limiter degrades instead of failing the delivery: each process
+falls back to a local bucket at ``rate × ACTIVATION_RATE_LIMIT_FALLBACK_SHARE`` (default: its
+share of ``ACTIVATION_DELIVERY_TASKS`` parallel tasks, so the fleet stays at or under the
+limit) and tries Redis again every ``ACTIVATION_RATE_LIMIT_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import lru_cache
@@ -56,14 +62,51 @@ class LocalBucket:
             return (wanted - self.tokens) / self.rate
 
 
+logger = logging.getLogger(__name__)
+
 _local: dict[str, LocalBucket] = {}
+_fallback: dict[str, LocalBucket] = {}
+_redis_down_until: dict[str, float] = {}  # url -> monotonic time of the next Redis attempt
 
 
 @lru_cache(maxsize=4)
 def _redis_script(url: str):
     import redis
 
-    return redis.Redis.from_url(url).register_script(TOKEN_BUCKET_LUA)
+    # Short timeouts: a stalled Redis must not hold a worker longer than a provider would.
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    return client.register_script(TOKEN_BUCKET_LUA)
+
+
+def _bucket(store: dict[str, LocalBucket], channel: str, rate: float) -> LocalBucket:
+    bucket = store.get(channel)
+    if bucket is None or bucket.rate != rate:
+        bucket = store[channel] = LocalBucket(rate)
+    return bucket
+
+
+def _redis_wait(url: str, channel: str, rate: float, wanted: int) -> float | None:
+    """Seconds to wait according to the shared bucket; ``None`` when Redis is unreachable."""
+    import redis
+
+    if time.monotonic() < _redis_down_until.get(url, 0.0):
+        return None
+    try:
+        wait = _redis_script(url)(
+            keys=[f"cible:ratelimit:{channel}"], args=[rate, max(1.0, rate), wanted]
+        )
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        if url not in _redis_down_until:
+            logger.warning(
+                "rate limiter: Redis unreachable (%s); %s falls back to a local bucket",
+                exc,
+                channel,
+            )
+        _redis_down_until[url] = time.monotonic() + settings.ACTIVATION_RATE_LIMIT_RETRY_SECONDS
+        return None
+    if _redis_down_until.pop(url, None) is not None:
+        logger.info("rate limiter: Redis is back; %s uses the shared bucket again", channel)
+    return float(wait)
 
 
 def rate_limit_acquire(channel: str, wanted: int = 1) -> float:
@@ -75,17 +118,17 @@ def rate_limit_acquire(channel: str, wanted: int = 1) -> float:
     waited = 0.0
     url = settings.ACTIVATION_RATE_LIMIT_REDIS_URL
     while True:
-        if url:
-            wait = float(
-                _redis_script(url)(
-                    keys=[f"cible:ratelimit:{channel}"], args=[rate, max(1.0, rate), wanted]
-                )
+        wait = _redis_wait(url, channel, rate, wanted) if url else None
+        if wait is None and url:
+            share = settings.ACTIVATION_RATE_LIMIT_FALLBACK_SHARE
+            local_rate = (
+                rate * share if share > 0 else rate / max(1, settings.ACTIVATION_DELIVERY_TASKS)
             )
-        else:
-            bucket = _local.get(channel)
-            if bucket is None or bucket.rate != rate:
-                bucket = _local[channel] = LocalBucket(rate)
-            wait = bucket.take(wanted)
+            wait = _bucket(_fallback, channel, local_rate).take(
+                min(wanted, max(1, int(local_rate)))
+            )
+        elif wait is None:
+            wait = _bucket(_local, channel, rate).take(wanted)
         if wait <= 0:
             return waited
         time.sleep(min(wait, 1.0))

@@ -32,9 +32,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from activation.models import (
+    CLAIMABLE_STATES,
     OPEN_STATES,
     Campaign,
     CampaignRun,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     SkipReason,
@@ -68,9 +70,10 @@ def address_missing(channel: str) -> Q:
     return ~Q(Exists(active))
 
 
-def frequency_capped(*, channel: str, now: datetime) -> Q:
+def frequency_capped(*, channel: str, now: datetime, exclude_run: int | None = None) -> Q:
     """Condition "the contact already reached a frequency cap": messages of capped campaigns
-    sent within the window, or still waiting to be sent, per channel and over all channels."""
+    sent within the window, or still waiting to be sent, per channel and over all channels
+    (rows of ``exclude_run`` — the run being prepared — not counted)."""
     since = now - timedelta(days=settings.ACTIVATION_FREQUENCY_WINDOW_DAYS)
     counted = OutboxMessage.objects.filter(
         Q(state=OutboxState.SENT, sent_at__gte=since)
@@ -78,6 +81,8 @@ def frequency_capped(*, channel: str, now: datetime) -> Q:
         run__campaign__frequency_capped=True,
         run__dry_run=False,
     )
+    if exclude_run is not None:
+        counted = counted.exclude(run_id=exclude_run)
     caps = settings.ACTIVATION_FREQUENCY_CAPS
     counts: dict = {}
     reached: list[Q] = []
@@ -101,7 +106,8 @@ def frequency_capped(*, channel: str, now: datetime) -> Q:
     return Q(pk__in=over)
 
 
-def _in_quiet_window(local: time, start: time, end: time) -> bool:
+def in_quiet_window(local: time, start: time, end: time) -> bool:
+    """True when the local clock time ``local`` falls in quiet hours ``start``–``end``."""
     if start < end:
         return start <= local < end
     return local >= start or local < end
@@ -112,6 +118,15 @@ def _next_end(local_now: datetime, end: time, zone: ZoneInfo) -> datetime:
     if local_now.time() >= end:
         day += timedelta(days=1)
     return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
+
+
+def next_local_time(at: datetime, local_time, zone: ZoneInfo) -> datetime:
+    """The first instant at or after ``at`` when the clock in ``zone`` shows ``local_time``."""
+    local = at.astimezone(zone)
+    candidate = datetime.combine(local.date(), local_time, tzinfo=zone)
+    if candidate < local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), local_time, tzinfo=zone)
+    return candidate.astimezone(UTC)
 
 
 @lru_cache(maxsize=1)
@@ -126,22 +141,30 @@ def quiet_zones(*, start: time, end: time, now: datetime) -> dict[datetime, list
     for name in _zones():
         zone = ZoneInfo(name)
         local = now.astimezone(zone)
-        if _in_quiet_window(local.time().replace(tzinfo=None), start, end):
+        if in_quiet_window(local.time().replace(tzinfo=None), start, end):
             grouped[_next_end(local, end, zone)].append(name)
     return dict(grouped)
 
 
 def eligibility_queryset(
-    *, campaign: Campaign, now: datetime, audience: QuerySet[Contact] | None = None
+    *,
+    campaign: Campaign,
+    now: datetime,
+    audience: QuerySet[Contact] | None = None,
+    channel: str | None = None,
+    exclude_run: int | None = None,
 ) -> QuerySet[Contact]:
     """The audience annotated with ``exclusion_reason`` ("" = eligible) and ``due_at`` (when
     quiet hours end for deferred contacts, else ``now``). Evaluates as one SQL statement.
     ``audience`` (default: the campaign's segments) lets workflows check the contacts due at
-    one of their steps with the same rules."""
+    one of their steps with the same rules; ``channel`` (default: the campaign's) checks them
+    for another channel (an experiment variant's), not counting ``exclude_run``'s own rows
+    against the frequency caps."""
+    channel = channel or campaign.channel
     audience = annotate_exclusion_reason(
         campaign_audience(campaign) if audience is None else audience,
         purpose=campaign.purpose,
-        channel=campaign.channel,
+        channel=channel,
         at=now,
     )
     zones = quiet_zones(start=campaign.quiet_hours_start, end=campaign.quiet_hours_end, now=now)
@@ -153,17 +176,17 @@ def eligibility_queryset(
         allowed = contactable(
             Contact.objects.filter(pk=OuterRef("pk")),
             purpose=campaign.purpose,
-            channel=campaign.channel,
+            channel=channel,
             at=now,
         )
         whens.append(When(~Exists(allowed), then=Value(SkipReason.NO_CONSENT.value)))
     whens += [
-        When(address_missing(campaign.channel), then=Value(SkipReason.NO_ADDRESS.value)),
+        When(address_missing(channel), then=Value(SkipReason.NO_ADDRESS.value)),
     ]
     if campaign.frequency_capped:
         whens.append(
             When(
-                frequency_capped(channel=campaign.channel, now=now),
+                frequency_capped(channel=channel, now=now, exclude_run=exclude_run),
                 then=Value(SkipReason.FREQUENCY_CAP.value),
             )
         )
@@ -194,6 +217,16 @@ def run_progress(run: CampaignRun) -> dict[str, int]:
     ):
         counts[row["state"]] = row["n"]
     return counts
+
+
+def run_channels(run: CampaignRun) -> list[str]:
+    """The channels of the run's waiting messages (an experiment variant may have its own)."""
+    return sorted(
+        OutboxMessage.objects.filter(run=run, state__in=(OutboxState.QUEUED, OutboxState.DEFERRED))
+        .order_by()
+        .values_list("channel", flat=True)
+        .distinct()
+    )
 
 
 def run_reason_counts(run: CampaignRun) -> dict[str, int]:
@@ -232,3 +265,30 @@ def contact_messages(contact_id: int) -> QuerySet[OutboxMessage]:
         .select_related("run__campaign")
         .order_by("-created_at", "-id")
     )
+
+
+def outbox_oldest_due(*, now: datetime) -> dict[str, datetime | None]:
+    """Per channel, since when the oldest due message (queued or deferred, due by ``now``)
+    has been waiting — one index-backed first-row read per channel (outbox_claim_order)."""
+    oldest: dict[str, datetime | None] = {}
+    for channel in MessageChannel.values:
+        oldest[channel] = (
+            OutboxMessage.objects.filter(
+                channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
+            )
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+    return oldest
+
+
+def outbox_open_counts() -> dict[tuple[str, str], int]:
+    """``{(channel, state): n}`` for the rows still in flight (queued, deferred, sending) —
+    the partial claim and lease indexes cover them, not the outbox's whole history."""
+    rows = (
+        OutboxMessage.objects.filter(state__in=OPEN_STATES)
+        .values_list("channel", "state")
+        .annotate(n=Count("id"))
+    )
+    return {(channel, state): n for channel, state, n in rows}

@@ -85,6 +85,11 @@ class ContactItemSerializer(serializers.Serializer):
     locale = serializers.CharField(required=False, help_text="e.g. fr or fr-FR.")
     birth_year = serializers.IntegerField(required=False, min_value=1900)
     attributes = serializers.DictField(required=False)
+    signed_up_at = serializers.CharField(
+        required=False,
+        help_text="Sign-up time (ISO 8601 with offset, or a date YYYY-MM-DD read as 00:00 UTC), "
+        "1970 to now; stored as the contact's created_at.",
+    )
 
 
 class EventItemSerializer(serializers.Serializer):

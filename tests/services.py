@@ -81,20 +81,24 @@ class PostgresServer:
         reused = (data / "PG_VERSION").exists()
         if reused:
             (data / "postmaster.pid").unlink(missing_ok=True)  # left by an interrupted run
-        init = None if reused else run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--locale=C",
-            ]
+        init = (
+            None
+            if reused
+            else run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--locale=C",
+                ]
+            )
         )
         if init is not None and init.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
@@ -158,3 +162,48 @@ class PostgresServer:
         )
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _postgres_data_dir(connection) -> Path:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        return Path(cursor.fetchone()[0])
+
+
+def postgres_restart(connection, *, mode: str = "fast", down_seconds: float = 0.0) -> None:
+    """Stop the PostgreSQL server behind ``connection`` (``pg_ctl stop -m mode``: ``fast``
+    disconnects every client, ``immediate`` is a crash), keep it down ``down_seconds``, and
+    start it again with the options it had. Every Django connection of this process is closed
+    (their sockets are dead); the next query reconnects."""
+    import shlex
+    import time
+
+    from django.db import connections
+
+    data = _postgres_data_dir(connection)
+    opts = shlex.split((data / "postmaster.opts").read_text())
+    args = opts[opts.index("-D") + 2 :] if "-D" in opts else opts[1:]
+    connections.close_all()
+    pg_ctl = str(postgres_bin_dir() / "pg_ctl")
+    run = lambda cmd: subprocess.run(_as_server_user(cmd), capture_output=True, text=True)  # noqa: E731
+    stopped = run([pg_ctl, "-D", str(data), "-m", mode, "-w", "stop"])
+    if stopped.returncode != 0:
+        raise ServiceUnavailable(f"pg_ctl stop failed: {stopped.stderr.strip()}")
+    time.sleep(down_seconds)
+    started = run(
+        [
+            pg_ctl,
+            "-D",
+            str(data),
+            "-o",
+            shlex.join(args),
+            "-l",
+            str(data.parent / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
+    if started.returncode != 0:
+        raise ServiceUnavailable(f"pg_ctl start failed: {started.stderr.strip()}")

@@ -227,16 +227,17 @@ class CampaignScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Launch now"), permissions=["launch"])
     def launch_now(self, request, queryset):
-        from activation.journeys.tasks import launch_now
-
         for schedule in queryset.select_related("campaign"):
             try:
-                services.campaign_launch_check(campaign=schedule.campaign)
+                services.campaign_launch(
+                    campaign=schedule.campaign,
+                    user=request.user,
+                    now=timezone.now(),
+                    background=True,
+                )
             except ValidationError as exc:
                 messages.error(request, f"{schedule.campaign}: " + "; ".join(exc.messages))
                 continue
-            at = timezone.now().replace(microsecond=0)
-            launch_now.delay(schedule.pk, at.isoformat())
             messages.success(
                 request,
                 _("“%(name)s” is being launched; follow it in Campaign runs.")

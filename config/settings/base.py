@@ -8,6 +8,7 @@ filesystem transport under ``var/broker/``; production sets ``DATABASE_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "django_prometheus",
     "ops",
     "contacts",
     "consent",
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "contacts.middleware.DatabaseBusyMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -121,11 +126,33 @@ CELERY_TASK_ROUTES = {
     "activation.tasks.*": {"queue": "send"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, made to survive a database outage (ops/beat.py).
+CELERY_BEAT_SCHEDULER = "ops.beat:ResilientDatabaseScheduler"
+# Producers give up on an unreachable broker after this many seconds (then say so).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=4.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "ops.tasks.record_worker_heartbeat", "schedule": 60.0},
+    # The send queue's workers report too: /readyz checks every queue of OPS_READY_QUEUES.
+    "worker-heartbeat-send": {
+        "task": "ops.tasks.record_worker_heartbeat",
+        "schedule": 60.0,
+        "options": {"queue": "send"},
+    },
 }
+# --- ops (readiness, beat) ---
+# /readyz answers 503 when beat's heartbeat, a queue's freshest worker heartbeat, or the oldest
+# due outbox message is older than these (seconds), or when a check fails (see ops/health.py).
+OPS_READY_BEAT_MAX_AGE_SECONDS = env.float("OPS_READY_BEAT_MAX_AGE_SECONDS", default=120.0)
+OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=180.0)
+OPS_READY_QUEUE_MAX_AGE_SECONDS = env.float("OPS_READY_QUEUE_MAX_AGE_SECONDS", default=900.0)
+OPS_READY_QUEUES = env.list("OPS_READY_QUEUES", default=["default", "send"])
+OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)
+# Beat: retry interval while the database is down, and how often it records its heartbeat.
+OPS_BEAT_DB_RETRY_SECONDS = env.float("OPS_BEAT_DB_RETRY_SECONDS", default=5.0)
+OPS_BEAT_HEARTBEAT_SECONDS = env.float("OPS_BEAT_HEARTBEAT_SECONDS", default=15.0)
+# /metrics (Prometheus): when set, scrapers must send "Authorization: Bearer <token>".
+OPS_METRICS_TOKEN = env.str("OPS_METRICS_TOKEN", default="")
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -135,6 +162,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["contacts.api_keys.HasScope"],
+    # JSON nested too deeply is a 400, not a RecursionError (config/api_json.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_json.BoundedDepthJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cible API",
@@ -155,6 +188,13 @@ CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", defau
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821
+    # Embedded mail sink: one .eml file per message (the admin's "Sent messages" page reads
+    # them), in the folder as written in the URL — "filemail:///abs/path" stays absolute
+    # (django-environ drops that leading slash).
+    EMAIL_BACKEND = "activation.channels.mailsink.EmlDirectoryBackend"
+    _mail_url = urlsplit(env.str("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail")))
+    EMAIL_FILE_PATH = unquote(_mail_url.netloc + _mail_url.path)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cible <no-reply@cible.localhost>")
 
 LOGGING = {
@@ -184,14 +224,32 @@ CIBLE_WEBHOOK_TOLERANCE_SECONDS = env.int("CIBLE_WEBHOOK_TOLERANCE_SECONDS", def
 # Tracking endpoint /t/e: browser origins allowed (CORS) and requests per minute per client IP.
 CIBLE_TRACKING_ALLOWED_ORIGINS = env.list("CIBLE_TRACKING_ALLOWED_ORIGINS", default=[])
 CIBLE_TRACKING_RATE_PER_MINUTE = env.int("CIBLE_TRACKING_RATE_PER_MINUTE", default=600)
+# Event types a browser may send to /t/e (after the alias table); "web_*" = any type with that
+# prefix. Provider feedback (bounces, complaints, deliveries, unsubscribes…) is never accepted there.
+CIBLE_TRACKING_EVENT_TYPES = env.list(
+    "CIBLE_TRACKING_EVENT_TYPES",
+    default=[
+        "page_view",
+        "product_view",
+        "cart_updated",
+        "checkout_started",
+        "search",
+        "form_submit",
+        "signup",
+        "web_*",
+    ],
+)
 CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
     "task": "contacts.tasks.duplicate_report",
     "schedule": 24 * 3600.0,
 }
 
 # --- consent ---
-# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in).
-CIBLE_PUBLIC_BASE_URL = env.str("CIBLE_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in,
+# tracking). Embedded mode: the address the demo serves (PORT, or run_demo --port).
+CIBLE_PUBLIC_BASE_URL = env.str(
+    "CIBLE_PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+)
 # Key of the HMAC kept for erased people's email/phone (defaults to one derived from SECRET_KEY).
 CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
 CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS = env.int("CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7)
@@ -265,10 +323,28 @@ VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@cible.localhost")
 PUSH_SINK_URL = env.str("PUSH_SINK_URL", default="file://" + str(VAR_DIR / "push"))
 PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
-# Delivery: rows claimed per batch, lease of a claim, retries (exponential backoff + jitter).
+# Delivery: rows claimed per batch, lease of a claim (renewed every third of it while the worker
+# holds the batch, so a dead worker's rows come back within one lease), retries (exponential
+# backoff + jitter) for ACTIVATION_RETRY_WINDOW_HOURS after the first attempt (and at most
+# ACTIVATION_MAX_ATTEMPTS attempts when that is above 0).
 ACTIVATION_BATCH_SIZE = env.int("ACTIVATION_BATCH_SIZE", default=500)
-ACTIVATION_LEASE_SECONDS = env.int("ACTIVATION_LEASE_SECONDS", default=300)
-ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=5)
+ACTIVATION_LEASE_SECONDS = env.float("ACTIVATION_LEASE_SECONDS", default=30.0)
+ACTIVATION_MAX_ATTEMPTS = env.int("ACTIVATION_MAX_ATTEMPTS", default=0)
+ACTIVATION_RETRY_WINDOW_HOURS = env.float("ACTIVATION_RETRY_WINDOW_HOURS", default=24.0)
+# Consent/suppression re-checked right before hand-off for the next N messages, and again when
+# that check is older than ACTIVATION_CONSENT_RECHECK_MS milliseconds.
+ACTIVATION_CONSENT_RECHECK_SLICE = env.int("ACTIVATION_CONSENT_RECHECK_SLICE", default=25)
+ACTIVATION_CONSENT_RECHECK_MS = env.float("ACTIVATION_CONSENT_RECHECK_MS", default=200.0)
+# A lost database connection is retried (reconnect + backoff) this long before a task gives up.
+ACTIVATION_DB_RETRY_SECONDS = env.float("ACTIVATION_DB_RETRY_SECONDS", default=120.0)
+# Circuit breaker per channel (see activation/breaker.py): N retryable failures in a row within
+# the window open it for the cooldown, doubled at each reopening up to the maximum.
+ACTIVATION_BREAKER_FAILURES = env.int("ACTIVATION_BREAKER_FAILURES", default=10)
+ACTIVATION_BREAKER_WINDOW_SECONDS = env.int("ACTIVATION_BREAKER_WINDOW_SECONDS", default=120)
+ACTIVATION_BREAKER_COOLDOWN_SECONDS = env.float("ACTIVATION_BREAKER_COOLDOWN_SECONDS", default=15.0)
+ACTIVATION_BREAKER_MAX_COOLDOWN_SECONDS = env.float(
+    "ACTIVATION_BREAKER_MAX_COOLDOWN_SECONDS", default=300.0
+)
 ACTIVATION_RETRY_BASE_SECONDS = env.float("ACTIVATION_RETRY_BASE_SECONDS", default=30.0)
 ACTIVATION_RETRY_MAX_SECONDS = env.float("ACTIVATION_RETRY_MAX_SECONDS", default=3600.0)
 ACTIVATION_DELIVERY_TASKS = env.int("ACTIVATION_DELIVERY_TASKS", default=4)
@@ -284,6 +360,12 @@ ACTIVATION_RATE_LIMIT_REDIS_URL = env.str(
     "ACTIVATION_RATE_LIMIT_REDIS_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
 )
+# Redis unreachable: each process limits itself to this share of the rate (0 = 1 / number of
+# delivery tasks) and tries Redis again after this many seconds.
+ACTIVATION_RATE_LIMIT_FALLBACK_SHARE = env.float(
+    "ACTIVATION_RATE_LIMIT_FALLBACK_SHARE", default=0.0
+)
+ACTIVATION_RATE_LIMIT_RETRY_SECONDS = env.float("ACTIVATION_RATE_LIMIT_RETRY_SECONDS", default=5.0)
 # Frequency caps: at most N messages per window (days), per channel and over all channels.
 ACTIVATION_FREQUENCY_CAPS = {
     "email": env.int("FREQUENCY_CAP_EMAIL", default=3),

@@ -17,6 +17,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -195,10 +196,19 @@ class _ScopedBySafeMethod:
 
 class StrictCursorPagination(CursorPagination):
     """Cursor pagination by id whose ``page_size`` is a whole number from 1 to
-    ``max_page_size`` — anything else is a 400, not silently the default."""
+    ``max_page_size`` — anything else is a 400, not silently the default; a ``cursor`` that is
+    not one we gave out is a 400 too (DRF answers 404, as if the list did not exist)."""
 
     ordering = "pk"
     page_size_query_param = "page_size"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise serializers.ValidationError(
+                {"cursor": [_("Invalid cursor: use the “next” or “previous” link as given.")]}
+            ) from None
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

@@ -266,3 +266,31 @@ def test_consent_rechecked_before_every_message_when_configured_so(
         people[2].email
     }
     assert run.messages.get(contact=people[2]).skip_reason == "consent_withdrawn"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_worker_restarts_due_delivery_without_beat(
+    tmp_path, smtp_sink, consenting, make_campaign
+):
+    """Rows queued while no task exists (broker lost them, beat dead): the worker that starts
+    sweeps and delivers them; nothing else sends a task."""
+    from activation.services import campaign_run_launch
+    from tests.activation.conftest import NOW
+    from tests.workers import celery_worker, filesystem_broker_folder, wait_until
+
+    sink, port = smtp_sink
+    contacts = consenting(3)
+    run = campaign_run_launch(campaign=make_campaign(contacts), now=NOW)  # no task enqueued
+    folder, _options = filesystem_broker_folder(tmp_path)
+    env = {"EMAIL_URL": f"smtp://127.0.0.1:{port}", "EMAIL_RATE_PER_SECOND": "0"}
+
+    with celery_worker(
+        broker_url="filesystem://", broker_folder=folder, queues="send", extra_env=env
+    ):
+        wait_until(
+            lambda: run.messages.filter(state="sent").count() == 3,
+            timeout=60,
+            what="the starting worker to deliver the due rows",
+        )
+
+    assert sorted(sink.recipients()) == sorted(c.email for c in contacts)

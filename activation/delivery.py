@@ -532,9 +532,9 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
     if stats.paused_for:
         return stats
     token = outbox_claim(channel=channel, limit=limit, now=now)
-    with LeaseKeeper(token):
-        rows = _claimed_rows(token, stats)
-        if rows:
+    rows = _claimed_rows(token, stats)
+    if rows:
+        with LeaseKeeper(token):
             _deliver_claimed(channel, rows, token, stats)
     return stats
 

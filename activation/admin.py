@@ -3,12 +3,10 @@ runs (progress bar and counts, retry failed, cancel), outbox and delivery log wi
 
 from __future__ import annotations
 
-from functools import partial
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,6 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from activation import services
+from activation.channels.mailsink import (
+    mail_sink_directory,
+    mail_sink_file,
+    mail_sink_message,
+    mail_sink_messages,
+)
 from activation.models import (
     FINISHED_RUN_STATES,
     Attribution,
@@ -33,9 +37,7 @@ from activation.models import (
 )
 from activation.rendering import (
     ALL_FIELDS,
-    message_render,
     template_source_errors,
-    template_version_for,
 )
 from activation.selectors import run_progress, run_reason_counts
 from activation.sms import sms_segments, with_stop_mention
@@ -117,9 +119,9 @@ class TemplateAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     def preview_view(self, request, pk: int):
-        template = get_object_or_404(Template, pk=pk)
-        if not self.has_view_permission(request, template):
+        if not self.has_view_permission(request):
             raise PermissionDenied
+        template = get_object_or_404(Template, pk=pk)
         data = request.POST if request.method == "POST" else request.GET
         form = TestSendForm(data or None)
         context = {
@@ -134,12 +136,13 @@ class TemplateAdmin(admin.ModelAdmin):
             if contact is None:
                 form.add_error("contact", _("No contact with this ID."))
             else:
-                locale = form.cleaned_data["locale"] or contact.locale
-                version = template_version_for(template, locale)
-                if version is None:
+                found = services.message_render_test(
+                    template=template, contact=contact, locale=form.cleaned_data["locale"]
+                )
+                if found is None:
                     messages.error(request, _("This template has no version yet."))
                 else:
-                    rendered = message_render(version=version, contact=contact, campaign=None)
+                    version, rendered = found
                     context.update(rendered=rendered, version=version, contact=contact)
                     if rendered.sms_body:
                         body = with_stop_mention(rendered.sms_body, marketing=True)
@@ -164,15 +167,54 @@ class TemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/activation/template/preview.html", context)
 
 
+class CampaignForm(forms.ModelForm):
+    """The campaign's template must be of its channel and have content for it (every
+    locale)."""
+
+    class Meta:
+        model = Campaign
+        # Every editable field of the campaign: the admin builds its page from this list, so a
+        # field left out here (segments, status, quiet hours…) disappears from the page.
+        fields = (
+            "name",
+            "purpose",
+            "channel",
+            "template",
+            "segments",
+            "exclusion_segments",
+            "quiet_hours_policy",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "frequency_capped",
+            "status",
+        )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("channel") and data.get("template"):
+            probe = Campaign(channel=data["channel"], template=data["template"])
+            problems = services.campaign_problems(campaign=probe)
+            if problems:
+                raise ValidationError(problems)
+        return data
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ("name", "channel", "purpose", "template", "status", "created_at")
     list_filter = ("channel", "status", "purpose")
     search_fields = ("name",)
     filter_horizontal = ("segments", "exclusion_segments")
     actions = ["dry_run", "launch"]
 
-    @admin.action(description=_("Dry run: show who would get the message, and why not"))
+    def has_launch_permission(self, request) -> bool:
+        return request.user.has_perm("activation.launch_campaign")
+
+    @admin.action(
+        description=_("Dry run: show who would get the message, and why not"),
+        permissions=["view"],
+    )
     def dry_run(self, request, queryset):
         for campaign in queryset:
             run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=True)
@@ -187,18 +229,37 @@ class CampaignAdmin(admin.ModelAdmin):
                     % {"eligible": run.counts["eligible"], "audience": run.audience_size},
                 ),
             )
+            for where, names in run.report.get("unknown_variables", {}).items():
+                messages.warning(
+                    request,
+                    _(
+                        "%(name)s: the template “%(template)s” (%(where)s) uses unknown "
+                        "variables, which would render blank: %(names)s."
+                    )
+                    % {
+                        "name": campaign.name,
+                        "template": campaign.template,
+                        "where": where,
+                        "names": ", ".join(names),
+                    },
+                )
 
-    @admin.action(description=_("Launch now"), permissions=["change"])
+    @admin.action(description=_("Launch now"), permissions=["launch"])
     def launch(self, request, queryset):
-        from activation.tasks import prepare_run
+        from activation.journeys.services import campaign_launch
 
         for campaign in queryset:
-            run = services.campaign_run_create(campaign=campaign, now=timezone.now())
-            transaction.on_commit(partial(prepare_run.delay, run.pk))
+            try:
+                campaign_launch(
+                    campaign=campaign, user=request.user, now=timezone.now(), background=True
+                )
+            except ValidationError as exc:
+                messages.error(request, f"{campaign.name}: " + "; ".join(exc.messages))
+                continue
             messages.success(
                 request,
-                _("%(name)s: run #%(run)s is being prepared; follow it in Campaign runs.")
-                % {"name": campaign.name, "run": run.pk},
+                _("“%(name)s” is being launched; follow it in Campaign runs.")
+                % {"name": campaign.name},
             )
 
 
@@ -366,6 +427,68 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # --- embedded mode: the mail sink ("Sent messages") -------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("sent-mail/", view(self.mail_sink_view), name="activation_mail_sink"),
+            path(
+                "sent-mail/<str:name>/",
+                view(self.mail_sink_message_view),
+                name="activation_mail_sink_message",
+            ),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"mail_sink": mail_sink_directory() is not None, **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def _mail_sink_context(self, request, title) -> dict:
+        # Staff with view permission on the outbox; only when mail is captured to files.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if mail_sink_directory() is None:
+            raise Http404(_("Email is not captured to files here (EMAIL_URL is not filemail://)."))
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "folder": mail_sink_directory(),
+        }
+
+    def mail_sink_view(self, request):
+        context = self._mail_sink_context(request, _("Sent messages (mail sink)"))
+        listed, total = mail_sink_messages()
+        context.update(sink_messages=listed, total=total)
+        return TemplateResponse(request, "admin/activation/outboxmessage/mail_sink.html", context)
+
+    def mail_sink_message_view(self, request, name: str):
+        context = self._mail_sink_context(request, _("Sent message"))
+        message = mail_sink_message(name)
+        if message is None:
+            raise Http404(_("No such message in the mail sink."))
+        if request.GET.get("download"):
+            response = HttpResponse(mail_sink_file(name), content_type="message/rfc822")
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        html = message.get_body(("html",))
+        text = message.get_body(("plain",))
+        context.update(
+            name=name,
+            headers=[(k, str(message.get(k, ""))) for k in ("From", "To", "Date", "Subject")],
+            extra_headers=[
+                (k, str(v))
+                for k, v in message.items()
+                if k not in ("From", "To", "Date", "Subject", "Content-Type")
+            ],
+            html=html.get_content() if html is not None else "",
+            text=text.get_content() if text is not None else "",
+        )
+        return TemplateResponse(
+            request, "admin/activation/outboxmessage/mail_sink_message.html", context
+        )
 
     @admin.action(description=_("Retry failed messages"), permissions=["change"])
     def retry_failed(self, request, queryset):

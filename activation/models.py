@@ -148,7 +148,10 @@ class Campaign(models.Model):
         verbose_name = _("campaign")
         verbose_name_plural = _("campaigns")
         ordering = ["-created_at"]
-        permissions = [("approve_campaign", _("Can approve a campaign for launch"))]
+        permissions = [
+            ("approve_campaign", _("Can approve a campaign for launch")),
+            ("launch_campaign", _("Can launch a campaign (send it now)")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(quiet_hours_start=models.F("quiet_hours_end")),

@@ -70,9 +70,10 @@ def address_missing(channel: str) -> Q:
     return ~Q(Exists(active))
 
 
-def frequency_capped(*, channel: str, now: datetime) -> Q:
+def frequency_capped(*, channel: str, now: datetime, exclude_run: int | None = None) -> Q:
     """Condition "the contact already reached a frequency cap": messages of capped campaigns
-    sent within the window, or still waiting to be sent, per channel and over all channels."""
+    sent within the window, or still waiting to be sent, per channel and over all channels
+    (rows of ``exclude_run`` — the run being prepared — not counted)."""
     since = now - timedelta(days=settings.ACTIVATION_FREQUENCY_WINDOW_DAYS)
     counted = OutboxMessage.objects.filter(
         Q(state=OutboxState.SENT, sent_at__gte=since)
@@ -80,6 +81,8 @@ def frequency_capped(*, channel: str, now: datetime) -> Q:
         run__campaign__frequency_capped=True,
         run__dry_run=False,
     )
+    if exclude_run is not None:
+        counted = counted.exclude(run_id=exclude_run)
     caps = settings.ACTIVATION_FREQUENCY_CAPS
     counts: dict = {}
     reached: list[Q] = []
@@ -103,7 +106,8 @@ def frequency_capped(*, channel: str, now: datetime) -> Q:
     return Q(pk__in=over)
 
 
-def _in_quiet_window(local: time, start: time, end: time) -> bool:
+def in_quiet_window(local: time, start: time, end: time) -> bool:
+    """True when the local clock time ``local`` falls in quiet hours ``start``–``end``."""
     if start < end:
         return start <= local < end
     return local >= start or local < end
@@ -114,6 +118,15 @@ def _next_end(local_now: datetime, end: time, zone: ZoneInfo) -> datetime:
     if local_now.time() >= end:
         day += timedelta(days=1)
     return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
+
+
+def next_local_time(at: datetime, local_time, zone: ZoneInfo) -> datetime:
+    """The first instant at or after ``at`` when the clock in ``zone`` shows ``local_time``."""
+    local = at.astimezone(zone)
+    candidate = datetime.combine(local.date(), local_time, tzinfo=zone)
+    if candidate < local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), local_time, tzinfo=zone)
+    return candidate.astimezone(UTC)
 
 
 @lru_cache(maxsize=1)
@@ -128,22 +141,30 @@ def quiet_zones(*, start: time, end: time, now: datetime) -> dict[datetime, list
     for name in _zones():
         zone = ZoneInfo(name)
         local = now.astimezone(zone)
-        if _in_quiet_window(local.time().replace(tzinfo=None), start, end):
+        if in_quiet_window(local.time().replace(tzinfo=None), start, end):
             grouped[_next_end(local, end, zone)].append(name)
     return dict(grouped)
 
 
 def eligibility_queryset(
-    *, campaign: Campaign, now: datetime, audience: QuerySet[Contact] | None = None
+    *,
+    campaign: Campaign,
+    now: datetime,
+    audience: QuerySet[Contact] | None = None,
+    channel: str | None = None,
+    exclude_run: int | None = None,
 ) -> QuerySet[Contact]:
     """The audience annotated with ``exclusion_reason`` ("" = eligible) and ``due_at`` (when
     quiet hours end for deferred contacts, else ``now``). Evaluates as one SQL statement.
     ``audience`` (default: the campaign's segments) lets workflows check the contacts due at
-    one of their steps with the same rules."""
+    one of their steps with the same rules; ``channel`` (default: the campaign's) checks them
+    for another channel (an experiment variant's), not counting ``exclude_run``'s own rows
+    against the frequency caps."""
+    channel = channel or campaign.channel
     audience = annotate_exclusion_reason(
         campaign_audience(campaign) if audience is None else audience,
         purpose=campaign.purpose,
-        channel=campaign.channel,
+        channel=channel,
         at=now,
     )
     zones = quiet_zones(start=campaign.quiet_hours_start, end=campaign.quiet_hours_end, now=now)
@@ -155,17 +176,17 @@ def eligibility_queryset(
         allowed = contactable(
             Contact.objects.filter(pk=OuterRef("pk")),
             purpose=campaign.purpose,
-            channel=campaign.channel,
+            channel=channel,
             at=now,
         )
         whens.append(When(~Exists(allowed), then=Value(SkipReason.NO_CONSENT.value)))
     whens += [
-        When(address_missing(campaign.channel), then=Value(SkipReason.NO_ADDRESS.value)),
+        When(address_missing(channel), then=Value(SkipReason.NO_ADDRESS.value)),
     ]
     if campaign.frequency_capped:
         whens.append(
             When(
-                frequency_capped(channel=campaign.channel, now=now),
+                frequency_capped(channel=channel, now=now, exclude_run=exclude_run),
                 then=Value(SkipReason.FREQUENCY_CAP.value),
             )
         )
@@ -196,6 +217,16 @@ def run_progress(run: CampaignRun) -> dict[str, int]:
     ):
         counts[row["state"]] = row["n"]
     return counts
+
+
+def run_channels(run: CampaignRun) -> list[str]:
+    """The channels of the run's waiting messages (an experiment variant may have its own)."""
+    return sorted(
+        OutboxMessage.objects.filter(run=run, state__in=(OutboxState.QUEUED, OutboxState.DEFERRED))
+        .order_by()
+        .values_list("channel", flat=True)
+        .distinct()
+    )
 
 
 def run_reason_counts(run: CampaignRun) -> dict[str, int]:

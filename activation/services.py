@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -45,6 +47,7 @@ from activation.models import (
     Campaign,
     CampaignRun,
     DeliveryAttempt,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     QuietHoursPolicy,
@@ -52,18 +55,27 @@ from activation.models import (
     SkipReason,
     Template,
 )
+from activation.rendering import template_lacks_content_for, template_unknown_variables
 from activation.selectors import (
     eligibility_queryset,
+    next_local_time,
+    run_channels,
     run_progress,
     run_state_and_reason_counts,
 )
-from activation.variants import VARIANT_CHUNK, assign_variants, has_variant_assigner
+from activation.variants import (
+    VARIANT_CHUNK,
+    assign_variants,
+    has_variant_assigner,
+    variant_content,
+)
 from contacts.models import Contact, Event, PushSubscription
 from contacts.signals import events_ingested
 
 __all__ = [
     "DeliveryStats",
     "EligibilityReport",
+    "campaign_problems",
     "campaign_run_cancel",
     "campaign_run_create",
     "campaign_run_launch",
@@ -72,8 +84,10 @@ __all__ = [
     "campaign_runs_finish",
     "conversions_attribute",
     "eligibility_report",
+    "message_render_test",
     "message_send_test",
     "outbox_deliver_batch",
+    "outbox_defer_to_local_time",
     "outbox_deliver_pending",
     "delivery_tasks_enqueue",
     "outbox_delivery_start",
@@ -113,6 +127,45 @@ class EligibilityReport:
             "by_reason": self.by_reason,
             "samples": self.samples,
         }
+
+
+def campaign_problems(*, campaign: Campaign) -> dict[str, str]:
+    """Per-field reasons (translated) why ``campaign`` cannot send what it says: its template
+    is for another channel, or some locale of it has no content for the campaign's channel.
+    Checked when the campaign is saved and again at launch."""
+    from django.utils.translation import gettext as _
+
+    template = campaign.template if campaign.template_id is not None else None
+    if template is None or not campaign.channel:
+        return {}
+    channel = MessageChannel(campaign.channel).label
+    if template.channel != campaign.channel:
+        return {
+            "template": _(
+                "The template “%(template)s” is for %(template_channel)s; this campaign "
+                "sends %(channel)s. Choose a template of that channel."
+            )
+            % {
+                "template": template,
+                "template_channel": MessageChannel(template.channel).label,
+                "channel": channel,
+            }
+        }
+    missing = template_lacks_content_for(template, campaign.channel)
+    if missing == ["*"]:
+        return {
+            "template": _("The template “%(template)s” has no version yet: write its content.")
+            % {"template": template}
+        }
+    if missing:
+        return {
+            "template": _(
+                "The template “%(template)s” has no %(channel)s content in: %(locales)s. "
+                "Write it in the template, or choose another template."
+            )
+            % {"template": template, "channel": channel, "locales": ", ".join(missing)}
+        }
+    return {}
 
 
 def eligibility_report(*, campaign: Campaign, now: datetime) -> EligibilityReport:
@@ -226,6 +279,93 @@ def _outbox_insert_snapshot(*, run: CampaignRun, campaign: Campaign, now: dateti
         cursor.execute(sql, [*head_params, *inner_params])
 
 
+def _outbox_state_for(reason: str, campaign: Campaign) -> str:
+    """The outbox state of an eligibility ``reason`` (Python twin of
+    ``outbox_state_expression``, for rows re-checked after the snapshot)."""
+    if reason == "":
+        return OutboxState.QUEUED
+    if reason == SkipReason.QUIET_HOURS and campaign.quiet_hours_policy == QuietHoursPolicy.DEFER:
+        return OutboxState.DEFERRED
+    return OutboxState.SKIPPED
+
+
+def _outbox_switch_channel(
+    *, run: CampaignRun, campaign: Campaign, variant: str, channel: str, now: datetime
+) -> None:
+    """Move the waiting rows of ``variant`` to ``channel`` and re-check each contact's
+    eligibility there (consent, address, caps, quiet hours): one eligibility statement per
+    chunk of contacts, one UPDATE per distinct (reason, due time)."""
+    rows = OutboxMessage.objects.filter(
+        run=run, step=0, variant=variant, state__in=CLAIMABLE_STATES
+    )
+    contact_ids = list(rows.order_by("contact_id").values_list("contact_id", flat=True))
+    for start in range(0, len(contact_ids), VARIANT_CHUNK):
+        ids = contact_ids[start : start + VARIANT_CHUNK]
+        checked = eligibility_queryset(
+            campaign=campaign,
+            now=now,
+            audience=Contact.objects.filter(pk__in=ids),
+            channel=channel,
+            exclude_run=run.pk,
+        ).values_list("pk", "exclusion_reason", "due_at")
+        groups: dict[tuple, list[int]] = {}
+        for contact_id, reason, due in checked:
+            groups.setdefault((reason, due), []).append(contact_id)
+        for (reason, due), members in groups.items():
+            OutboxMessage.objects.filter(run=run, step=0, contact_id__in=members).update(
+                channel=channel,
+                state=_outbox_state_for(reason, campaign),
+                skip_reason=reason,
+                next_attempt_at=due,
+            )
+
+
+def outbox_defer_to_local_time(
+    *, run: CampaignRun, local_time, now: datetime, variant: str | None = None
+) -> int:
+    """Every waiting message of ``run`` (of ``variant`` only, if given) becomes due at the
+    next ``local_time`` in its contact's zone (zones read once; one UPDATE per zone).
+    Returns rows updated."""
+    waiting = OutboxMessage.objects.filter(run=run, state__in=CLAIMABLE_STATES)
+    if variant is not None:
+        waiting = waiting.filter(variant=variant)
+    zones = set(waiting.values_list("contact__timezone", flat=True).distinct())
+    updated = 0
+    for name in sorted(zones):
+        try:
+            zone = ZoneInfo(name)
+        except (KeyError, ValueError):
+            zone = ZoneInfo(settings.TIME_ZONE)
+        due = next_local_time(now, local_time, zone)
+        updated += OutboxMessage.objects.filter(
+            pk__in=waiting.filter(contact__timezone=name).values("pk")
+        ).update(state=OutboxState.QUEUED, skip_reason="", next_attempt_at=due)
+    return updated
+
+
+def _variants_delivery_apply(*, run: CampaignRun, campaign: Campaign, now: datetime) -> None:
+    """A variant's channel and send-time overrides (``activation.variants``): its rows move
+    to that channel (eligibility re-checked there) and wait for that local time."""
+    keys = (
+        OutboxMessage.objects.filter(run=run, step=0, state__in=CLAIMABLE_STATES)
+        .exclude(variant="")
+        .order_by("variant")
+        .values_list("variant", flat=True)
+        .distinct()
+    )
+    for key in list(keys):
+        overrides = variant_content(run=run, variant=key)
+        channel = overrides.get("channel")
+        if channel and channel != campaign.channel:
+            _outbox_switch_channel(
+                run=run, campaign=campaign, variant=key, channel=channel, now=now
+            )
+        if overrides.get("send_time") is not None:
+            outbox_defer_to_local_time(
+                run=run, local_time=overrides["send_time"], now=now, variant=key
+            )
+
+
 def _variants_assign(*, run: CampaignRun) -> None:
     """Ask the registered assigner (experiments) for each eligible contact's variant, in
     chunks of contact ids (read by one query); holdouts become ``skipped``/``holdout``."""
@@ -270,6 +410,7 @@ def campaign_run_prepare(*, run: CampaignRun, now: datetime) -> CampaignRun:
         run = locked
         _outbox_insert_snapshot(run=run, campaign=campaign, now=now)
         _variants_assign(run=run)
+        _variants_delivery_apply(run=run, campaign=campaign, now=now)
         by_state, by_reason = run_state_and_reason_counts(run)
         run.audience_size = sum(by_state.values())
         run.counts = {"audience": run.audience_size, "by_state": by_state, "by_reason": by_reason}
@@ -286,12 +427,14 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
     """Snapshot the audience of ``campaign`` as of ``now`` and decide each contact's fate.
 
     Dry run: writes only a ``CampaignRun`` (status ``dry_run``) whose ``counts``/``report`` hold
-    the eligibility report (counts and samples per reason); no outbox row. Otherwise creates
+    the eligibility report (counts and samples per reason, and the template's unknown
+    variables per ``locale.field``); no outbox row. Otherwise creates
     the run and prepares it (see ``campaign_run_prepare``). Nothing is sent here: call
     ``outbox_delivery_start`` (or let the sweep do it) afterwards.
     """
     if dry_run:
         report = eligibility_report(campaign=campaign, now=now)
+        unknown = template_unknown_variables(campaign.template, campaign=campaign)
         return CampaignRun.objects.create(
             campaign=campaign,
             status=RunStatus.DRY_RUN,
@@ -303,7 +446,7 @@ def campaign_run_launch(*, campaign: Campaign, now: datetime, dry_run: bool = Fa
                 "eligible": report.eligible,
                 "by_reason": report.by_reason,
             },
-            report=report.as_dict(),
+            report={**report.as_dict(), "unknown_variables": unknown},
         )
     with transaction.atomic():
         run = campaign_run_create(campaign=campaign, now=now)
@@ -316,7 +459,8 @@ def campaign_run_prepare_and_deliver(*, run_id: int, now: datetime) -> CampaignR
         run=CampaignRun.objects.select_related("campaign").get(pk=run_id), now=now
     )
     if run.status == RunStatus.SENDING:
-        outbox_delivery_start(channel=run.campaign.channel)
+        for channel in run_channels(run):
+            outbox_delivery_start(channel=channel)
     return run
 
 
@@ -398,23 +542,60 @@ def campaign_run_cancel(*, run: CampaignRun, now: datetime) -> int:
     return count
 
 
-def message_send_test(
-    *, template: Template, contact: Contact, to: str = "", locale: str = ""
-) -> SendResult:
-    """Render ``template`` for ``contact`` (in ``locale`` or the contact's) and send it now to
-    ``to`` (an email address or E.164 phone; push goes to the contact's active subscriptions),
-    subject prefixed ``[TEST]``. No outbox row, no tracking; returns the channel's result."""
-    from activation.channels import OutgoingMessage
-    from activation.models import MessageChannel
+def _test_send_purpose(template: Template):
+    """The purpose a test message's unsubscribe link withdraws: that of the latest campaign
+    sending ``template``, else the first marketing purpose (None when there is none)."""
+    from consent.models import LegalBasis, Purpose
+
+    campaign = template.campaigns.select_related("purpose").order_by("-created_at").first()
+    if campaign is not None:
+        return campaign.purpose
+    return Purpose.objects.exclude(legal_basis=LegalBasis.CONTRACT).order_by("pk").first()
+
+
+def message_render_test(*, template: Template, contact: Contact, locale: str = ""):
+    """``(version, RenderedMessage)`` of ``template`` for ``contact`` (in ``locale`` or the
+    contact's) as a test shows and sends it — with working ``unsubscribe_url`` (withdraws the
+    purpose of :func:`_test_send_purpose` on the template's channel, for that contact) and
+    ``preferences_url``; None when the template has no version."""
     from activation.rendering import message_render, template_version_for
-    from activation.sms import with_stop_mention
+    from consent.tokens import preference_centre_url, unsubscribe_url
     from segments.models import ContactFeatures
 
     version = template_version_for(template, locale or contact.locale)
     if version is None:
+        return None
+    purpose = _test_send_purpose(template)
+    preferences = partial(preference_centre_url, contact=contact)
+    rendered = message_render(
+        version=version,
+        contact=contact,
+        features=ContactFeatures.objects.filter(contact=contact).first(),
+        campaign=None,
+        unsubscribe_url=partial(
+            unsubscribe_url, contact=contact, purpose=purpose, channel=template.channel
+        )
+        if purpose is not None
+        else preferences,
+        preferences_url=preferences,
+    )
+    return version, rendered
+
+
+def message_send_test(
+    *, template: Template, contact: Contact, to: str = "", locale: str = ""
+) -> SendResult:
+    """Render ``template`` for ``contact`` (in ``locale`` or the contact's; see
+    :func:`message_render_test`) and send it now to ``to`` (an email address or E.164 phone;
+    push goes to the contact's active subscriptions), subject prefixed ``[TEST]``. No outbox
+    row, no tracking; returns the channel's result."""
+    from activation.channels import OutgoingMessage
+    from activation.sms import with_stop_mention
+
+    found = message_render_test(template=template, contact=contact, locale=locale)
+    if found is None:
         return SendResult.permanent(0, "template has no version")
-    features = ContactFeatures.objects.filter(contact=contact).first()
-    rendered = message_render(version=version, contact=contact, features=features, campaign=None)
+    _version, rendered = found
     out = OutgoingMessage(outbox_id=0, channel=template.channel)
     if template.channel == MessageChannel.EMAIL:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].rstrip(">") or "cible.localhost"

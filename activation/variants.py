@@ -45,9 +45,13 @@ def has_variant_assigner() -> bool:
 # --- variant content -------------------------------------------------------------------------
 # A content provider is ``fn(*, run, variant: str) -> dict | None``: what to change in the
 # message for contacts of that variant. Keys: ``template`` (a ``Template`` to use instead of the
-# campaign's) and any of ``subject``, ``html``, ``text``, ``sms_body``, ``push_title``,
-# ``push_body``, ``push_url`` (template source replacing that field). Called once per
-# ``(run, variant)`` per delivery batch; ``None``/``{}`` = the campaign's content.
+# campaign's), any of ``subject``, ``html``, ``text``, ``sms_body``, ``push_title``,
+# ``push_body``, ``push_url`` (template source replacing that field), ``channel`` (the variant's
+# rows are sent on that channel, eligibility re-checked there) and ``send_time`` (a
+# ``datetime.time``: the variant's rows wait for that time in each contact's zone). Channel and
+# send time are read when the run is prepared; content once per ``(run, variant)`` per
+# delivery batch. ``None``/``{}`` = the campaign's message. experiments registers the
+# provider of the product (``experiments.hooks``).
 
 VariantContent = Callable[..., dict | None]
 _content_providers: list[VariantContent] = []

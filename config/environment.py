@@ -19,8 +19,83 @@ SUPPORTED_BROKER_SCHEMES = ("filesystem", "redis", "rediss", "memory", "amqp", "
 
 def configuration_error(message: str) -> NoReturn:
     """Print one line and exit with status 2 (usage/configuration error)."""
-    sys.stderr.write(f"Configuration error: {message}\n")
+    configuration_errors([message])
+
+
+def configuration_errors(messages: list[str]) -> NoReturn:
+    """Print one ``Configuration error: …`` line per problem and exit with status 2."""
+    for message in messages:
+        sys.stderr.write(f"Configuration error: {message}\n")
     raise SystemExit(2)
+
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+)
+
+
+def production_problems(
+    *,
+    database: dict[str, Any],
+    cache: dict[str, Any],
+    broker_url: str,
+    public_base_url: str,
+    consent_hash_key: str,
+    secret_key: str,
+) -> list[str]:
+    """What production cannot run with, one sentence each (empty when all is well).
+
+    Several processes on several machines share one database, one cache (rate limits, failed
+    API-key counters, login lockouts), one broker; links in messages need the public https
+    address; erased people's hashes need a key of their own, so rotating SECRET_KEY does not
+    silently lift every erasure and hashed suppression."""
+    problems = []
+    if database.get("ENGINE") != "django.db.backends.postgresql":
+        problems.append(
+            "production needs PostgreSQL: set DATABASE_URL=postgres://user:pass@host:5432/cible "
+            "(SQLite is for the embedded mode only)."
+        )
+    if cache.get("BACKEND") in PER_PROCESS_CACHES:
+        problems.append(
+            "production needs a shared cache: set CACHE_URL=rediscache://host:6379/1 "
+            "(or a memcached/database cache); a per-process cache breaks rate limits and lockouts."
+        )
+    if urlsplit(broker_url).scheme not in ("redis", "rediss", "amqp", "pyamqp"):
+        problems.append(
+            "production needs a shared broker: set CELERY_BROKER_URL=redis://host:6379/0 "
+            "(the filesystem broker is for the embedded mode only)."
+        )
+    base = urlsplit(public_base_url)
+    if base.scheme != "https" or not base.hostname or base.hostname in ("127.0.0.1", "localhost"):
+        problems.append(
+            "production needs its public address for links in messages: set "
+            "CIBLE_PUBLIC_BASE_URL=https://cible.example.com (https, the address people reach)."
+        )
+    if not consent_hash_key or consent_hash_key == secret_key:
+        problems.append(
+            "production needs its own CONSENT_HASH_KEY (a long random string, distinct from "
+            "SECRET_KEY, never changed): it keys the hashes that keep erased people erased."
+        )
+    return problems
+
+
+# Embedded mode's SQLite: writers queue instead of failing with "database is locked". WAL lets
+# readers run beside the writer; IMMEDIATE transactions take the write lock when they begin, so
+# a transaction never has to upgrade a read lock (SQLite answers that deadlock with an
+# immediate SQLITE_BUSY, whatever the timeout); ``timeout`` (seconds, the busy timeout) is how
+# long a writer waits for the lock. Past it, the API answers 503 with Retry-After
+# (``contacts.middleware.DatabaseBusyMiddleware``).
+SQLITE_BUSY_TIMEOUT_SECONDS = 20
+
+
+def sqlite_options(env: environ.Env) -> dict[str, Any]:
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=SQLITE_BUSY_TIMEOUT_SECONDS),
+    }
 
 
 def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, Any]:
@@ -30,7 +105,7 @@ def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, An
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(default_sqlite),
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "OPTIONS": sqlite_options(env),
         }
     scheme = urlsplit(raw).scheme
     if scheme not in SUPPORTED_DATABASE_SCHEMES:
@@ -47,6 +122,8 @@ def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, An
     if config["ENGINE"] != "django.db.backends.sqlite3":
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
+    else:
+        config["OPTIONS"] = {**sqlite_options(env), **config.get("OPTIONS", {})}
     return config
 
 

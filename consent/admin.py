@@ -204,7 +204,7 @@ class RightsRequestAdmin(admin.ModelAdmin):
 
     def export_view(self, request, pk: int):
         """ZIP with contact.json (Art. 15/20); downloading it completes the access request."""
-        if not self.has_change_permission(request):
+        if not self.has_export_permission(request):
             return HttpResponse(status=403)
         rights_request = get_object_or_404(RightsRequest, pk=pk, contact__isnull=False)
         data = services.export_contact_data(contact=rights_request.contact_id)
@@ -221,16 +221,52 @@ class RightsRequestAdmin(admin.ModelAdmin):
         )
         return response
 
-    @admin.action(description=_("Carry out selected erasure / objection requests"))
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("consent.export_contact")
+
+    def has_carry_out_permission(self, request) -> bool:
+        return request.user.has_perm("consent.carry_out_rightsrequest")
+
+    @admin.action(
+        description=_("Carry out selected erasure / objection requests"),
+        permissions=["carry_out"],
+    )
     def carry_out(self, request, queryset):
-        done = 0
-        for rights_request in queryset.filter(
-            completed_at__isnull=True, kind__in=("erasure", "objection"), contact__isnull=False
-        ):
+        """First a page stating what will happen; the requests are carried out only when that
+        page is confirmed (POST ``confirm=yes``)."""
+        pending = list(
+            queryset.filter(
+                completed_at__isnull=True, kind__in=("erasure", "objection"), contact__isnull=False
+            ).select_related("contact")
+        )
+        if not pending:
+            self.message_user(
+                request,
+                _("None of the selected requests is an open erasure or objection request."),
+                messages.WARNING,
+            )
+            return None
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Carry out rights requests"),
+                "opts": self.model._meta,
+                "requests": pending,
+                "erasures": sum(r.kind == "erasure" for r in pending),
+                "objections": sum(r.kind == "objection" for r in pending),
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action": "carry_out",
+            }
+            return TemplateResponse(
+                request, "admin/consent/rightsrequest/carry_out_confirm.html", context
+            )
+        for rights_request in pending:
             services.rights_request_complete(
                 request=rights_request, actor=str(request.user), at=timezone.now()
             )
-            done += 1
         self.message_user(
-            request, _("%(count)d request(s) carried out.") % {"count": done}, messages.SUCCESS
+            request,
+            _("%(count)d request(s) carried out.") % {"count": len(pending)},
+            messages.SUCCESS,
         )
+        return None

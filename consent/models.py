@@ -323,6 +323,13 @@ class RightsRequest(models.Model):
         verbose_name_plural = _("rights requests")
         ordering = ["completed_at", "due_at"]
         indexes = [models.Index(fields=["completed_at", "due_at"], name="rights_request_due")]
+        permissions = [
+            (
+                "carry_out_rightsrequest",
+                _("Can carry out erasure and objection requests (erases personal data)"),
+            ),
+            ("export_contact", _("Can export a contact's personal data (access requests)")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"

@@ -10,10 +10,13 @@ from consent import services
 
 
 def on_events_ingested(sender, *, contact_ids, event_types, source="", **kwargs) -> None:
-    """SMS STOP withdraws SMS consent; hard bounces and complaints suppress the address."""
+    """SMS STOP withdraws SMS consent; hard bounces and complaints suppress the address.
+
+    Events from the public tracking endpoint (source ``tracking``, unauthenticated) never touch
+    consent or suppression, whatever their type."""
     event_types = set(event_types or ())
     contact_ids = [int(i) for i in contact_ids]
-    if not contact_ids:
+    if not contact_ids or source == "tracking":
         return
     if "sms_inbound" in event_types:
         services.sms_stop_process(contact_ids=contact_ids)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -28,7 +29,14 @@ from contacts.models import (
     ImportJob,
     PushSubscription,
 )
-from contacts.services.csv_import import CsvImportError, column_targets, csv_preview
+from contacts.normalisation import InvalidValue, parse_timestamp
+from contacts.services.csv_import import (
+    CsvImportError,
+    CsvLayout,
+    column_targets,
+    csv_column_report,
+    csv_preview,
+)
 from contacts.services.merge import MergeError, merge_contacts, merge_preview
 
 
@@ -39,8 +47,54 @@ class PushSubscriptionInline(admin.TabularInline):
     readonly_fields = ("created_at", "deactivated_at")
 
 
+class ContactAdminForm(forms.ModelForm):
+    """The contact's sign-up time (``created_at``) is editable: a contact migrated from another
+    tool keeps the date it signed up there (same 1970..now + 5 min range as ingestion)."""
+
+    class Meta:
+        model = Contact
+        fields = (
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "locale",
+            "timezone",
+            "country",
+            "city",
+            "birth_year",
+            "attributes",
+            "is_anonymous",
+            "created_at",
+        )
+        labels = {"created_at": _("Signed up at")}
+        help_texts = {
+            "created_at": _(
+                "When the person signed up (for a migrated base, the date in the old tool)."
+            )
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "created_at" in self.fields:
+            self.fields["created_at"].required = False  # left empty: kept (new contact: now)
+            if not self.instance.pk:
+                self.fields["created_at"].initial = timezone.now
+
+    def clean_created_at(self):
+        moment = self.cleaned_data["created_at"]
+        if moment is None:
+            return self.instance.created_at or timezone.now()
+        try:
+            return parse_timestamp(moment.isoformat(), default_zone=None, now=timezone.now())
+        except InvalidValue as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
     list_display = (
         "external_id",
         "email",
@@ -53,13 +107,17 @@ class ContactAdmin(admin.ModelAdmin):
     )
     list_filter = ("country", "locale", "is_anonymous", "timezone")
     search_fields = ("external_id", "email", "phone", "last_name", "first_name", "city")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("updated_at",)
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [PushSubscriptionInline]
     actions = ["merge_selected"]
 
-    @admin.action(description=_("Merge selected contacts (preview first)"))
+    def has_merge_permission(self, request) -> bool:
+        """Merging deletes the duplicates: it needs change and delete."""
+        return request.user.has_perms(["contacts.change_contact", "contacts.delete_contact"])
+
+    @admin.action(description=_("Merge selected contacts (preview first)"), permissions=["merge"])
     def merge_selected(self, request, queryset):
         if not (
             request.user.has_perm("contacts.change_contact")
@@ -146,7 +204,7 @@ class PushSubscriptionAdmin(admin.ModelAdmin):
     raw_id_fields = ("contact",)
     actions = ["deactivate"]
 
-    @admin.action(description=_("Deactivate selected subscriptions"))
+    @admin.action(description=_("Deactivate selected subscriptions"), permissions=["change"])
     def deactivate(self, request, queryset):
         from django.utils import timezone
 
@@ -164,7 +222,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # keys are created with `manage.py create_api_key` so the secret is shown once
 
-    @admin.action(description=_("Revoke selected API keys"))
+    @admin.action(description=_("Revoke selected API keys"), permissions=["change"])
     def revoke(self, request, queryset):
         from django.utils import timezone
 
@@ -245,6 +303,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "encoding",
         "default_timezone",
         "column_map",
+        "column_report",
         "created",
         "updated",
         "duplicates",
@@ -263,6 +322,21 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=_("columns not stored as fields"))
+    def column_report(self, obj: ImportJob):
+        """The import summary's column lines (as ``import_contacts``/``import_events`` print)."""
+        mapping = obj.column_map or {}
+        ignored, extra = csv_column_report(
+            CsvLayout(encoding="", delimiter="", header=list(mapping), column_map=mapping)
+        )
+        nested = "properties" if obj.kind == "events" else "attributes"
+        return format_html(
+            "{}<br>{}",
+            _("Ignored columns (not stored): %(columns)s") % {"columns": ", ".join(ignored) or "—"},
+            _("Columns Cible does not know, stored as %(nested)s.<name>: %(columns)s")
+            % {"nested": nested, "columns": ", ".join(extra) or "—"},
+        )
 
     @admin.display(description=_("progress"))
     def progress_bar(self, obj: ImportJob):

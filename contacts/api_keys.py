@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import secrets
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from contacts.models import ApiKey
+from ops.access import client_ip, failed_attempts_blocked, failed_attempts_record
 
 KNOWN_SCOPES = (
     "contacts:read",
@@ -31,9 +33,28 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, scopes: list[str] | None = None) -> tuple[ApiKey, str]:
-    """Create a key; return it with the clear-text value, which is never stored."""
-    scopes = scopes or ["*"]
+# What an admin session needs for the operation a scope names (API keys need the scope itself).
+# Reads need the model's view permission, writes the add/change permission of what they write.
+SCOPE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "contacts:read": ("contacts.view_contact",),
+    "contacts:write": ("contacts.add_contact", "contacts.change_contact"),
+    "events:write": ("contacts.add_event",),
+    "consent:read": ("consent.view_consentevent",),
+    "consent:write": ("consent.add_consentevent",),
+    "segments:read": ("segments.view_segment",),
+    "segments:write": ("segments.add_segment", "segments.change_segment"),
+    "campaigns:read": ("activation.view_campaign",),
+    "campaigns:write": ("activation.add_campaign", "activation.change_campaign"),
+    "experiments:read": ("experiments.view_experiment",),
+}
+
+
+def api_key_create(*, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Create a key; return it with the clear-text value, which is never stored.
+
+    ``scopes`` is what the key may do: an empty list gives a key that can do nothing, and
+    ``["*"]`` every scope (there is no implicit default)."""
+    scopes = list(dict.fromkeys(scopes))
     unknown = sorted(set(scopes) - set(KNOWN_SCOPES) - {"*"})
     if unknown:
         raise ValueError(
@@ -63,11 +84,23 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
     def authenticate(self, request):
+        """A client address that sent too many bad keys in a row gets 429 with Retry-After
+        (``CIBLE_API_KEY_FAILURES_PER_WINDOW`` per ``CIBLE_API_KEY_FAILURE_WINDOW_SECONDS``),
+        whatever key it sends next, until the window ends."""
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header.startswith(self.keyword + " "):
             return None
+        ip, window = client_ip(request), settings.CIBLE_API_KEY_FAILURE_WINDOW_SECONDS
+        wait = failed_attempts_blocked(
+            kind="api-key", ip=ip, limit=settings.CIBLE_API_KEY_FAILURES_PER_WINDOW, window=window
+        )
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait, detail=str(_("Too many invalid API keys from this address; slow down."))
+            )
         key = api_key_verify(header[len(self.keyword) + 1 :])
         if key is None:
+            failed_attempts_record(kind="api-key", ip=ip, window=window)
             raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
         return (ApiKeyUser(key), key)
@@ -95,7 +128,9 @@ class ApiKeyUser:
 
 
 class HasScope(permissions.BasePermission):
-    """Views set ``required_scope``; staff users with a session pass; API keys need the scope."""
+    """Views set ``required_scope``. An API key needs that scope; a staff user with an admin
+    session needs the model permissions of the scope (``SCOPE_PERMISSIONS``), as in the admin.
+    A view without a scope is refused to sessions (nothing says what it would need)."""
 
     message = _("This API key lacks the scope required for this endpoint.")
 
@@ -103,7 +138,15 @@ class HasScope(permissions.BasePermission):
         scope = getattr(view, "required_scope", None)
         if isinstance(request.auth, ApiKey):
             return scope is None or request.auth.allows(scope)
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        user = request.user
+        if not (user and user.is_authenticated and user.is_staff and user.is_active):
+            return False
+        if scope not in SCOPE_PERMISSIONS:
+            return bool(user.is_superuser)
+        if not user.has_perms(SCOPE_PERMISSIONS[scope]):
+            self.message = _("Your account lacks the permission required for this operation.")
+            return False
+        return True
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

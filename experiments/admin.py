@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -14,8 +16,36 @@ from experiments.planning import audience_warning, plan_sample
 from experiments.wording import number
 
 
+class VariantForm(forms.ModelForm):
+    """A variant's overrides are checked against the experiment's campaign (channel of the
+    template, content for the channel, send time outside quiet hours, template syntax)."""
+
+    class Meta:
+        model = Variant
+        fields = ("subject", "content", "template", "channel", "send_time")
+        widgets = {"content": forms.Textarea(attrs={"rows": 3, "cols": 40})}
+
+    def clean(self):
+        data = super().clean()
+        # In the experiment's page, "experiment" is the edited (unsaved) experiment.
+        experiment = data.get("experiment") or getattr(self.instance, "experiment", None)
+        probe = Variant(
+            subject=data.get("subject") or "",
+            content=data.get("content") or "",
+            template=data.get("template"),
+            channel=data.get("channel") or "",
+            send_time=data.get("send_time"),
+        )
+        campaign = experiment.campaign if experiment is not None else None
+        problems = services.variant_problems(variant=probe, campaign=campaign)
+        if problems:
+            raise ValidationError(problems)
+        return data
+
+
 class VariantInline(admin.TabularInline):
     model = Variant
+    form = VariantForm
     extra = 0
     fields = (
         "position",
@@ -25,7 +55,8 @@ class VariantInline(admin.TabularInline):
         "is_control",
         "is_holdout",
         "subject",
-        "template_name",
+        "content",
+        "template",
         "channel",
         "send_time",
         "targeting_description",
@@ -171,14 +202,19 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 @admin.register(Variant)
 class VariantAdmin(admin.ModelAdmin):
+    form = VariantForm
     list_display = ("key", "name", "experiment", "weight", "is_control", "is_holdout")
     list_filter = ("is_control", "is_holdout")
     search_fields = ("key", "name", "experiment__name")
     actions = ["send_to_remainder"]
 
+    def has_launch_permission(self, request) -> bool:
+        """Sending the winner to the remainder sends messages: it is a launch."""
+        return request.user.has_perm("activation.launch_campaign")
+
     @admin.action(
         description=_("Send this variant to the remainder (choose the winner)"),
-        permissions=["change"],
+        permissions=["launch"],
     )
     def send_to_remainder(self, request, queryset):
         if queryset.count() != 1:

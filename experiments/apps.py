@@ -7,6 +7,6 @@ class ExperimentsConfig(AppConfig):
     verbose_name = _("Experiments")
 
     def ready(self) -> None:
-        from experiments import integration, receivers  # noqa: F401 — connects the receivers
+        from experiments import hooks, receivers  # noqa: F401 — connects the receivers
 
-        integration.register_with_activation()
+        hooks.register_with_activation()

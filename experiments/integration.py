@@ -1,6 +1,6 @@
 """Glue with activation (the app below experiments): variant assigner, deliveries, rollout.
 
-- :func:`variants_for_run` is registered with ``activation.variants`` in ``AppConfig.ready``:
+- :func:`variants_for_run` is registered with ``activation.variants`` by ``experiments.hooks``:
   activation calls it with each chunk of a run's eligible contacts and writes the returned
   variant key on the outbox rows (``None`` → the row is skipped, reason ``holdout``).
 - :func:`delivered_per_variant` counts the test's sent messages per variant for the results.
@@ -83,25 +83,23 @@ def campaign_audience_size(experiment: Experiment) -> int | None:
 def launch_rollout_run(*, experiment: Experiment) -> int | None:
     """Create a run of the experiment's campaign to send the winner to the remainder.
 
-    Returns the run id (None without a campaign). Preparation and delivery happen in
-    activation's ``prepare_run`` task, like a run launched from the admin.
+    Returns the run id (None without a campaign, or when the campaign may not be launched now
+    — ``campaign_launch_refusal``). Preparation and delivery happen in activation's
+    ``prepare_run`` task.
     """
     if experiment.campaign_id is None:
         return None
+    from activation.journeys.services import campaign_launch_refusal
     from activation.services import campaign_run_create
     from activation.tasks import prepare_run
 
+    # The same rules as any launch: a campaign paused, archived or broken since the test is
+    # not sent to the remainder behind the marketer's back.
+    refusal = campaign_launch_refusal(campaign=experiment.campaign)
+    if refusal is not None:
+        logger.warning("experiment %s: rollout not launched: %s", experiment.pk, refusal[1])
+        return None
     run = campaign_run_create(campaign=experiment.campaign, now=timezone.now())
     prepare_run.delay(run.pk)
     logger.info("experiment %s: rollout run %s created", experiment.pk, run.pk)
     return run.pk
-
-
-def register_with_activation() -> None:
-    """Register the assigner and the rollout hook (idempotent; called from ``ready``)."""
-    from activation.variants import register_variant_assigner
-    from experiments import rollout
-
-    register_variant_assigner(variants_for_run)
-    if launch_rollout_run not in rollout.hooks:
-        rollout.hooks.append(launch_rollout_run)

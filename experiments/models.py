@@ -16,7 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from contacts.models import Channel, Contact
+from activation.models import MessageChannel
+from contacts.models import Contact
 
 
 def new_salt() -> str:
@@ -209,12 +210,32 @@ class Variant(models.Model):
         default=False,
         help_text=_("Measures the lift of the campaign itself."),
     )
-    # Overrides applied by activation when it renders this variant (blank = campaign's value).
-    subject = models.CharField(_("subject"), max_length=300, blank=True, default="")
-    content = models.TextField(_("content"), blank=True, default="")
-    template_name = models.CharField(_("template"), max_length=200, blank=True, default="")
+    # Overrides applied by activation to this variant's messages (blank = the campaign's
+    # value); see experiments.hooks for how each one reaches what is sent.
+    subject = models.CharField(
+        _("subject"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_("Email subject (push title); template language, every locale."),
+    )
+    content = models.TextField(
+        _("content"),
+        blank=True,
+        default="",
+        help_text=_("Email HTML body, SMS body or push body, per the variant's channel."),
+    )
+    template = models.ForeignKey(
+        "activation.Template",
+        verbose_name=_("template"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="variants",
+        help_text=_("Sent instead of the campaign's template (its own locales)."),
+    )
     channel = models.CharField(
-        _("channel"), max_length=16, choices=Channel.choices, blank=True, default=""
+        _("channel"), max_length=16, choices=MessageChannel.choices, blank=True, default=""
     )
     send_time = models.TimeField(
         _("send time (contact's local time)"), null=True, blank=True, default=None

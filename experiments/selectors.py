@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 from django.db import connection, transaction
 
-from experiments.models import Assignment, Experiment, Metric
+from experiments.models import Assignment, Experiment, ExperimentStatus, Metric, Variant
 
 
 @dataclass
@@ -141,3 +141,28 @@ def experiment_aggregates(*, experiment: Experiment) -> dict[int, VariantAggrega
         for pk, agg in aggregates.items():
             agg.delivered = delivered.get(pk, 0)
     return aggregates
+
+
+def variant_of_run(
+    *, campaign_id: int, key: str, run_created_at: datetime | None
+) -> Variant | None:
+    """The variant ``key`` a run of ``campaign_id`` was assigned: the campaign's active
+    experiment's, else (a message still waiting after the test ended) the latest experiment
+    started before the run."""
+    variants = Variant.objects.filter(experiment__campaign_id=campaign_id, key=key).select_related(
+        "template", "experiment__campaign"
+    )
+    active = variants.filter(
+        experiment__status__in=(
+            ExperimentStatus.RUNNING,
+            ExperimentStatus.AWAITING_DECISION,
+            ExperimentStatus.ROLLING_OUT,
+        )
+    ).first()
+    if active is not None or run_created_at is None:
+        return active
+    return (
+        variants.filter(experiment__started_at__lte=run_created_at)
+        .order_by("-experiment__started_at", "-pk")
+        .first()
+    )

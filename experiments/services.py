@@ -58,6 +58,63 @@ def experiment_validate(*, experiment: Experiment) -> list[str]:
         problems.append(_("Auto-winner needs at least one variant to compare with the control."))
     if experiment.kind == ExperimentKind.TARGETING and any(v.is_holdout for v in variants):
         problems.append(_("A targeting experiment compares strategies; it has no holdout."))
+    for variant in variants:
+        for message in variant_problems(variant=variant, campaign=experiment.campaign).values():
+            problems.append(
+                _("Variant %(key)s: %(problem)s") % {"key": variant.key, "problem": message}
+            )
+    return problems
+
+
+def variant_problems(*, variant: Variant, campaign: Any) -> dict[str, str]:
+    """Per-field reasons (translated) why ``variant``'s overrides cannot be sent through
+    ``campaign`` (None: only the template sources are checked); empty when they can."""
+    from activation.models import MessageChannel
+    from activation.rendering import source_error, template_lacks_content_for
+    from activation.selectors import in_quiet_window
+
+    problems: dict[str, str] = {}
+    for name in ("subject", "content"):
+        error = source_error(getattr(variant, name))
+        if error:
+            problems[name] = error
+    if campaign is None:
+        return problems
+    channel = variant.channel or campaign.channel
+    channel_label = MessageChannel(channel).label
+    template = variant.template if variant.template_id is not None else campaign.template
+    if template.channel != channel:
+        problems["template"] = _(
+            "The template “%(template)s” is for %(template_channel)s; this variant sends "
+            "%(channel)s. Choose a template of that channel."
+        ) % {
+            "template": template,
+            "template_channel": MessageChannel(template.channel).label,
+            "channel": channel_label,
+        }
+    elif not variant.content:
+        missing = template_lacks_content_for(template, channel)
+        if missing:
+            problems["template"] = _(
+                "The template “%(template)s” has no %(channel)s content (%(locales)s): "
+                "choose another template or write the variant's content."
+            ) % {
+                "template": template,
+                "channel": channel_label,
+                "locales": ", ".join(missing) if missing != ["*"] else _("no version"),
+            }
+    if variant.subject and channel == MessageChannel.SMS:
+        problems["subject"] = _("An SMS has no subject: leave it blank or send email or push.")
+    if variant.send_time is not None and in_quiet_window(
+        variant.send_time, campaign.quiet_hours_start, campaign.quiet_hours_end
+    ):
+        problems["send_time"] = _(
+            "%(time)s falls in the campaign's quiet hours (%(start)s–%(end)s)."
+        ) % {
+            "time": variant.send_time.strftime("%H:%M"),
+            "start": campaign.quiet_hours_start.strftime("%H:%M"),
+            "end": campaign.quiet_hours_end.strftime("%H:%M"),
+        }
     return problems
 
 

@@ -6,19 +6,21 @@ Views here only parse input, call one service or selector and render.
 from __future__ import annotations
 
 import csv
-import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from config.api_json import json_loads_bounded
 from contacts.models import Contact
 from segments.dependencies import SegmentSpec, effective_rule, spec_of
 from segments.models import (
@@ -28,16 +30,18 @@ from segments.models import (
     SegmentFamily,
     SegmentMembership,
 )
-from segments.rules import RuleError, condition_types, rule_describe
+from segments.rules import RuleError, condition_types, rule_describe, rule_matches_everyone
 from segments.selectors import (
     rule_estimate,
+    segment_compute_state,
     segment_explain,
     segment_members,
     segment_overlap,
-    segment_size_history,
     segment_size_warnings,
+    segment_status,
 )
 from segments.services import (
+    EveryContactNotConfirmed,
     segment_compute_request,
     segment_create,
     segment_rule_check,
@@ -46,11 +50,31 @@ from segments.services import (
 )
 
 
+def _whole_or_none(value: object, name: str) -> int | None:
+    """A form value sent by the rule builder (text or number) as an id/priority, or None."""
+    if value is None or value == "":
+        return None
+    text = (
+        str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    )
+    if not text.isdigit() or len(text) > 9:
+        raise ValueError(gettext("“%(name)s” must be a whole number.") % {"name": name})
+    return int(text)
+
+
 class SegmentAdminForm(forms.ModelForm):
     rule = forms.JSONField(
         label=_("Rule (JSON)"),
         widget=forms.Textarea(attrs={"rows": 8, "cols": 90, "class": "vLargeTextField"}),
         help_text=_("Built by the rule builder above; you may also edit the JSON directly."),
+    )
+
+    confirm_every_contact = forms.BooleanField(
+        label=_("Yes, this segment contains every contact"),
+        required=False,
+        help_text=_(
+            "Needed only when the rule has no restricting condition (e.g. an empty “all of”)."
+        ),
     )
 
     class Meta:
@@ -70,7 +94,18 @@ class SegmentAdminForm(forms.ModelForm):
                 priority=data.get("priority") or 0,
                 segment_id=self.instance.pk,
                 is_active=data.get("is_active", True),
+                every_contact_confirmed=bool(data.get("confirm_every_contact")),
+                previous_rule=self.instance.rule if self.instance.pk else None,
             )
+        except EveryContactNotConfirmed as exc:
+            raise ValidationError(
+                {
+                    "rule": str(exc),
+                    "confirm_every_contact": gettext(
+                        "Tick this box to save a segment that contains every contact."
+                    ),
+                }
+            ) from exc
         except RuleError as exc:
             raise ValidationError({"rule": str(exc)}) from exc
         return data
@@ -149,11 +184,20 @@ class SegmentAdmin(admin.ModelAdmin):
     list_filter = ("family", "is_active", "kind")
     search_fields = ("name", "description")
     ordering = ("family__name", "priority", "id")
-    readonly_fields = ("rule_text", "size", "last_computed_at", "last_compute_ms")
+    readonly_fields = (
+        "rule_text",
+        "computation_state",
+        "size",
+        "last_computed_at",
+        "last_compute_ms",
+    )
     fieldsets = (
         (None, {"fields": ("name", "description", "family", "priority", "is_active")}),
-        (_("Rule"), {"fields": ("rule_text", "rule")}),
-        (_("Computation"), {"fields": ("size", "last_computed_at", "last_compute_ms")}),
+        (_("Rule"), {"fields": ("rule_text", "rule", "confirm_every_contact")}),
+        (
+            _("Computation"),
+            {"fields": ("computation_state", "size", "last_computed_at", "last_compute_ms")},
+        ),
     )
     actions = ["recompute_now"]
 
@@ -161,8 +205,37 @@ class SegmentAdmin(admin.ModelAdmin):
     def rule_text(self, obj: Segment) -> str:
         return rule_describe(obj.rule) if obj and obj.rule else "—"
 
+    @admin.display(description=_("state"))
+    def computation_state(self, obj: Segment) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        state = segment_compute_state(obj)
+        if state == "failed":
+            return format_html(
+                '<strong style="color:#b91c1c">{}</strong><br><code>{}</code>',
+                gettext("This segment could not be computed (%(at)s):")
+                % {"at": obj.compute_failed_at.strftime("%Y-%m-%d %H:%M UTC")},
+                obj.compute_error,
+            )
+        if state == "computing":
+            return format_html(
+                '<span class="segment-compute-state">{}</span>', gettext("Computing…")
+            )
+        if state == "never":
+            return gettext("Not computed yet.")
+        return gettext("Up to date.")
+
     @admin.display(description=_("warning"))
     def size_warning(self, obj: Segment) -> str:
+        state = segment_compute_state(obj)
+        if state == "computing":
+            return gettext("computing…")
+        if state == "failed":
+            return format_html(
+                '<span style="color:#b91c1c" title="{}">{}</span>',
+                obj.compute_error,
+                gettext("computation failed"),
+            )
         if obj.last_computed_at is None:
             return ""
         total = self._total_contacts()
@@ -180,26 +253,43 @@ class SegmentAdmin(admin.ModelAdmin):
         self.__dict__.pop("_total_cache", None)
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description=_("Recompute the selected segments now"))
+    @admin.action(description=_("Recompute the selected segments now"), permissions=["change"])
     def recompute_now(self, request, queryset):
-        rows = segments_compute(
-            segment_ids=list(queryset.values_list("pk", flat=True)),
-            trigger=SegmentComputation.Trigger.MANUAL,
-        )
+        started = timezone.now()
+        ids = list(queryset.values_list("pk", flat=True))
+        rows = segments_compute(segment_ids=ids, trigger=SegmentComputation.Trigger.MANUAL)
         self.message_user(
             request,
             gettext("%(n)s segment(s) recomputed.") % {"n": len(rows)},
             messages.SUCCESS,
         )
+        for name, error in Segment.objects.filter(
+            pk__in=ids, compute_failed_at__gte=started
+        ).values_list("name", "compute_error"):
+            self.message_user(
+                request,
+                gettext("“%(name)s” could not be computed: %(error)s")
+                % {"name": name, "error": error},
+                messages.ERROR,
+            )
 
     def save_model(self, request, obj, form, change):
         fields = ("name", "description", "family", "priority", "is_active", "rule")
         data = {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+        # The form's clean() asked for the every-contact confirmation; the rule is validated
+        # again by the service.
         if change:
-            saved = segment_update(segment=obj, **data)
+            saved = segment_update(segment=obj, every_contact_confirmed=True, **data)
         else:
-            saved = segment_create(**data)
+            saved = segment_create(every_contact_confirmed=True, **data)
             obj.pk = saved.pk
+        if rule_matches_everyone(saved.rule):
+            self.message_user(
+                request,
+                gettext("“%(name)s” contains every contact: its rule has no restricting condition.")
+                % {"name": saved.name},
+                messages.WARNING,
+            )
         segment_compute_request(segment_ids=[saved.pk])
 
     def get_urls(self):
@@ -220,6 +310,11 @@ class SegmentAdmin(admin.ModelAdmin):
                 name="segments_segment_explain",
             ),
             path(
+                "<int:pk>/status/",
+                self.admin_site.admin_view(self.status_view),
+                name="segments_segment_status",
+            ),
+            path(
                 "<int:pk>/export.csv",
                 self.admin_site.admin_view(self.export_view),
                 name="segments_segment_export",
@@ -231,14 +326,14 @@ class SegmentAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         extra_context["builder_schema"] = _builder_schema()
         extra_context["estimate_url"] = reverse("admin:segments_segment_estimate")
-        if object_id:
-            segment = get_object_or_404(Segment, pk=object_id)
-            history = segment_size_history(segment)
-            extra_context["chart"] = {
-                "x": [h.started_at.isoformat() for h in history],
-                "y": [h.size for h in history],
-                "title": gettext("Size over time"),
-            }
+        segment = self.get_object(request, unquote(object_id)) if object_id else None
+        if segment is not None:  # a missing or malformed id: Django's "doesn't exist" redirect
+            status = segment_status(segment)
+            extra_context["chart"] = {**status["chart"], "title": gettext("Size over time")}
+            extra_context["compute_state"] = status["state"]
+            extra_context["status_url"] = reverse(
+                "admin:segments_segment_status", args=[segment.pk]
+            )
             extra_context["export_url"] = reverse(
                 "admin:segments_segment_export", args=[segment.pk]
             )
@@ -259,29 +354,40 @@ class SegmentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request) or request.method != "POST":
             raise PermissionDenied
         try:
-            payload = json.loads(request.body or b"{}")
-            segment_id = payload.get("segment_id") or None
-            family_id = payload.get("family") or None
-            priority = int(payload.get("priority") or 0)
+            payload = json_loads_bounded(request.body or b"{}")
+            if not isinstance(payload, dict) or "rule" not in payload:
+                raise ValueError(gettext("The body must be a JSON object with a “rule”."))
+            segment_id = _whole_or_none(payload.get("segment_id"), "segment_id")
+            family_id = _whole_or_none(payload.get("family"), "family")
+            priority = _whole_or_none(payload.get("priority"), "priority") or 0
             rule = segment_rule_check(
-                rule=payload.get("rule"),
-                name=str(payload.get("name") or gettext("(this segment)")),
-                family_id=int(family_id) if family_id else None,
+                rule=payload["rule"],
+                name=str(payload.get("name") or gettext("(this segment)"))[:120],
+                family_id=family_id,
                 priority=priority,
-                segment_id=int(segment_id) if segment_id else None,
+                segment_id=segment_id,
             )
         except (ValueError, TypeError) as exc:
             return JsonResponse({"ok": False, "error": str(exc)}, status=400)
         specs = [spec_of(s) for s in Segment.objects.exclude(pk=segment_id)]
         candidate = SegmentSpec(
-            id=int(segment_id) if segment_id else -1,
+            id=segment_id if segment_id else -1,
             name="",
             rule=rule,
-            family_id=int(family_id) if family_id else None,
+            family_id=family_id,
             priority=priority,
         )
         estimate = rule_estimate(effective_rule(candidate, [*specs, candidate]))
-        warnings = segment_size_warnings(size=estimate.size, total=estimate.total)
+        warnings = [
+            w.message for w in segment_size_warnings(size=estimate.size, total=estimate.total)
+        ]
+        if rule_matches_everyone(rule):
+            warnings.insert(
+                0,
+                gettext(
+                    "This rule has no restricting condition: the segment contains every contact."
+                ),
+            )
         return JsonResponse(
             {
                 "ok": True,
@@ -289,7 +395,7 @@ class SegmentAdmin(admin.ModelAdmin):
                 "size": estimate.size,
                 "total": estimate.total,
                 "share": (estimate.size / estimate.total) if estimate.total else 0.0,
-                "warnings": [w.message for w in warnings],
+                "warnings": warnings,
                 "sample": [
                     {
                         "external_id": c.external_id,
@@ -301,6 +407,14 @@ class SegmentAdmin(admin.ModelAdmin):
                 ],
             }
         )
+
+    def status_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """GET → the segment's computation state, size and size history (polled by its page
+        while a computation runs)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=pk)
+        return JsonResponse(segment_status(segment))
 
     def _sees_pii(self, request: HttpRequest) -> bool:
         return request.user.has_perm("contacts.view_contact")

@@ -24,7 +24,12 @@ from rest_framework.views import APIView
 from segments.models import Segment, SegmentFamily
 from segments.rules import RuleError, rule_describe
 from segments.selectors import segment_members
-from segments.services import segment_compute_request, segment_create, segment_update
+from segments.services import (
+    EveryContactNotConfirmed,
+    segment_compute_request,
+    segment_create,
+    segment_update,
+)
 
 RULE_SCHEMA = {
     "description": (
@@ -110,7 +115,10 @@ RULE_EXAMPLES = [
 
 @extend_schema_field(RULE_SCHEMA)
 class RuleField(serializers.JSONField):
-    pass
+    def to_internal_value(self, data):
+        # The rule validation names what is wrong (a number out of range, a list too long…)
+        # where the JSON round trip would only say "Value must be valid JSON.".
+        return data
 
 
 class SegmentInputSerializer(serializers.Serializer):
@@ -122,6 +130,14 @@ class SegmentInputSerializer(serializers.Serializer):
     )
     priority = serializers.IntegerField(min_value=0, required=False, default=100)
     is_active = serializers.BooleanField(required=False, default=True)
+    confirm_every_contact = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            'Must be true to save a rule with no restricting condition (e.g. {"all": []}), '
+            "which selects every contact; otherwise such a rule is refused with a 400."
+        ),
+    )
 
 
 class SegmentOutputSerializer(serializers.ModelSerializer):
@@ -152,7 +168,19 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
 
 
 def _rule_error_response(exc: RuleError) -> Response:
-    return Response({"rule": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+    body = {"rule": [str(exc)]}
+    if isinstance(exc, EveryContactNotConfirmed):
+        body["confirm_every_contact"] = [
+            _("Send true to save a segment that contains every contact.")
+        ]
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _definition(validated: dict) -> dict:
+    """The serializer's data as service arguments."""
+    data = dict(validated)
+    data["every_contact_confirmed"] = data.pop("confirm_every_contact")
+    return data
 
 
 class _ScopedBySafeMethod:
@@ -165,13 +193,78 @@ class _ScopedBySafeMethod:
         return self.read_scope if method in ("GET", "HEAD", "OPTIONS") else self.write_scope
 
 
-class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
-    """List segments, or create one (computed by a worker right after)."""
+class StrictCursorPagination(CursorPagination):
+    """Cursor pagination by id whose ``page_size`` is a whole number from 1 to
+    ``max_page_size`` — anything else is a 400, not silently the default."""
 
-    @extend_schema(operation_id="segments_list", responses=SegmentOutputSerializer(many=True))
+    ordering = "pk"
+    page_size_query_param = "page_size"
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {
+                    "page_size": [
+                        _("page_size must be a whole number from 1 to %(max)s.")
+                        % {"max": self.max_page_size}
+                    ]
+                }
+            )
+        return int(raw)
+
+
+class SegmentPagination(StrictCursorPagination):
+    page_size = 100
+    max_page_size = 1000
+
+
+def _paginated(items_schema: dict | type, max_page_size: int, what: str) -> dict:
+    """OpenAPI parameters and 200 response of a cursor-paginated list."""
+    return {
+        "parameters": [
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="from the previous `next`"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": max_page_size},
+                description=f"1 to {max_page_size:,} {what}",
+            ),
+        ],
+        "responses": {
+            200: {
+                "type": "object",
+                "properties": {
+                    "next": {"type": "string", "nullable": True, "format": "uri"},
+                    "previous": {"type": "string", "nullable": True, "format": "uri"},
+                    "results": {"type": "array", "items": items_schema},
+                },
+                "required": ["next", "previous", "results"],
+            },
+            400: OpenApiTypes.OBJECT,
+        },
+    }
+
+
+class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
+    """List segments (100 per page, ``page_size`` up to 1,000, by cursor), or create one
+    (computed by a worker right after)."""
+
+    @extend_schema(
+        operation_id="segments_list",
+        **_paginated(
+            {"$ref": "#/components/schemas/SegmentOutput"},
+            SegmentPagination.max_page_size,
+            "segments",
+        ),
+    )
     def get(self, request):
-        segments = Segment.objects.select_related("family").order_by("pk")
-        return Response(SegmentOutputSerializer(segments, many=True).data)
+        paginator = SegmentPagination()
+        page = paginator.paginate_queryset(
+            Segment.objects.select_related("family"), request, view=self
+        )
+        return paginator.get_paginated_response(SegmentOutputSerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="segments_create",
@@ -189,7 +282,7 @@ class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
             )
         try:
             with transaction.atomic():
-                segment = segment_create(**data.validated_data)
+                segment = segment_create(**_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
         except RuleError as exc:
             return _rule_error_response(exc)
@@ -220,17 +313,15 @@ class SegmentDetailApi(_ScopedBySafeMethod, APIView):
             )
         try:
             with transaction.atomic():
-                segment = segment_update(segment=segment, **data.validated_data)
+                segment = segment_update(segment=segment, **_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
         except RuleError as exc:
             return _rule_error_response(exc)
         return Response(SegmentOutputSerializer(segment).data)
 
 
-class MemberPagination(CursorPagination):
-    ordering = "pk"
+class MemberPagination(StrictCursorPagination):
     page_size = 1000
-    page_size_query_param = "page_size"
     max_page_size = 10_000
 
 
@@ -241,20 +332,7 @@ class SegmentMembersApi(APIView):
 
     @extend_schema(
         operation_id="segments_members",
-        parameters=[
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="from the previous `next`"),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 10,000"),
-        ],
-        responses={
-            200: {
-                "type": "object",
-                "properties": {
-                    "next": {"type": "string", "nullable": True},
-                    "previous": {"type": "string", "nullable": True},
-                    "results": {"type": "array", "items": {"type": "string"}},
-                },
-            }
-        },
+        **_paginated({"type": "string"}, MemberPagination.max_page_size, "members"),
     )
     def get(self, request, segment_id: int):
         segment = get_object_or_404(Segment, pk=segment_id)

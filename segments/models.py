@@ -117,6 +117,13 @@ class Segment(models.Model):
     last_compute_ms = models.PositiveIntegerField(
         _("last compute duration (ms)"), null=True, blank=True
     )
+    # Bookkeeping of the computation a user is waiting for: set when a computation is asked
+    # for, cleared when one that started after the request finished (or failed).
+    compute_requested_at = models.DateTimeField(
+        _("computation requested at"), null=True, blank=True
+    )
+    compute_failed_at = models.DateTimeField(_("last computation failed at"), null=True, blank=True)
+    compute_error = models.TextField(_("why the last computation failed"), blank=True, default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

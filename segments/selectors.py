@@ -52,6 +52,33 @@ def segment_size_history(segment: Segment, *, limit: int = 500) -> list[SegmentC
     return rows[::-1]
 
 
+def segment_compute_state(segment: Segment) -> str:
+    """``computing`` (a computation was asked for and has not finished), ``failed`` (the last
+    one failed), ``done`` or ``never`` (not computed yet)."""
+    if segment.is_active and segment.compute_requested_at is not None:
+        return "computing"
+    if segment.compute_failed_at is not None:
+        return "failed"
+    return "done" if segment.last_computed_at is not None else "never"
+
+
+def segment_status(segment: Segment) -> dict:
+    """What the segment page shows and polls: state, size, failure reason and the size chart."""
+    history = segment_size_history(segment)
+    return {
+        "state": segment_compute_state(segment),
+        "size": segment.size,
+        "last_computed_at": (
+            segment.last_computed_at.isoformat() if segment.last_computed_at else None
+        ),
+        "error": segment.compute_error,
+        "chart": {
+            "x": [h.started_at.isoformat() for h in history],
+            "y": [h.size for h in history],
+        },
+    }
+
+
 @dataclass(frozen=True)
 class SizeWarning:
     code: str  # "too_small" | "too_large"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Max, Min, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact, Event
 from segments.dependencies import (
@@ -39,11 +41,18 @@ from segments.models import (
     SegmentFamily,
     SegmentMembership,
 )
-from segments.rules import rule_compile, rule_validate
+from segments.rules import RuleError, rule_compile, rule_matches_everyone, rule_validate
 from segments.rules.shared_events import SharedEventScan
 from segments.signals import contact_entered_segment, contact_exited_segment
 
 INCREMENTAL = "incremental"
+
+
+class EveryContactNotConfirmed(RuleError):
+    """A rule selecting every contact was saved without the user's confirmation."""
+
+
+logger = logging.getLogger(__name__)
 
 # --- features --------------------------------------------------------------------------------
 
@@ -124,12 +133,26 @@ def segment_rule_check(
     priority: int,
     segment_id: int | None = None,
     is_active: bool = True,
+    every_contact_confirmed: bool = True,
+    previous_rule: dict | None = None,
 ) -> dict:
     """Validate ``rule`` for a segment (new when ``segment_id`` is None) and refuse cycles.
 
-    Returns the normalised rule; raises ``RuleError`` naming the faulty condition or the cycle.
+    A rule that selects every contact (``{"all": []}``…) needs ``every_contact_confirmed``
+    unless ``previous_rule`` already did: entry points driven by a person (admin form, API)
+    pass what the person confirmed; code that builds rules itself keeps the default.
+    Returns the normalised rule; raises ``RuleError`` naming the faulty condition or the cycle
+    (``EveryContactNotConfirmed`` for an unconfirmed every-contact rule).
     """
     normalised = rule_validate(rule, segment_id=segment_id)
+    if (
+        not every_contact_confirmed
+        and rule_matches_everyone(normalised)
+        and not (previous_rule and rule_matches_everyone(previous_rule))
+    ):
+        raise EveryContactNotConfirmed(
+            _("This rule has no restricting condition: the segment contains every contact.")
+        )
     candidate = SegmentSpec(
         id=segment_id if segment_id is not None else -1,
         name=name,
@@ -152,14 +175,17 @@ def segment_create(
     priority: int = 100,
     is_active: bool = True,
     kind: str = Segment.Kind.RULE,
+    every_contact_confirmed: bool = True,
 ) -> Segment:
-    """Create a segment after validating its rule (RuleError otherwise). Not computed yet."""
+    """Create a segment after validating its rule (RuleError otherwise; see
+    ``segment_rule_check`` for ``every_contact_confirmed``). Not computed yet."""
     normalised = segment_rule_check(
         rule=rule,
         name=name,
         family_id=family.pk if family else None,
         priority=priority,
         is_active=is_active,
+        every_contact_confirmed=every_contact_confirmed,
     )
     return Segment.objects.create(
         name=name,
@@ -172,12 +198,16 @@ def segment_create(
     )
 
 
-def segment_update(*, segment: Segment, **changes: object) -> Segment:
-    """Apply ``changes`` (name, rule, description, family, priority, is_active) after validation."""
+def segment_update(
+    *, segment: Segment, every_contact_confirmed: bool = True, **changes: object
+) -> Segment:
+    """Apply ``changes`` (name, rule, description, family, priority, is_active) after validation
+    (see ``segment_rule_check`` for ``every_contact_confirmed``)."""
     allowed = {"name", "rule", "description", "family", "priority", "is_active", "kind"}
     unknown = set(changes) - allowed
     if unknown:
         raise TypeError(f"segment_update got unknown fields: {', '.join(sorted(unknown))}")
+    previous_rule = Segment.objects.filter(pk=segment.pk).values_list("rule", flat=True).first()
     for key, value in changes.items():
         setattr(segment, key, value)
     segment.rule = segment_rule_check(
@@ -187,16 +217,23 @@ def segment_update(*, segment: Segment, **changes: object) -> Segment:
         priority=segment.priority,
         segment_id=segment.pk,
         is_active=segment.is_active,
+        every_contact_confirmed=every_contact_confirmed,
+        previous_rule=previous_rule,
     )
     segment.save()
     return segment
 
 
 def segment_compute_request(*, segment_ids: Sequence[int] | None = None) -> None:
-    """Ask a worker to recompute ``segment_ids`` (all when None) once the transaction commits."""
+    """Ask a worker to recompute ``segment_ids`` (all when None) once the transaction commits;
+    the active ones show as "computing" until a computation started after this request ends."""
     from segments.tasks import compute_segments
 
     ids = list(segment_ids) if segment_ids is not None else None
+    waiting = Segment.objects.filter(is_active=True)
+    if ids is not None:
+        waiting = waiting.filter(pk__in=ids)
+    waiting.update(compute_requested_at=timezone.now())
     transaction.on_commit(lambda: compute_segments.delay(segment_ids=ids))
 
 
@@ -235,8 +272,9 @@ def segments_compute(
     inserts who entered and closes who exited (history kept), entered/exited signals go out
     after commit. On PostgreSQL the segments of one dependency level are computed together in
     one transaction (one evaluation pass over the contacts, one diff for all of them; their
-    history rows share that duration); on SQLite one segment at a time. Returns the history
-    rows."""
+    history rows share that duration); on SQLite one segment at a time. A segment that cannot
+    be computed is marked failed with its reason (``compute_error``, shown in the admin) and the
+    others are still computed. Returns the history rows of the segments computed."""
     specs = _specs()
     wanted = set(segment_ids) if segment_ids is not None else None
     order = [s for s in compute_order(specs) if wanted is None or s.id in wanted]
@@ -249,54 +287,94 @@ def segments_compute(
         ]
     else:
         batches = [[s] for s in order]
-    results = []
+    results: list[SegmentComputation] = []
     for batch in batches:
-        at = now or timezone.now()
-        started = time.perf_counter()
-        with transaction.atomic():
-            _large_work_mem()
-            _lock_many(sorted(s.id for s in batch))
-            fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
-            current = [fresh.get(s.id, s) for s in specs]
-            # PostgreSQL: the event conditions of the level share one scan of the events.
-            scan = SharedEventScan() if pg else None
-            rules = [
-                (
-                    spec.id,
-                    rule_compile(
-                        effective_rule(fresh[spec.id], current), now=at, shared_events=scan
-                    ),
-                )
-                for spec in batch
-                if spec.id in fresh and fresh[spec.id].is_active
-            ]
-            if not rules:
+        try:
+            results += _compute_batch(batch, specs, now=now, trigger=trigger, pg=pg)
+        except Exception as exc:  # noqa: BLE001 - one segment's failure must not stop the others
+            if len(batch) == 1:
+                _compute_failed(batch[0].id, exc)
                 continue
-            if pg:
-                diffs, _evaluated = membership_diff_level(rules=rules, now=at, shared_events=scan)
-            else:
-                diffs = [
-                    membership_diff_full(segment_id=sid, rule_q=rule_q, now=at)
-                    for sid, rule_q in rules
-                ]
-            ms = int((time.perf_counter() - started) * 1000)
-            for diff in diffs:
-                Segment.objects.filter(pk=diff.segment_id).update(
-                    size=diff.size, last_computed_at=at, last_compute_ms=ms
-                )
-                results.append(
-                    SegmentComputation.objects.create(
-                        segment_id=diff.segment_id,
-                        started_at=at,
-                        duration_ms=ms,
-                        size=diff.size,
-                        entered=len(diff.entered),
-                        exited=len(diff.exited),
-                        trigger=trigger,
-                    )
-                )
-                _announce(diff, at)
+            # A level failed together: compute its segments one by one to isolate the culprit.
+            for spec in batch:
+                try:
+                    results += _compute_batch([spec], specs, now=now, trigger=trigger, pg=pg)
+                except Exception as one_exc:  # noqa: BLE001
+                    _compute_failed(spec.id, one_exc)
     return results
+
+
+def _compute_batch(
+    batch: Sequence[SegmentSpec],
+    specs: list[SegmentSpec],
+    *,
+    now: datetime | None,
+    trigger: str,
+    pg: bool,
+) -> list[SegmentComputation]:
+    """Compute ``batch`` (one dependency level on PostgreSQL) in one transaction."""
+    results = []
+    at = now or timezone.now()
+    requested_before = timezone.now()
+    started = time.perf_counter()
+    with transaction.atomic():
+        _large_work_mem()
+        _lock_many(sorted(s.id for s in batch))
+        fresh = {s.pk: spec_of(s) for s in Segment.objects.filter(pk__in=[s.id for s in batch])}
+        current = [fresh.get(s.id, s) for s in specs]
+        # PostgreSQL: the event conditions of the level share one scan of the events.
+        scan = SharedEventScan() if pg else None
+        rules = [
+            (
+                spec.id,
+                rule_compile(effective_rule(fresh[spec.id], current), now=at, shared_events=scan),
+            )
+            for spec in batch
+            if spec.id in fresh and fresh[spec.id].is_active
+        ]
+        if not rules:
+            return []
+        if pg:
+            diffs, _evaluated = membership_diff_level(rules=rules, now=at, shared_events=scan)
+        else:
+            diffs = [
+                membership_diff_full(segment_id=sid, rule_q=rule_q, now=at) for sid, rule_q in rules
+            ]
+        ms = int((time.perf_counter() - started) * 1000)
+        for diff in diffs:
+            Segment.objects.filter(pk=diff.segment_id).update(
+                size=diff.size,
+                last_computed_at=at,
+                last_compute_ms=ms,
+                compute_failed_at=None,
+                compute_error="",
+            )
+            Segment.objects.filter(
+                pk=diff.segment_id, compute_requested_at__lte=requested_before
+            ).update(compute_requested_at=None)
+            results.append(
+                SegmentComputation.objects.create(
+                    segment_id=diff.segment_id,
+                    started_at=at,
+                    duration_ms=ms,
+                    size=diff.size,
+                    entered=len(diff.entered),
+                    exited=len(diff.exited),
+                    trigger=trigger,
+                )
+            )
+            _announce(diff, at)
+    return results
+
+
+def _compute_failed(segment_id: int, exc: Exception) -> None:
+    """Record why ``segment_id`` could not be computed (shown in the admin); its memberships
+    stay as the last successful computation left them."""
+    logger.exception("segment %s could not be computed", segment_id, exc_info=exc)
+    reason = f"{type(exc).__name__}: {exc}"[:1000]
+    Segment.objects.filter(pk=segment_id).update(
+        compute_failed_at=timezone.now(), compute_error=reason, compute_requested_at=None
+    )
 
 
 def contacts_reevaluate(

@@ -52,8 +52,10 @@ def celery_worker(
     broker_folder: Path | None = None,
     queues: str = "default",
     extra_env: dict[str, str] | None = None,
+    clock_shift_hours: float = 0.0,
 ) -> Iterator[subprocess.Popen]:
-    """A real Celery worker subprocess (solo pool) for the duration of the block.
+    """A real Celery worker subprocess (solo pool) for the duration of the block; with
+    ``clock_shift_hours`` its wall clock runs that far ahead (``tests.shifted_clock``).
 
     Its output is drained by a thread into ``process.output`` (a list of lines, for failure
     reports): an undrained pipe fills up and blocks the worker mid-task."""
@@ -67,11 +69,15 @@ def celery_worker(
     if broker_folder is not None:
         env["CELERY_BROKER_FOLDER"] = str(broker_folder)
     env.update(extra_env or {})
+    program = (
+        ["-m", "tests.shifted_clock", str(clock_shift_hours), "celery"]
+        if clock_shift_hours
+        else ["-m", "celery"]
+    )
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "celery",
+            *program,
             "-A",
             "config",
             "worker",

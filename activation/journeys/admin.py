@@ -222,18 +222,22 @@ class CampaignScheduleAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/journeys/calendar.html", context)
 
-    @admin.action(description=_("Launch now"), permissions=["change"])
-    def launch_now(self, request, queryset):
-        from activation.journeys.tasks import launch_now
+    def has_launch_permission(self, request) -> bool:
+        return request.user.has_perm("activation.launch_campaign")
 
+    @admin.action(description=_("Launch now"), permissions=["launch"])
+    def launch_now(self, request, queryset):
         for schedule in queryset.select_related("campaign"):
             try:
-                services.campaign_launch_check(campaign=schedule.campaign)
+                services.campaign_launch(
+                    campaign=schedule.campaign,
+                    user=request.user,
+                    now=timezone.now(),
+                    background=True,
+                )
             except ValidationError as exc:
                 messages.error(request, f"{schedule.campaign}: " + "; ".join(exc.messages))
                 continue
-            at = timezone.now().replace(microsecond=0)
-            launch_now.delay(schedule.pk, at.isoformat())
             messages.success(
                 request,
                 _("“%(name)s” is being launched; follow it in Campaign runs.")
@@ -363,9 +367,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     def funnel_view(self, request, pk: int):
-        workflow = get_object_or_404(Workflow, pk=pk)
-        if not self.has_view_permission(request, workflow):
+        if not self.has_view_permission(request):
             raise PermissionDenied
+        workflow = get_object_or_404(Workflow, pk=pk)
         funnel = selectors.workflow_funnel(workflow)
         state_labels = {
             ("active", ""): _("In progress"),
@@ -477,11 +481,16 @@ class CampaignApprovalAdmin(admin.ModelAdmin):
                     % {"name": approval.campaign},
                 )
 
-    @admin.action(description=_("Approve (after reading the dry-run report)"))
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("activation.approve_campaign")
+
+    @admin.action(
+        description=_("Approve (after reading the dry-run report)"), permissions=["approve"]
+    )
     def approve(self, request, queryset):
         self._decide(request, queryset, True)
 
-    @admin.action(description=_("Reject"))
+    @admin.action(description=_("Reject"), permissions=["approve"])
     def reject(self, request, queryset):
         self._decide(request, queryset, False)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -67,7 +67,7 @@ from activation.models import (
     OutboxState,
     RunStatus,
 )
-from activation.selectors import eligibility_queryset
+from activation.selectors import eligibility_queryset, next_local_time
 from activation.services import outbox_state_expression
 from contacts.models import Contact, Event
 from segments.models import SegmentMembership
@@ -290,15 +290,6 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(settings.TIME_ZONE)
 
 
-def next_local_time(at: datetime, local_time, zone: ZoneInfo) -> datetime:
-    """The first instant at or after ``at`` when the clock in ``zone`` shows ``local_time``."""
-    local = at.astimezone(zone)
-    candidate = datetime.combine(local.date(), local_time, tzinfo=zone)
-    if candidate < local:
-        candidate = datetime.combine(local.date() + timedelta(days=1), local_time, tzinfo=zone)
-    return candidate.astimezone(UTC)
-
-
 def _arrive(
     workflow: Workflow, moving: QuerySet, target: WorkflowStep | None, now: datetime
 ) -> int:
@@ -376,7 +367,12 @@ def _send(
         "created_at": Value(now, output_field=DateTimeField()),
     }
     rows = eligibility_queryset(campaign=campaign, now=now, audience=audience)
-    return insert_select(OutboxMessage, columns, rows)
+    inserted = insert_select(OutboxMessage, columns, rows)
+    if inserted:
+        # The step's run grows with each chunk of contacts reaching it: its audience is
+        # every contact it was given a row for (sent, skipped or waiting).
+        CampaignRun.objects.filter(pk=run.pk).update(audience_size=F("audience_size") + inserted)
+    return inserted
 
 
 def _branch_condition(step: WorkflowStep, steps: dict[int, WorkflowStep]) -> Q:

@@ -165,7 +165,8 @@ class ScheduledOccurrence(models.Model):
     class Outcome(models.TextChoices):
         LAUNCHED = "launched", _("Launched")
         NEEDS_APPROVAL = "needs_approval", _("Not launched: waiting for approval")
-        NOT_ACTIVE = "not_active", _("Not launched: campaign paused or cancelled")
+        NOT_ACTIVE = "not_active", _("Not launched: campaign not active (draft, paused, cancelled)")
+        INVALID = "invalid", _("Not launched: the template does not fit the campaign's channel")
 
     schedule = models.ForeignKey(
         CampaignSchedule, on_delete=models.CASCADE, related_name="occurrences"

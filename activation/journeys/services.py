@@ -33,7 +33,6 @@ from activation.journeys.enrollment import (
     enrollments_for_ids,
     enrollments_from_events,
     large_work_mem,
-    next_local_time,
     workflow_advance,
     workflows_advance,
 )
@@ -60,17 +59,18 @@ from activation.models import (
     CampaignRun,
     CampaignStatus,
     OutboxMessage,
-    OutboxState,
     RunStatus,
 )
-from activation.selectors import campaign_audience
+from activation.selectors import campaign_audience, run_channels
 
 __all__ = [
     "approval_decide",
     "approval_needed",
     "approval_request",
     "campaign_cancel",
+    "campaign_launch",
     "campaign_launch_check",
+    "campaign_launch_refusal",
     "campaign_launch_now",
     "campaign_pause",
     "campaign_resume",
@@ -157,13 +157,6 @@ def _beat_sync(schedule: CampaignSchedule) -> None:
         schedule.save(update_fields=["periodic_task"])
 
 
-def _is_live(schedule: CampaignSchedule) -> bool:
-    return schedule.state == ScheduleState.ACTIVE and schedule.campaign.status in (
-        CampaignStatus.ACTIVE,
-        CampaignStatus.DRAFT,
-    )
-
-
 def schedule_fire(*, schedule: CampaignSchedule, now: datetime) -> ScheduledOccurrence | None:
     """Beat's entry point: launch the latest occurrence of ``schedule`` that is due (not older
     than ``JOURNEYS_CATCH_UP_HOURS``), once. Returns the occurrence, or None when nothing is
@@ -177,35 +170,69 @@ def schedule_fire(*, schedule: CampaignSchedule, now: datetime) -> ScheduledOccu
     return occurrence_launch(schedule=schedule, occurrence_at=at, now=now)
 
 
-def campaign_launch_now(*, campaign: Campaign, now: datetime, user=None) -> ScheduledOccurrence:
-    """ "Launch now" from the admin: refused (``ValidationError``) when the campaign needs an
-    approval or is paused/cancelled; otherwise launched like a scheduled occurrence at ``now``
-    (so a double click within the same second launches once)."""
+def campaign_launch(
+    *, campaign: Campaign, user=None, now: datetime, background: bool = False
+) -> ScheduledOccurrence | None:
+    """The one way to launch a campaign now — the campaign list's "Launch now", the
+    schedule's "Launch now", ``run_campaign``. Refused (``ValidationError`` with the reason,
+    nothing written) unless :func:`campaign_launch_refusal` finds nothing against it: active
+    campaign and schedule, template fit for the channel, approval when above
+    ``JOURNEYS_APPROVAL_THRESHOLD``. The occurrence (unique per second, so a double click
+    launches once) is launched here, or with ``background`` by a worker after the current
+    transaction commits (returns None). Beat-fired occurrences go through the same refusal in
+    :func:`occurrence_launch`."""
     campaign_launch_check(campaign=campaign)
     schedule, _created = CampaignSchedule.objects.get_or_create(
         campaign=campaign, defaults={"kind": ScheduleKind.MANUAL, "created_by": user}
     )
-    return occurrence_launch(schedule=schedule, occurrence_at=now.replace(microsecond=0), now=now)
+    campaign_launch_check(campaign=campaign, schedule=schedule)
+    at = now.replace(microsecond=0)
+    if background:
+        from activation.journeys.tasks import launch_now
+
+        transaction.on_commit(lambda: launch_now.delay(schedule.pk, at.isoformat()))
+        return None
+    return occurrence_launch(schedule=schedule, occurrence_at=at, now=now)
 
 
-def campaign_launch_check(*, campaign: Campaign) -> None:
-    """Raise ``ValidationError`` with the reason a launch of ``campaign`` is refused now."""
-    schedule = CampaignSchedule.objects.filter(campaign=campaign).first()
-    if (
-        schedule is not None
-        and not _is_live(schedule)
-        or campaign.status
-        not in (
-            CampaignStatus.ACTIVE,
-            CampaignStatus.DRAFT,
-        )
+def campaign_launch_now(*, campaign: Campaign, now: datetime, user=None) -> ScheduledOccurrence:
+    """:func:`campaign_launch` in this process."""
+    return campaign_launch(campaign=campaign, user=user, now=now)
+
+
+def campaign_launch_refusal(
+    *, campaign: Campaign, schedule: CampaignSchedule | None = None
+) -> tuple[str, str] | None:
+    """Why ``campaign`` may not be launched now, as ``(occurrence outcome, message for the
+    marketer)``; None when it may. Every launch path asks this (see :func:`campaign_launch`)."""
+    from activation.services import campaign_problems
+
+    Outcome = ScheduledOccurrence.Outcome  # noqa: N806
+    if campaign.status == CampaignStatus.DRAFT:
+        return Outcome.NOT_ACTIVE, _(
+            "“%(name)s” is a draft: set its status to Active (and save) before launching it."
+        ) % {"name": campaign.name}
+    if campaign.status != CampaignStatus.ACTIVE or (
+        schedule is not None and schedule.state != ScheduleState.ACTIVE
     ):
-        raise ValidationError(_("This campaign is paused or cancelled; resume it first."))
+        return Outcome.NOT_ACTIVE, _("This campaign is paused or cancelled; resume it first.")
+    problems = campaign_problems(campaign=campaign)
+    if problems:
+        return Outcome.INVALID, " ".join(str(p) for p in problems.values())
     if approval_needed(campaign=campaign):
-        raise ValidationError(
-            _("This campaign reaches more than %(n)s contacts: it needs an approval first.")
-            % {"n": settings.JOURNEYS_APPROVAL_THRESHOLD}
-        )
+        return Outcome.NEEDS_APPROVAL, _(
+            "This campaign reaches more than %(n)s contacts: it needs an approval first."
+        ) % {"n": settings.JOURNEYS_APPROVAL_THRESHOLD}
+    return None
+
+
+def campaign_launch_check(*, campaign: Campaign, schedule: CampaignSchedule | None = None) -> None:
+    """Raise ``ValidationError`` with the reason a launch of ``campaign`` is refused now."""
+    if schedule is None:
+        schedule = CampaignSchedule.objects.filter(campaign=campaign).first()
+    refusal = campaign_launch_refusal(campaign=campaign, schedule=schedule)
+    if refusal is not None:
+        raise ValidationError(refusal[1])
 
 
 def occurrence_launch(
@@ -236,10 +263,9 @@ def occurrence_launch(
 def _occurrence_create(schedule, occurrence_at, now) -> ScheduledOccurrence:
     campaign = schedule.campaign
     occurrence = ScheduledOccurrence(schedule=schedule, occurrence_at=occurrence_at, fired_at=now)
-    if not _is_live(schedule):
-        occurrence.outcome = ScheduledOccurrence.Outcome.NOT_ACTIVE
-    elif approval_needed(campaign=campaign):
-        occurrence.outcome = ScheduledOccurrence.Outcome.NEEDS_APPROVAL
+    refusal = campaign_launch_refusal(campaign=campaign, schedule=schedule)
+    if refusal is not None:
+        occurrence.outcome = refusal[0]
     else:
         occurrence.outcome = ScheduledOccurrence.Outcome.LAUNCHED
         workflow = Workflow.objects.filter(campaign=campaign).first()
@@ -264,7 +290,11 @@ def run_prepare(*, run: CampaignRun, schedule: CampaignSchedule, now: datetime) 
     """Prepare ``run`` with activation (audience snapshot, eligibility, outbox), then, for a
     "contact's local time" schedule, hold each message until that time in the contact's zone
     (one UPDATE per distinct time zone, in the same transaction), then start delivery."""
-    from activation.services import campaign_run_prepare, outbox_delivery_start
+    from activation.services import (
+        campaign_run_prepare,
+        outbox_defer_to_local_time,
+        outbox_delivery_start,
+    )
 
     with transaction.atomic():
         large_work_mem()
@@ -272,26 +302,9 @@ def run_prepare(*, run: CampaignRun, schedule: CampaignSchedule, now: datetime) 
         if schedule.local_send_time is not None and run.status == RunStatus.SENDING:
             outbox_defer_to_local_time(run=run, local_time=schedule.local_send_time, now=now)
     if run.status == RunStatus.SENDING:
-        outbox_delivery_start(channel=run.campaign.channel)
+        for channel in run_channels(run):
+            outbox_delivery_start(channel=channel)
     return run
-
-
-def outbox_defer_to_local_time(*, run: CampaignRun, local_time, now: datetime) -> int:
-    """Every waiting message of ``run`` becomes due at the next ``local_time`` in its
-    contact's zone (zones read once; one UPDATE per zone). Returns rows updated."""
-    waiting = OutboxMessage.objects.filter(run=run, state__in=CLAIMABLE_STATES)
-    zones = set(waiting.values_list("contact__timezone", flat=True).distinct())
-    updated = 0
-    for name in sorted(zones):
-        try:
-            zone = ZoneInfo(name)
-        except (KeyError, ValueError):
-            zone = ZoneInfo(settings.TIME_ZONE)
-        due = next_local_time(now, local_time, zone)
-        updated += OutboxMessage.objects.filter(
-            pk__in=waiting.filter(contact__timezone=name).values("pk")
-        ).update(state=OutboxState.QUEUED, skip_reason="", next_attempt_at=due)
-    return updated
 
 
 # --- workflows -------------------------------------------------------------------------------
@@ -495,7 +508,7 @@ class TriggerWork:
 def _live_triggers(**filters):
     return CampaignSchedule.objects.filter(
         state=ScheduleState.ACTIVE,
-        campaign__status__in=[CampaignStatus.ACTIVE, CampaignStatus.DRAFT],
+        campaign__status=CampaignStatus.ACTIVE,
         **filters,
     ).select_related("campaign", "trigger_segment")
 
@@ -507,7 +520,7 @@ def triggers_segment_entered(
     (approved when needed). Returns enrolled counts per schedule id."""
     done = {}
     for schedule in _live_triggers(kind=ScheduleKind.SEGMENT_ENTRY, trigger_segment_id=segment_id):
-        if approval_needed(campaign=schedule.campaign):
+        if campaign_launch_refusal(campaign=schedule.campaign, schedule=schedule) is not None:
             continue
         done[schedule.pk] = enrollments_for_ids(
             schedule=schedule, contact_ids=contact_ids, entered_at=at
@@ -521,7 +534,7 @@ def triggers_events(
     """Enrol contacts who just did the trigger event of a live event-triggered campaign."""
     done = {}
     for schedule in _live_triggers(kind=ScheduleKind.EVENT, trigger_event_type__in=event_types):
-        if approval_needed(campaign=schedule.campaign):
+        if campaign_launch_refusal(campaign=schedule.campaign, schedule=schedule) is not None:
             continue
         done[schedule.pk] = enrollments_from_events(
             schedule=schedule, contact_ids=contact_ids, now=now

@@ -5,8 +5,7 @@
   reach, a step from which no contact can ever leave (a loop without way out), a loop without
   a wait (would spin), a branch or wait missing its settings, a send step without template
   or with a template of another channel or with unknown variables.
-- ``template_unknown_variables``: renders every field of every version against a sample
-  context where an unknown variable leaves a marker, and lists the markers.
+- ``template_unknown_variables`` (``activation.rendering``): unknown variables per field.
 - ``schedule_problems``: a one-off date in the past, a crontab beat cannot parse, an unknown
   time zone, a trigger without its segment or event type, a local send time inside the
   campaign's quiet hours.
@@ -14,21 +13,17 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
 from django.utils.translation import gettext as _
 
 from activation.journeys.models import BranchCondition, ScheduleKind, StepKind
-from activation.rendering import ALL_FIELDS
-
-_MARK = "\x00UNKNOWN[%s]\x00"
-_MARK_RE = re.compile("\x00UNKNOWN\\[(.*?)\\]\x00")
+from activation.rendering import template_unknown_variables
+from activation.selectors import in_quiet_window
 
 
 @dataclass(frozen=True)
@@ -51,81 +46,6 @@ class StepSpec:
     @classmethod
     def of(cls, step) -> StepSpec:
         return cls(**{name: getattr(step, name) for name in cls.__dataclass_fields__})
-
-
-def _strict_engine() -> Engine:
-    return Engine(debug=False, string_if_invalid=_MARK)
-
-
-class _AnyKey(dict):
-    """Free-form ``contact.attributes``: every key exists (custom attributes are not known)."""
-
-    def __missing__(self, key):
-        return ""
-
-
-def _sample_context(campaign) -> dict:
-    from contacts.models import Contact
-    from segments.models import ContactFeatures
-
-    contact = Contact(
-        external_id="sample",
-        email="camille.martin@example.fr",
-        phone="+33612345678",
-        first_name="Camille",
-        last_name="Martin",
-        locale="fr",
-        city="Paris",
-        country="FR",
-        birth_year=1990,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    contact.attributes = _AnyKey()
-    features = ContactFeatures(
-        contact=contact,
-        recency_days=10,
-        frequency_90d=1,
-        frequency_365d=3,
-        monetary_total=120.0,
-        avg_basket=40.0,
-        mean_interpurchase_days=30.0,
-        engagement_score=1.0,
-        last_activity_at=datetime(2026, 1, 1, tzinfo=UTC),
-        preferred_channel="email",
-        days_since_signup=30,
-        computed_at=datetime(2026, 1, 1, tzinfo=UTC),
-        as_of=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    return {
-        "contact": contact,
-        "features": features,
-        "campaign": campaign,
-        "unsubscribe_url": "https://example.fr/u",
-        "preferences_url": "https://example.fr/p",
-    }
-
-
-def template_unknown_variables(template, *, campaign=None) -> dict[str, list[str]]:
-    """Unknown variables per ``"<locale>.<field>"`` of ``template`` (empty when every
-    variable resolves on a sample contact). Syntax errors are reported as ``"syntax: …"``."""
-    engine = _strict_engine()
-    context = _sample_context(campaign)
-    problems: dict[str, list[str]] = {}
-    for version in template.versions.all():
-        for field in ALL_FIELDS:
-            source = getattr(version, field) or ""
-            if "{" not in source:
-                continue
-            key = f"{version.locale}.{field}"
-            try:
-                rendered = engine.from_string(source).render(Context(context, autoescape=False))
-            except TemplateSyntaxError as exc:
-                problems[key] = [f"syntax: {exc}"]
-                continue
-            found = sorted(set(_MARK_RE.findall(rendered)))
-            if found:
-                problems[key] = found
-    return problems
 
 
 def template_problems(template, *, channel: str, campaign=None, label: str = "") -> list[str]:
@@ -317,7 +237,7 @@ def schedule_problems(schedule, *, now: datetime) -> dict[str, str]:
             problems["local_send_time"] = _("Local send time applies to scheduled sends only.")
         else:
             campaign = schedule.campaign
-            if _in_quiet_hours(
+            if in_quiet_window(
                 schedule.local_send_time, campaign.quiet_hours_start, campaign.quiet_hours_end
             ):
                 problems["local_send_time"] = _(
@@ -330,12 +250,6 @@ def schedule_problems(schedule, *, now: datetime) -> dict[str, str]:
     if schedule.reentry == "every_n_days" and not schedule.reentry_days:
         problems["reentry_days"] = _("Give the number of days before a contact may re-enter.")
     return problems
-
-
-def _in_quiet_hours(local, start, end) -> bool:
-    if start < end:
-        return start <= local < end
-    return local >= start or local < end
 
 
 def default_zone() -> ZoneInfo:

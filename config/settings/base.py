@@ -8,6 +8,7 @@ filesystem transport under ``var/broker/``; production sets ``DATABASE_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -58,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "contacts.middleware.DatabaseBusyMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -155,12 +157,18 @@ OPS_METRICS_TOKEN = env.str("OPS_METRICS_TOKEN", default="")
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops.api_schema.CibleAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contacts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["contacts.api_keys.HasScope"],
+    # JSON nested too deeply is a 400, not a RecursionError (config/api_json.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_json.BoundedDepthJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cible API",
@@ -181,6 +189,13 @@ CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", defau
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821
+    # Embedded mail sink: one .eml file per message (the admin's "Sent messages" page reads
+    # them), in the folder as written in the URL — "filemail:///abs/path" stays absolute
+    # (django-environ drops that leading slash).
+    EMAIL_BACKEND = "activation.channels.mailsink.EmlDirectoryBackend"
+    _mail_url = urlsplit(env.str("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail")))
+    EMAIL_FILE_PATH = unquote(_mail_url.netloc + _mail_url.path)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cible <no-reply@cible.localhost>")
 
 LOGGING = {
@@ -197,7 +212,9 @@ LOGGING = {
 
 # --- contacts (ingestion) ---
 # Events naming an unknown contact create an anonymous profile (True) or are rejected (False).
-CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool("CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True)
+CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS = env.bool(
+    "CIBLE_INGEST_CREATE_UNKNOWN_CONTACTS", default=True
+)
 # IANA zone applied to timestamps without UTC offset; empty = such timestamps are rejected.
 CIBLE_INGEST_DEFAULT_TIMEZONE = env.str("CIBLE_INGEST_DEFAULT_TIMEZONE", default="")
 # Largest request body the bulk API reads (bytes); larger bodies get 413 before parsing.
@@ -208,14 +225,33 @@ CIBLE_WEBHOOK_TOLERANCE_SECONDS = env.int("CIBLE_WEBHOOK_TOLERANCE_SECONDS", def
 # Tracking endpoint /t/e: browser origins allowed (CORS) and requests per minute per client IP.
 CIBLE_TRACKING_ALLOWED_ORIGINS = env.list("CIBLE_TRACKING_ALLOWED_ORIGINS", default=[])
 CIBLE_TRACKING_RATE_PER_MINUTE = env.int("CIBLE_TRACKING_RATE_PER_MINUTE", default=600)
+# Event types a browser may send to /t/e (after the alias table); "web_*" = any type with that
+# prefix. Provider feedback (bounces, complaints, deliveries, unsubscribes…) is never accepted there.
+CIBLE_TRACKING_EVENT_TYPES = env.list(
+    "CIBLE_TRACKING_EVENT_TYPES",
+    default=[
+        "page_view",
+        "product_view",
+        "cart_updated",
+        "checkout_started",
+        "search",
+        "form_submit",
+        "signup",
+        "app_open",
+        "web_*",
+    ],
+)
 CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
     "task": "contacts.tasks.duplicate_report",
     "schedule": 24 * 3600.0,
 }
 
 # --- consent ---
-# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in).
-CIBLE_PUBLIC_BASE_URL = env.str("CIBLE_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Absolute base of links put in messages (unsubscribe, preference centre, double opt-in,
+# tracking). Embedded mode: the address the demo serves (PORT, or run_demo --port).
+CIBLE_PUBLIC_BASE_URL = env.str(
+    "CIBLE_PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+)
 # Key of the HMAC kept for erased people's email/phone (defaults to one derived from SECRET_KEY).
 CONSENT_HASH_KEY = env.str("CONSENT_HASH_KEY", default="")
 CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS = env.int("CONSENT_DOUBLE_OPT_IN_MAX_AGE_DAYS", default=7)
@@ -434,3 +470,28 @@ CELERY_BEAT_SCHEDULE["journeys-advance"] = {
     "task": "activation.journeys.tasks.advance",
     "schedule": env.float("JOURNEYS_ADVANCE_EVERY_SECONDS", default=60.0),
 }
+
+# --- ops (access control) ---
+from datetime import timedelta  # noqa: E402
+
+# Admin logins: django-axes locks a username from one IP address after LOGIN_FAILURE_LIMIT
+# failures in a row, for LOGIN_LOCKOUT_MINUTES (429 "Account locked"); a success resets the count.
+# Attempts are stored in the database (shared by every web process); see docs/operations.md.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+# Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
+# client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
+CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)
+# API keys: more than API_KEY_FAILURES_PER_WINDOW bad keys from one IP within
+# API_KEY_FAILURE_WINDOW_SECONDS → 429 with Retry-After until the window ends (shared cache).
+CIBLE_API_KEY_FAILURES_PER_WINDOW = env.int("API_KEY_FAILURES_PER_WINDOW", default=20)
+CIBLE_API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)

@@ -1,10 +1,25 @@
-"""Production: PostgreSQL + Redis, gunicorn behind TLS. Passes `manage.py check --deploy`."""
+"""Production: PostgreSQL + Redis, gunicorn behind TLS. Passes `manage.py check --deploy`.
+
+Refuses to start (one ``Configuration error: …`` line per problem) without PostgreSQL, a shared
+cache, a shared broker, an https public base URL and a CONSENT_HASH_KEY of its own."""
+
+from config.environment import configuration_errors, production_problems
 
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")
+_problems = production_problems(
+    database=DATABASES["default"],  # noqa: F405
+    cache=CACHES["default"],  # noqa: F405
+    broker_url=CELERY_BROKER_URL,  # noqa: F405
+    public_base_url=CIBLE_PUBLIC_BASE_URL,  # noqa: F405
+    consent_hash_key=CONSENT_HASH_KEY,  # noqa: F405
+    secret_key=SECRET_KEY,
+)
+if _problems:
+    configuration_errors(_problems)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -241,10 +241,15 @@ def sms_stop_process(*, contact_ids: list[int]) -> int:
 
 def email_feedback_process(*, contact_ids: list[int]) -> int:
     """Suppress addresses of hard bounces and spam complaints among the contacts' events.
-    Idempotent (the suppression list is unique per address). Returns entries examined."""
-    rows = Event.objects.filter(
-        contact_id__in=contact_ids, type__in=("email_bounce", "email_complaint")
-    ).values_list("type", "properties", "contact__email", "source")
+    Idempotent (the suppression list is unique per address). Returns entries examined. Events
+    from the public tracking endpoint (source ``tracking``) are never trusted as feedback."""
+    rows = (
+        Event.objects.filter(
+            contact_id__in=contact_ids, type__in=("email_bounce", "email_complaint")
+        )
+        .exclude(source="tracking")
+        .values_list("type", "properties", "contact__email", "source")
+    )
     seen = 0
     for event_type, properties, contact_email, source in rows:
         properties = properties if isinstance(properties, dict) else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -23,6 +23,7 @@ from consent.selectors import (
     purpose_get,
 )
 from contacts.models import Contact
+from contacts.normalisation import EPOCH, InvalidValue, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,12 @@ def consent_record(
     _validate_source(source)
     if timezone.is_naive(at):
         raise ValueError("consent time must be timezone-aware")
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 pushed past datetime's range by its offset
+        raise ValueError("consent time is out of range (1970 to now)") from exc
+    if at < EPOCH:
+        raise ValueError(f"consent time {at.isoformat()} is before 1970")
     if at > timezone.now() + FUTURE_TOLERANCE:
         raise ValueError(f"consent time {at.isoformat()} is in the future")
     if awaiting_confirmation and not granted:
@@ -197,8 +204,6 @@ def consent_record_bulk(*, items: list, origin: str, actor: str) -> list[dict]:
     "granted", "timestamp" (ISO 8601 with offset), "proof"?}``; answer per item
     ``{"index", "status": "recorded"|"rejected", "event_id"?, "errors"?}``. Each item is its own
     transaction: good items land even when others are rejected."""
-    from django.utils.dateparse import parse_datetime
-
     if len(items) > CONSENT_BATCH_MAX:
         raise ValueError(f"at most {CONSENT_BATCH_MAX} items per request, got {len(items)}")
     results = []
@@ -211,9 +216,10 @@ def consent_record_bulk(*, items: list, origin: str, actor: str) -> list[dict]:
                 raise ValueError(f"unknown contact {item.get('external_id')!r}")
             if not isinstance(item.get("granted"), bool):
                 raise ValueError("granted must be true or false")
-            at = parse_datetime(str(item.get("timestamp", "")))
-            if at is None:
-                raise ValueError("timestamp must be an ISO 8601 date-time with its offset")
+            try:
+                at = parse_timestamp(item.get("timestamp"), default_zone=None, now=timezone.now())
+            except InvalidValue as exc:
+                raise ValueError(f"timestamp: {exc}") from exc
             proof = item.get("proof") or {}
             if not isinstance(proof, dict):
                 raise ValueError("proof must be an object")

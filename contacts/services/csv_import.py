@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
@@ -50,6 +52,20 @@ SAMPLE_BYTES = 256 * 1024
 DELIMITERS = ",;\t|"
 IGNORE = ""
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
+# A well-formed multi-byte UTF-8 sequence: in a file that is not wholly UTF-8, the mark of
+# UTF-8 lines mixed with Latin-1 ones (Latin-1 text almost never forms one).
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+LEGACY_ENCODINGS = ("cp1252", "latin-1", "latin1", "iso-8859-1", "iso-8859-15", "windows-1252")
+# Bounds of one CSV record: a quoted cell may span lines (addresses…), but a quote left open
+# must not swallow the rest of the file. A longer record is rejected, not read.
+MAX_RECORD_LINES = 100
+MAX_RECORD_CHARS = 4 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_CHARS))
+QUOTE_LEFT_OPEN = gettext_lazy(
+    'A quote is left open on this line (it ran into the next lines); close it or escape it as "".'
+)
 ImportProgress = Callable[[int, int], None]
 CONTACTS_CHUNK = 5000
 # Big chunks amortise per-chunk costs and walk the contact pages in fewer sweeps.
@@ -69,6 +85,10 @@ class ImportCounts:
     rejected: int = 0
     delimiter: str = ""
     encoding: str = ""
+    # Header columns no field takes (empty name, or mapped to nothing): named in the summary.
+    ignored_columns: list[str] = field(default_factory=list)
+    # Columns Cible does not know as a field, kept as ``attributes.<name>``/``properties.<name>``.
+    extra_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -91,8 +111,10 @@ class CsvLayout:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """``utf-8-sig`` / ``utf-8`` when the sample decodes as UTF-8, else ``cp1252`` (a superset
-    of Latin-1 for text; bytes cp1252 leaves undefined fall back to ``latin-1``)."""
+    """``utf-8-sig`` / ``utf-8`` when the sample decodes as UTF-8 — or holds UTF-8 sequences
+    beside undecodable bytes (a mixed file: its non-UTF-8 lines are then rejected) — else
+    ``cp1252`` (a superset of Latin-1 for text; bytes cp1252 leaves undefined fall back to
+    ``latin-1``)."""
     if sample.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     cut = sample.rfind(b"\n")
@@ -102,6 +124,8 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _UTF8_SEQUENCE.search(body):
+        return "utf-8"  # mixed: the lines that are not UTF-8 are rejected, never guessed
     try:
         body.decode("cp1252")
         return "cp1252"
@@ -166,7 +190,10 @@ def csv_layout(
         delimiter = "\t"
     if len(delimiter) != 1:
         raise CsvImportError(_("The delimiter must be one character."))
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    try:
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise CsvImportError(_("Unreadable CSV line: %(error)s") % {"error": exc}) from exc
     if not header or not any(h.strip() for h in header):
         raise CsvImportError(_("The first line must name the columns."))
     mapping = default_column_map(kind, header)
@@ -182,12 +209,27 @@ def csv_layout(
     return CsvLayout(encoding=encoding, delimiter=delimiter, header=header, column_map=mapping)
 
 
+def csv_column_report(layout: CsvLayout) -> tuple[list[str], list[str]]:
+    """``(ignored columns, columns kept as attributes/properties)`` of a file's header; a
+    column without a name is called ``#<position>``."""
+    ignored, extra = [], []
+    for position, column in enumerate(layout.header, start=1):
+        target = layout.column_map.get(column, IGNORE)
+        name = column.strip() or f"#{position}"
+        if not target:
+            ignored.append(name)
+        elif target.startswith(("attributes.", "properties.")):
+            extra.append(name)
+    return ignored, extra
+
+
 def _count_lines(path: Path) -> int:
-    count = 0
+    count = returns = 0
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             count += block.count(b"\n")
-    return count
+            returns += block.count(b"\r") if not count else 0
+    return count or returns  # a file of lone-CR lines (old Mac exports) counts its CRs
 
 
 @dataclass
@@ -198,20 +240,148 @@ class _Line:
     error: str = ""
 
 
+class _RecordTooLong(Exception):
+    """A record spans more than ``MAX_RECORD_LINES`` lines or ``MAX_RECORD_CHARS`` characters."""
+
+
+class _CarriageReturnLines:
+    """A binary file whose lines end with a lone CR (old Mac exports), read as LF lines."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.buffer = fh, b""
+
+    def readline(self, limit: int) -> bytes:
+        while b"\n" not in self.buffer and len(self.buffer) < limit:
+            block = self.fh.read(1 << 16)
+            if not block:
+                break
+            self.buffer += block.replace(b"\r", b"\n")
+        cut = self.buffer.find(b"\n")
+        end = cut + 1 if 0 <= cut < limit else min(limit, len(self.buffer))
+        line, self.buffer = self.buffer[:end], self.buffer[end:]
+        return line
+
+
+class _PhysicalLines:
+    """The decoded physical lines of a CSV file, fed to ``csv.reader``: each line is decoded on
+    its own (so one line's encoding never garbles another's), numbered, kept with the record
+    being read (``record``) so that a record found broken can give its following lines back
+    (``give_back``), and bounded per record."""
+
+    def __init__(self, fh: Any, encoding: str) -> None:
+        self.fh, self.encoding = fh, encoding
+        self.legacy = encoding.lower().replace("_", "-") in LEGACY_ENCODINGS
+        self.number = 0
+        self.pending: deque[tuple[int, bytes]] = deque()
+        self.record: list[tuple[int, bytes]] = []
+        self.chars = 0
+
+    def start_record(self) -> None:
+        self.record, self.chars = [], 0
+
+    def give_back(self, lines: list[tuple[int, bytes]]) -> None:
+        self.pending.extendleft(reversed(lines))
+
+    def text(self, raw: bytes) -> str:
+        return raw.decode(self.encoding, errors="surrogateescape")
+
+    def utf8_in_legacy(self) -> bool:
+        """A line of the record is UTF-8 text in a Windows-1252/Latin-1 file."""
+        return self.legacy and any(
+            not raw.isascii() and _UTF8_SEQUENCE.search(raw) for _n, raw in self.record
+        )
+
+    def __iter__(self) -> _PhysicalLines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.record) >= MAX_RECORD_LINES:
+            raise _RecordTooLong
+        if self.pending:
+            number, raw = self.pending.popleft()
+        else:
+            raw = self.fh.readline(MAX_RECORD_CHARS + 1)
+            if not raw:
+                raise StopIteration
+            self.number += 1
+            number = self.number
+            if len(raw) > MAX_RECORD_CHARS and not raw.endswith(b"\n"):
+                while (rest := self.fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of this overlong line
+                self.record.append((number, raw[:200]))
+                raise _RecordTooLong
+        self.record.append((number, raw))
+        self.chars += len(raw)
+        if self.chars > MAX_RECORD_CHARS:
+            raise _RecordTooLong
+        return self.text(raw)
+
+
+def _well_quoted(lines: _PhysicalLines, delimiter: str, width: int) -> bool:
+    """Whether a record spanning several lines is one well-formed quoted record of ``width``
+    fields (strict quoting), rather than a quote left open running into the next lines."""
+    text = "".join(lines.text(raw) for _n, raw in lines.record)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) == width
+
+
 def _lines(path: Path, layout: CsvLayout, *, kind: str, items: bool = True) -> Iterator[_Line]:
     """Rows of the file as items (targets applied, numbers parsed), with their line numbers.
-    ``items=False``: a good row's item is left empty (``{}``) for the caller to build."""
+    ``items=False``: a good row's item is left empty (``{}``) for the caller to build.
+
+    A broken line is a reject of its own and never takes other lines with it: a quote left
+    open (a record spanning several lines without the header's field count), an overlong
+    record, a line in another encoding than the file's."""
     width = len(layout.header)
     targets = [layout.column_map.get(column, IGNORE) for column in layout.header]
     decimal_comma = layout.delimiter != ","
     nested = "properties" if kind == "events" else "attributes"
     numeric_nested = kind == "events"
-    with path.open(encoding=layout.encoding, errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh, delimiter=layout.delimiter)
-        next(reader, None)
-        for raw in reader:
-            number = reader.line_num
+
+    with path.open("rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+        fh.seek(0)
+        cr_only = b"\r" in sample and b"\n" not in sample
+        lines = _PhysicalLines(_CarriageReturnLines(fh) if cr_only else fh, layout.encoding)
+        reader = csv.reader(lines, delimiter=layout.delimiter)
+        try:
+            next(reader, None)  # the header (read by csv_layout)
+        except (_RecordTooLong, csv.Error):
+            return
+
+        def broken(reason: Any) -> _Line:
+            """The record's first line rejected; its other lines are read again."""
+            record = lines.record or [(lines.number, b"")]
+            lines.give_back(record[1:])
+            text = lines.text(record[0][1]).rstrip("\r\n")
+            raw = next(csv.reader([text], delimiter=layout.delimiter), [])
+            return _Line(record[0][0], [cell[:1000] for cell in raw], None, str(reason))
+
+        while True:
+            lines.start_record()
+            try:
+                raw = next(reader)
+            except StopIteration:
+                return
+            except _RecordTooLong:
+                yield broken(
+                    QUOTE_LEFT_OPEN
+                    if len(lines.record) > 1
+                    else _("The line is longer than %(mb)d MB.")
+                    % {"mb": MAX_RECORD_CHARS // (1024 * 1024)}
+                )
+                continue
+            except csv.Error as exc:
+                yield broken(_("Unreadable CSV line: %(error)s") % {"error": exc})
+                continue
+            number = lines.record[0][0] if lines.record else lines.number
             if not raw or (len(raw) == 1 and not raw[0].strip()):
+                continue
+            if len(lines.record) > 1 and not _well_quoted(lines, layout.delimiter, width):
+                yield broken(QUOTE_LEFT_OPEN)
                 continue
             if len(raw) != width:
                 yield _Line(
@@ -221,12 +391,27 @@ def _lines(path: Path, layout: CsvLayout, *, kind: str, items: bool = True) -> I
                     _("Expected %(n)d fields, found %(m)d.") % {"n": width, "m": len(raw)},
                 )
                 continue
+            if lines.utf8_in_legacy():
+                yield _Line(
+                    number,
+                    raw,
+                    None,
+                    _(
+                        "This line is UTF-8 text in a %(enc)s file (mixed encodings are not "
+                        "guessed); save the whole file as UTF-8."
+                    )
+                    % {"enc": layout.encoding},
+                )
+                continue
             if _UNDECODABLE.search("".join(raw)):
                 yield _Line(
                     number,
                     raw,
                     None,
-                    _("Not valid %(enc)s text; set the encoding (e.g. --encoding latin-1).")
+                    _(
+                        "Not valid %(enc)s text; if the file mixes encodings, save it whole as "
+                        "UTF-8, else set its encoding (e.g. --encoding latin-1)."
+                    )
                     % {"enc": layout.encoding},
                 )
                 continue
@@ -320,6 +505,7 @@ def csv_import(
     )
     total = max(0, _count_lines(path) - 1)
     counts = ImportCounts(delimiter=layout.delimiter, encoding=layout.encoding)
+    counts.ignored_columns, counts.extra_columns = csv_column_report(layout)
     progress = progress or (lambda done, total: None)
     aliases = AliasTables.load()
     reject_file = rejects_path.open("w", encoding="utf-8", newline="") if rejects_path else None
@@ -348,7 +534,11 @@ def csv_import(
                 aliases=aliases,
             )
         else:
-            outcome = contacts_upsert_bulk(items=[line.item for line in valid], source=source)
+            outcome = contacts_upsert_bulk(
+                items=[line.item for line in valid],
+                source=source,
+                default_timezone=default_timezone,
+            )
         results = {id(line): result for line, result in zip(valid, outcome.results, strict=True)}
         for line in batch:  # in line order, so the reject file reads top to bottom
             result = results.get(id(line))
@@ -530,7 +720,11 @@ def csv_preview(
                 preview.append(PreviewRow(line.number, line.raw, values, {}))
         else:
             fields, errors = contact_item_clean(
-                line.item, now=now, aliases=aliases, default_country=settings.CIBLE_DEFAULT_COUNTRY
+                line.item,
+                now=now,
+                aliases=aliases,
+                default_country=settings.CIBLE_DEFAULT_COUNTRY,
+                default_zone=zone,
             )
             preview.append(
                 PreviewRow(line.number, line.raw, fields, {k: str(v) for k, v in errors.items()})

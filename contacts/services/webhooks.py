@@ -19,11 +19,14 @@ from django.core import signing
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from contacts.normalisation import InvalidValue, normalise_event_type
+from contacts.selectors import AliasTables
 from contacts.services.ingest import BulkOutcome, ItemResult, events_record_bulk
 
 SIGNATURE_HEADER = "X-Cible-Signature"
 TIMESTAMP_HEADER = "X-Cible-Timestamp"
 TRACKING_SALT = "contacts.tracking"
+TRACKING_SOURCE = "tracking"
 
 
 class WebhookRefused(Exception):
@@ -101,4 +104,33 @@ def tracking_event_record(*, item: Any) -> ItemResult:
         )
     item.pop("email", None)  # a browser may not name a known person by email or phone
     item.pop("phone", None)
-    return events_record_bulk(items=[item], source="tracking").results[0]
+    aliases = AliasTables.load()
+    try:
+        event_type = normalise_event_type(item.get("type"), aliases=aliases.event_type)
+    except InvalidValue as exc:
+        return ItemResult(index=0, status="rejected", errors={"type": exc.reason})
+    if not tracking_type_allowed(event_type):
+        return ItemResult(
+            index=0,
+            status="rejected",
+            errors={
+                "type": _(
+                    "The event type %(type)s cannot be sent from a browser; allowed: %(allowed)s."
+                )
+                % {"type": event_type, "allowed": ", ".join(settings.CIBLE_TRACKING_EVENT_TYPES)}
+            },
+        )
+    return events_record_bulk(items=[item], source=TRACKING_SOURCE, aliases=aliases).results[0]
+
+
+def tracking_type_allowed(event_type: str) -> bool:
+    """Whether ``/t/e`` accepts ``event_type`` (a normalised type): it is named in
+    ``CIBLE_TRACKING_EVENT_TYPES`` or starts with one of its ``prefix_*`` entries. Bounces,
+    complaints and every other provider feedback come only from signed webhooks."""
+    for allowed in settings.CIBLE_TRACKING_EVENT_TYPES:
+        if allowed.endswith("*"):
+            if event_type.startswith(allowed[:-1]):
+                return True
+        elif event_type == allowed:
+            return True
+    return False

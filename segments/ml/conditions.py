@@ -42,7 +42,7 @@ def cluster_validate(condition: dict, ctx) -> dict:
     model = ClusterModel.objects.filter(name=name).first() if isinstance(name, str) else None
     if model is None:
         raise ctx.error(_("unknown cluster model “%(name)s”.") % {"name": name})
-    if isinstance(cluster, bool) or not isinstance(cluster, int) or cluster < 0:
+    if isinstance(cluster, bool) or not isinstance(cluster, int) or not 0 <= cluster < 2**31:
         raise ctx.error(_("“cluster” must be a cluster number (0 or more)."))
     version = model.active_version
     if version is not None and not version.clusters.filter(stable_id=cluster).exists():

@@ -24,6 +24,7 @@ from segments.rules.tree import (
     rule_evaluate_reference,
     rule_explain,
     rule_leaves,
+    rule_matches_everyone,
     rule_validate,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "rule_evaluate_reference",
     "rule_explain",
     "rule_leaves",
+    "rule_matches_everyone",
     "rule_validate",
     "unregister_condition",
 ]

@@ -18,6 +18,7 @@ from segments.rules.operators import (
     OPERATORS,
     column_q,
     expression_q,
+    moment_validate,
     operand_describe,
     operand_validate,
     parse_moment,
@@ -310,12 +311,7 @@ def _event_validate(condition: dict, ctx: ValidationContext) -> dict:
         out["within_days"] = days
     for bound in ("since", "until"):
         if bound in condition:
-            if parse_moment(condition[bound]) is None:
-                raise ctx.error(
-                    _("“%(bound)s”: “%(value)s” is not a valid date (use YYYY-MM-DD).")
-                    % {"bound": bound, "value": condition[bound]}
-                )
-            out[bound] = condition[bound]
+            out[bound] = moment_validate(condition[bound], ctx, bound=bound)
     if "within_days" in out and ("since" in out or "until" in out):
         raise ctx.error(_("use either “within_days” or “since”/“until”, not both."))
     if (
@@ -548,7 +544,7 @@ def _segment_validate(condition: dict, ctx: ValidationContext) -> dict:
     from segments.models import Segment
 
     target = condition.get("segment")
-    if not isinstance(target, int) or isinstance(target, bool):
+    if not isinstance(target, int) or isinstance(target, bool) or not 0 < target < 2**31:
         raise ctx.error(_("“segment” must be the id of a segment."))
     if ctx.segment_id is not None and target == ctx.segment_id:
         raise ctx.error(_("a segment cannot refer to itself."))

@@ -82,8 +82,95 @@ OP_LABELS = {
 }
 
 
+# Value ranges a rule may hold: beyond them a comparison means nothing for marketing data and
+# the database or the date arithmetic would overflow at compute time (so they are refused at
+# save, where the user can correct them, instead of failing every later computation).
+NUMBER_LIMIT = 10**15
+MOMENT_MIN = datetime(1900, 1, 1)
+MOMENT_MAX = datetime(2199, 12, 31, 23, 59, 59)
+MAX_LIST_ITEMS = 1000
+MAX_TEXT_LENGTH = 1000
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number_in_range(value: Any) -> bool:
+    """A finite number within ±NUMBER_LIMIT (``value`` is known to be a number)."""
+    try:
+        return math.isfinite(value) and abs(value) <= NUMBER_LIMIT
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _looks_numeric(value: Any) -> bool:
+    """A text that reads as a number (e.g. “1e400” typed in a form)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def number_out_of_range_error(value: Any, ctx: ValidationContext) -> Exception:
+    return ctx.error(
+        _("the number “%(value)s” is out of range (from -%(limit)s to %(limit)s).")
+        % {"value": _shorten(value), "limit": f"{NUMBER_LIMIT:,}".replace(",", " ")}
+    )
+
+
+def number_validate(value: Any, op: str, ctx: ValidationContext) -> int | float:
+    """``value`` as a number within range, or a RuleError saying what is wrong with it."""
+    if _is_number(value):
+        if not _number_in_range(value):
+            raise number_out_of_range_error(value, ctx)
+        return value
+    if _looks_numeric(value) or value is None:
+        # A browser turns a number beyond a double (1e400) into null or keeps the text.
+        if value is None:
+            raise ctx.error(
+                _("“%(op)s” needs a number (a value too large to be a number is shown as empty).")
+                % {"op": op}
+            )
+        if not math.isfinite(float(value)) or abs(float(value)) > NUMBER_LIMIT:
+            raise number_out_of_range_error(value, ctx)
+    raise ctx.error(
+        _("“%(op)s” needs a number, not “%(value)s”.") % {"op": op, "value": _shorten(value)}
+    )
+
+
+def _shorten(value: Any, limit: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def moment_validate(value: Any, ctx: ValidationContext, *, bound: str = "") -> str:
+    """An ISO date/date-time text between MOMENT_MIN and MOMENT_MAX, else a RuleError
+    (``bound`` names the key holding it, e.g. “since”)."""
+    moment = parse_moment(value) if isinstance(value, str) and len(value) <= 64 else None
+    names = {"bound": bound, "value": _shorten(value)}
+    if moment is None:
+        if bound:
+            raise ctx.error(
+                _("“%(bound)s”: “%(value)s” is not a valid date (use YYYY-MM-DD).") % names
+            )
+        raise ctx.error(
+            _("“%(value)s” is not a valid date (use YYYY-MM-DD or an ISO 8601 date-time).") % names
+        )
+    if not (MOMENT_MIN.year <= moment.year <= MOMENT_MAX.year):
+        names |= {"min": MOMENT_MIN.date().isoformat(), "max": MOMENT_MAX.date().isoformat()}
+        if bound:
+            raise ctx.error(
+                _("“%(bound)s”: the date “%(value)s” is out of range (from %(min)s to %(max)s).")
+                % names
+            )
+        raise ctx.error(
+            _("the date “%(value)s” is out of range (from %(min)s to %(max)s).") % names
+        )
+    return value
 
 
 def parse_moment(value: Any) -> datetime | None:
@@ -114,38 +201,55 @@ def operand_validate(kind: str, op: Any, value: Any, ctx: ValidationContext) -> 
     if op in NO_VALUE_OPS:
         return None
     if op == "between":
-        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+        if not (isinstance(value, list) and len(value) == 2):
             raise ctx.error(_("“between” needs a list of two numbers, e.g. [10, 50]."))
+        for bound in value:
+            number_validate(bound, op, ctx)
         if value[0] > value[1]:
             raise ctx.error(_("“between” needs the smaller number first."))
         return list(value)
     if op in ("in", "not_in"):
         scalar = _is_number if kind == "number" else (lambda v: isinstance(v, str))
+        if kind == "number" and isinstance(value, list) and len(value) <= MAX_LIST_ITEMS:
+            for item in value:
+                if _is_number(item) or _looks_numeric(item) or item is None:
+                    number_validate(item, op, ctx)
         if not (isinstance(value, list) and value and all(scalar(v) for v in value)):
             raise ctx.error(
                 _("“%(op)s” needs a non-empty list of %(kind)s values.") % {"op": op, "kind": kind}
             )
+        if len(value) > MAX_LIST_ITEMS:
+            raise ctx.error(
+                _("“%(op)s” takes at most %(max)s values (this list has %(n)s).")
+                % {"op": op, "max": MAX_LIST_ITEMS, "n": len(value)}
+            )
+        for item in value:
+            if kind == "number":
+                number_validate(item, op, ctx)
+            else:
+                text_validate(item, ctx)
         return list(value)
     if op in ("within_last_days", "more_than_days_ago"):
         if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 36_500):
             raise ctx.error(_("“%(op)s” needs a whole number of days (0 to 36500).") % {"op": op})
         return value
     if kind == "datetime":
-        if parse_moment(value) is None:
-            raise ctx.error(
-                _("“%(value)s” is not a valid date (use YYYY-MM-DD or an ISO 8601 date-time).")
-                % {"value": value}
-            )
-        return value
+        return moment_validate(value, ctx)
     if kind == "number":
-        if not _is_number(value):
-            raise ctx.error(
-                _("“%(op)s” needs a number, not “%(value)s”.") % {"op": op, "value": value}
-            )
-        return value
+        return number_validate(value, op, ctx)
     if not isinstance(value, str):
         raise ctx.error(
-            _("“%(op)s” needs a text value, not “%(value)s”.") % {"op": op, "value": value}
+            _("“%(op)s” needs a text value, not “%(value)s”.")
+            % {"op": op, "value": _shorten(value)}
+        )
+    return text_validate(value, ctx)
+
+
+def text_validate(value: str, ctx: ValidationContext) -> str:
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ctx.error(
+            _("a text value has at most %(max)s characters (this one has %(n)s).")
+            % {"max": MAX_TEXT_LENGTH, "n": len(value)}
         )
     return value
 

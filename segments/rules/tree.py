@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 8
 MAX_LEAVES = 100
+# Bounds on the raw JSON, checked before anything else reads it: values of every kind counted
+# (so a 100,000-item list is refused whatever condition holds it) and nesting of lists/objects.
+MAX_RULE_VALUES = 10_000
+MAX_JSON_NESTING = 40
 GROUP_KEYS = ("all", "any", "not")
 # An explicit "every contact" (an empty Q would stay empty when negated).
 MATCH_ALL = Q(pk__isnull=False)
@@ -42,8 +46,34 @@ def _child_path(path: str, key: str, index: int | None = None) -> str:
     return step if path == "root" else f"{path}.{step}"
 
 
+def rule_size_check(rule: object) -> None:
+    """Refuse a rule whose JSON is too large or too deeply nested (no recursion: any input)."""
+    count = 0
+    stack: list[tuple[object, int]] = [(rule, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_RULE_VALUES:
+            raise RuleError(
+                _("a rule holds at most %(n)s values (lists included); this one holds more.")
+                % {"n": f"{MAX_RULE_VALUES:,}".replace(",", " ")}
+            )
+        if isinstance(node, dict | list):
+            if depth > MAX_JSON_NESTING:
+                raise RuleError(
+                    _("the rule's JSON is nested more than %(n)d levels deep.")
+                    % {"n": MAX_JSON_NESTING}
+                )
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+
+
 def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
-    """Return the normalised rule tree, or raise RuleError naming the faulty condition."""
+    """Return the normalised rule tree, or raise RuleError naming the faulty condition.
+
+    Sizes are bounded (``rule_size_check``, ``MAX_DEPTH`` groups, ``MAX_LEAVES`` conditions)
+    and every value is range-checked, so a rule that validates also compiles and runs."""
+    rule_size_check(rule)
     leaves = [0]
 
     def walk(node: object, path: str, depth: int) -> dict:
@@ -86,10 +116,44 @@ def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
         leaves[0] += 1
         if leaves[0] > MAX_LEAVES:
             raise RuleError(_("a rule has at most %(n)d conditions.") % {"n": MAX_LEAVES})
-        normalised = ctype.validator(node, ValidationContext(path=path, segment_id=segment_id))
+        try:
+            normalised = ctype.validator(node, ValidationContext(path=path, segment_id=segment_id))
+        except TypeError:  # e.g. {"field": {}}: a name that is an object or a list
+            raise RuleError(
+                _(
+                    "a value of this condition has the wrong type (an object or list where a "
+                    "name or number is expected)."
+                ),
+                path=path,
+            ) from None
         return {**normalised, "type": type_name}
 
     return walk(rule, "root", 0)
+
+
+def rule_matches_everyone(rule: dict) -> bool:
+    """Does the validated rule select every contact whatever the data (``{"all": []}``, a
+    ``not`` of an empty ``any``…)? Leaves count as restricting."""
+
+    def everyone(node: dict) -> bool:
+        if "all" in node:
+            return all(everyone(child) for child in node["all"])
+        if "any" in node:
+            return any(everyone(child) for child in node["any"])
+        if "not" in node:
+            return nobody(node["not"])
+        return False
+
+    def nobody(node: dict) -> bool:
+        if "all" in node:
+            return any(nobody(child) for child in node["all"])
+        if "any" in node:
+            return all(nobody(child) for child in node["any"])
+        if "not" in node:
+            return everyone(node["not"])
+        return False
+
+    return everyone(rule)
 
 
 def rule_compile(
@@ -161,9 +225,12 @@ def rule_describe(rule: dict) -> str:
 
 
 def rule_dependencies(rule: dict) -> Dependencies:
+    """What can change the rule's result. A stored leaf whose type is no longer registered
+    (its plug-in removed) depends on anything: it fails alone when its segment is computed."""
     deps = NO_DEPENDENCIES
     for leaf, _path in rule_leaves(rule):
-        deps = deps | condition_type(leaf["type"]).dependencies(leaf)
+        ctype = condition_type(leaf.get("type"))
+        deps = deps | (ctype.dependencies(leaf) if ctype else Dependencies(event_types=None))
     return deps
 
 

@@ -21,6 +21,8 @@ from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Event
 from segments.rules.operators import (
+    MOMENT_MAX,
+    MOMENT_MIN,
     OPERATORS,
     operand_describe,
     operand_validate,
@@ -135,6 +137,11 @@ def _cohort_validate(condition: dict, ctx: ValidationContext) -> dict:
     cohort = condition.get("cohort")
     if not isinstance(cohort, str) or not MONTH.match(cohort):
         raise ctx.error(_("“cohort” must be a month written YYYY-MM, e.g. 2026-03."))
+    if not MOMENT_MIN.year <= int(cohort[:4]) <= MOMENT_MAX.year:
+        raise ctx.error(
+            _("the month “%(value)s” is out of range (from %(min)s to %(max)s).")
+            % {"value": cohort, "min": f"{MOMENT_MIN:%Y-%m}", "max": f"{MOMENT_MAX:%Y-%m}"}
+        )
     by = condition.get("by", "signup")
     if by not in COHORT_KINDS:
         raise ctx.error(_("“by” must be one of: %(kinds)s.") % {"kinds": ", ".join(COHORT_KINDS)})
@@ -196,6 +203,8 @@ def register_scoring_conditions() -> None:
         label=_("Predictive score"),
         builder={
             "subject": "score",
+            # "is in the top … %" (``top_percent``), offered beside the number operators.
+            "rank_op": {"name": "top_percent", "label": _("is in the top … %"), "default": 20},
             "choices": [
                 {
                     "name": name,

@@ -178,6 +178,29 @@ def http_server():
         server.__exit__(None, None, None)
 
 
+@pytest.fixture
+def sms_provider(http_server, settings):
+    """A local HTTP server shaped like Brevo's SMS API: ``(server, answers)``; ``answers``
+    maps a recipient to the replies to give before the default 201."""
+    answers: dict[str, list] = {}
+
+    def respond(call):
+        recipient = call.json()["recipient"]
+        queue = answers.get(recipient)
+        if queue:
+            return queue.pop(0)
+        return 201, {"Content-Type": "application/json"}, '{"messageId": 987654}'
+
+    server = http_server(respond)
+    settings.SMS_PROVIDER_URL = server.url + "/v3/transactionalSMS/sms"
+    settings.SMS_PROVIDER_API_KEY = "xkeysib-test"
+    settings.SMS_SENDER_ID = "MaBoutique"
+    settings.SMS_STOP_MENTION = "STOP au 36111"
+    settings.SMS_PROVIDER_TIMEOUT = 1.0
+    settings.ACTIVATION_RATE_LIMITS = {"email": 0, "sms": 0, "push": 0}
+    return server, answers
+
+
 def grant(contact, *, purpose="newsletter", channel="email", at=None):
     from consent.services import consent_record
 

@@ -197,37 +197,6 @@ def test_run_is_marked_done_with_final_counts(smtp_settings, consenting, make_ca
     assert run.counts["by_state"]["sent"] == 3
 
 
-def test_variant_content_from_experiments_changes_the_subject(
-    smtp_settings, consenting, make_campaign
-):
-    from activation.variants import (
-        register_variant_assigner,
-        register_variant_content,
-        unregister_variant_assigner,
-        unregister_variant_content,
-    )
-
-    a, b = consenting(2)
-
-    def assigner(*, run, contact_ids):
-        return {a.pk: "A", b.pk: "B"}
-
-    def content(*, run, variant):
-        return {"subject": "Offre B pour {{ contact.first_name }}"} if variant == "B" else None
-
-    register_variant_assigner(assigner)
-    register_variant_content(content)
-    try:
-        campaign_run_launch(campaign=make_campaign([a, b]), now=NOW)
-        deliver_all()
-    finally:
-        unregister_variant_assigner(assigner)
-        unregister_variant_content(content)
-
-    assert smtp_settings.to(a.email)[0]["Subject"] == "Bonjour Camille !"
-    assert smtp_settings.to(b.email)[0]["Subject"] == "Offre B pour Camille"
-
-
 def test_row_of_a_contact_deleted_after_the_snapshot_is_cancelled_not_sent_or_stuck(
     smtp_settings, consenting, make_campaign
 ):

@@ -206,7 +206,7 @@ def test_admin_pages_render(admin_client, consenting, make_campaign):
         assert admin_client.get(url).status_code == 200, url
 
 
-def test_admin_launch_creates_a_run_and_enqueues_its_preparation(
+def test_admin_launch_enqueues_the_launch_once_the_request_commits(
     admin_client, consenting, make_campaign, django_capture_on_commit_callbacks
 ):
     campaign = make_campaign(consenting(2))
@@ -216,7 +216,6 @@ def test_admin_launch_creates_a_run_and_enqueues_its_preparation(
             {"action": "launch", "_selected_action": [campaign.pk]},
             follow=True,
         )
-    run = CampaignRun.objects.get(campaign=campaign)
-    assert run.status == "preparing"
-    assert f"run #{run.pk} is being prepared" in response.content.decode()
-    assert len(callbacks) == 1  # prepare_run is sent only once the run row is committed
+    assert f"“{campaign.name}” is being launched" in response.content.decode()
+    assert not CampaignRun.objects.exists()  # a worker launches it
+    assert len(callbacks) == 1  # the task is sent only once the request commits

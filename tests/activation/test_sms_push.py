@@ -26,27 +26,6 @@ def deliver(channel, now=None):
         pass
 
 
-@pytest.fixture
-def sms_provider(http_server, settings):
-    answers: dict[str, list] = {}
-
-    def respond(call):
-        recipient = call.json()["recipient"]
-        queue = answers.get(recipient)
-        if queue:
-            return queue.pop(0)
-        return 201, {"Content-Type": "application/json"}, '{"messageId": 987654}'
-
-    server = http_server(respond)
-    settings.SMS_PROVIDER_URL = server.url + "/v3/transactionalSMS/sms"
-    settings.SMS_PROVIDER_API_KEY = "xkeysib-test"
-    settings.SMS_SENDER_ID = "MaBoutique"
-    settings.SMS_STOP_MENTION = "STOP au 36111"
-    settings.SMS_PROVIDER_TIMEOUT = 1.0
-    settings.ACTIVATION_RATE_LIMITS = {"email": 0, "sms": 0, "push": 0}
-    return server, answers
-
-
 def test_marketing_sms_goes_to_the_provider_with_sender_and_stop_mention(
     sms_provider, consenting, make_campaign
 ):

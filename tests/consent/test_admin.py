@@ -64,16 +64,44 @@ def test_access_request_downloads_a_zip_and_is_completed(dpo_client, contact):
     assert request.completed_at is not None and request.handled_by == "dpo"
 
 
-def test_erasure_request_carried_out_from_the_admin(dpo_client, contact):
+def test_erasure_request_carried_out_from_the_admin_after_confirmation(dpo_client, contact):
     request = RightsRequest.objects.create(
         kind="erasure", contact=contact, requester=contact.email, received_at=T0
     )
-    dpo_client.post(
-        "/admin/consent/rightsrequest/",
-        {"action": "carry_out", "_selected_action": [request.pk]},
-    )
+    selection = {"action": "carry_out", "_selected_action": [request.pk]}
+    page = dpo_client.post("/admin/consent/rightsrequest/", selection)
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "will be erased for good" in body and "This cannot be undone." in body
+    assert contact.external_id in body and 'name="confirm" value="yes"' in body
+    contact.refresh_from_db()
+    request.refresh_from_db()
+    assert request.completed_at is None and contact.email != ""
+
+    dpo_client.post("/admin/consent/rightsrequest/", {**selection, "confirm": "yes"})
     request.refresh_from_db()
     contact.refresh_from_db()
     assert request.completed_at is not None and request.requester == ""
     assert contact.email == "" and contact.last_name == ""
     assert Suppression.objects.filter(reason="erased").count() == 2
+
+
+@pytest.mark.parametrize("role", ["Marketer", "Analyst"])
+def test_only_the_dpo_carries_out_or_exports(client, contact, role):
+    user = get_user_model().objects.create_user(role, password="pw-x-123", is_staff=True)  # noqa: S106
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    erasure = RightsRequest.objects.create(kind="erasure", contact=contact, received_at=T0)
+    access = RightsRequest.objects.create(kind="access", contact=contact, received_at=T0)
+    listing = client.get("/admin/consent/rightsrequest/")
+    assert listing.status_code == 200 and "carry_out" not in listing.content.decode()
+    client.post(
+        "/admin/consent/rightsrequest/",
+        {"action": "carry_out", "_selected_action": [erasure.pk], "confirm": "yes"},
+    )
+    assert client.get(f"/admin/consent/rightsrequest/{access.pk}/export.zip").status_code == 403
+    erasure.refresh_from_db()
+    access.refresh_from_db()
+    contact.refresh_from_db()
+    assert erasure.completed_at is None and access.completed_at is None
+    assert contact.email != "" and not Suppression.objects.exists()

@@ -38,7 +38,7 @@ def test_schema_is_public_and_documents_api_key_header():
 def test_revoked_or_forged_key_is_refused(client):
     from contacts.api_keys import ApiKeyAuthentication, api_key_verify
 
-    raw = create_key("temp")
+    raw = create_key("temp", "--scopes", "contacts:read")
     assert api_key_verify(raw) is not None
     assert api_key_verify(raw[:-2] + "xx") is None
     assert api_key_verify("garbage") is None

@@ -102,3 +102,22 @@ def test_invalid_utf8_line_is_rejected_not_guessed(tmp_path):
     output = run("import_events", path, source="s", rejects=rejects)
     assert "20,000 created" in output and "1 rejected" in output
     assert "20002" in rejects.read_text() and "encoding" in rejects.read_text()
+
+
+def test_import_summary_names_ignored_and_unknown_columns(tmp_path):
+    path = tmp_path / "contacts.csv"
+    path.write_text("external_id,first_name,,loyalty_tier, \nC-1,Léa,x,gold,y\n", encoding="utf-8")
+    output = run("import_contacts", path)
+    assert "1 created" in output
+    assert "Ignored columns (not stored): #3, #5" in output
+    assert "stored as attributes.<name>: loyalty_tier" in output
+    assert Contact.objects.get().attributes == {"loyalty_tier": "gold"}
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "external_id,type,timestamp,idempotency_key,basket\n"
+        "C-1,page_view,2026-03-01T10:00:00Z,k1,3\n",
+        encoding="utf-8",
+    )
+    output = run("import_events", events)
+    assert "Ignored columns" not in output
+    assert "stored as properties.<name>: basket" in output

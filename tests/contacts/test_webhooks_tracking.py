@@ -164,3 +164,67 @@ def test_tracking_rate_limit_is_shared_through_redis(client, redis_url):
         ]
         handler["default"].clear()
     assert codes == [200, 200, 429]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "properties"),
+    [
+        ("email_bounce", {"bounce_type": "hard", "address": "victim@example.fr"}),
+        ("email_complaint", {"address": "victim@example.fr"}),
+        ("Email Bounce", {"bounce_type": "hard", "address": "victim@example.fr"}),
+        ("unsubscribe", {}),
+        ("sms_inbound", {"body": "STOP", "from": "+33612345678"}),
+    ],
+)
+def test_tracking_refuses_provider_feedback_and_suppresses_nobody(
+    client, django_capture_on_commit_callbacks, event_type, properties
+):
+    from consent.models import Suppression
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(
+            "/t/e",
+            {"anonymous_id": "a1", "type": event_type, "id": "s1", "p": json.dumps(properties)},
+        )
+    assert response.status_code == 400
+    message = response.json()["errors"]["type"]
+    assert "cannot be sent from a browser" in message and "page_view" in message
+    assert not Event.objects.exists()
+    assert not Suppression.objects.exists()
+
+
+@override_settings(CIBLE_WEBHOOK_SECRETS={"mailer": SECRET})
+def test_signed_bounce_still_suppresses_but_an_old_tracked_bounce_never_does(
+    client, django_capture_on_commit_callbacks
+):
+    from consent.models import Suppression
+
+    victim = ContactFactory(external_id="anon-a1", email="victim@example.fr")
+    Event.objects.create(  # stored by /t/e before the allow-list existed
+        contact=victim,
+        type="email_bounce",
+        occurred_at="2026-01-05T09:00:00Z",
+        source="tracking",
+        idempotency_key="s1",
+        properties={"bounce_type": "hard", "address": "other@example.fr"},
+    )
+    bounce = {"events": [{**BOUNCE["events"][0], "email": "victim@example.fr"}]}
+    bounce["events"][0]["properties"] = {"bounce_type": "hard", "address": "victim@example.fr"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert signed_post(client, bounce).status_code == 200
+    assert list(Suppression.objects.values_list("address", "reason")) == [
+        ("victim@example.fr", "hard_bounce")
+    ]
+
+
+@override_settings(CIBLE_TRACKING_EVENT_TYPES=["page_view", "web_*"])
+def test_tracking_accepts_allowed_types_and_custom_web_prefix(client):
+    for event_type in ("page_view", "web_quiz_answered"):
+        response = client.get("/t/e", {"anonymous_id": "v1", "type": event_type, "id": event_type})
+        assert response.status_code == 200, response.content
+    refused = client.get("/t/e", {"anonymous_id": "v1", "type": "purchase", "id": "x"})
+    assert refused.status_code == 400
+    assert sorted(Event.objects.values_list("type", flat=True)) == [
+        "page_view",
+        "web_quiz_answered",
+    ]

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from experiments.models import Metric
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.experiments.builders import assign, events, make_experiment
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = "/usr/bin/chromium not found (apt-get install chromium)"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"REQUIRE_SERVICES=1 and {message}")
-    pytest.skip(message)
 
 
 @pytest.mark.e2e

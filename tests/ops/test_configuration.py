@@ -49,20 +49,72 @@ def test_default_configuration_passes_django_checks():
     assert "no issues" in result.stdout
 
 
-def test_production_settings_pass_deploy_checks():
-    environment = {
-        "SECRET_KEY": "x" * 64 + "production-secret-for-the-check-only",
-        "ALLOWED_HOSTS": "cible.example.com",
-        "DATABASE_URL": "postgres://cible:cible@db:5432/cible",
-        "CELERY_BROKER_URL": "redis://redis:6379/0",
-    }
-    env = {**os.environ, **environment, "DJANGO_SETTINGS_MODULE": "config.settings.production"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+PRODUCTION = {
+    "SECRET_KEY": "x" * 64 + "production-secret-for-the-check-only",
+    "ALLOWED_HOSTS": "cible.example.com",
+    "DATABASE_URL": "postgres://cible:cible@db:5432/cible",
+    "CELERY_BROKER_URL": "redis://redis:6379/0",
+    "CACHE_URL": "rediscache://redis:6379/1",
+    "CIBLE_PUBLIC_BASE_URL": "https://cible.example.com",
+    "CONSENT_HASH_KEY": "y" * 64 + "consent-hash-key-for-the-check-only",
+}
+
+
+def run_production(*args: str, **overrides: str | None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    environment.update(PRODUCTION, DJANGO_SETTINGS_MODULE="config.settings.production")
+    for name, value in overrides.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_production_settings_pass_deploy_checks():
+    result = run_production("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"DATABASE_URL": None}, "production needs PostgreSQL"),
+        ({"DATABASE_URL": "sqlite:////tmp/cible.sqlite3"}, "production needs PostgreSQL"),
+        ({"CACHE_URL": None}, "production needs a shared cache"),
+        ({"CACHE_URL": "locmemcache://"}, "production needs a shared cache"),
+        ({"CELERY_BROKER_URL": "filesystem://"}, "production needs a shared broker"),
+        ({"CIBLE_PUBLIC_BASE_URL": None}, "CIBLE_PUBLIC_BASE_URL=https://"),
+        ({"CIBLE_PUBLIC_BASE_URL": "http://cible.example.com"}, "CIBLE_PUBLIC_BASE_URL=https://"),
+        ({"CONSENT_HASH_KEY": None}, "production needs its own CONSENT_HASH_KEY"),
+        ({"CONSENT_HASH_KEY": PRODUCTION["SECRET_KEY"]}, "its own CONSENT_HASH_KEY"),
+    ],
+)
+def test_production_refuses_to_start_unsafe_with_one_line(overrides, expected):
+    result = run_production("check", **overrides)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Configuration error: ") and expected in lines[0]
+
+
+def test_production_with_only_a_secret_key_names_every_missing_piece():
+    result = run_production(
+        "check",
+        DATABASE_URL=None,
+        CACHE_URL=None,
+        CELERY_BROKER_URL=None,
+        CIBLE_PUBLIC_BASE_URL=None,
+        CONSENT_HASH_KEY=None,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 5, result.stderr
+    assert all(line.startswith("Configuration error: production needs") for line in lines)

@@ -33,7 +33,8 @@ def test_every_app_is_covered_by_every_role():
     domain_labels = {
         config.label
         for config in apps.get_app_configs()
-        if config.name.split(".")[0] in {"contacts", "consent", "segments", "activation", "experiments"}
+        if config.name.split(".")[0]
+        in {"contacts", "consent", "segments", "activation", "experiments"}
     }
     for role, grants in ROLE_PERMISSIONS.items():
         assert domain_labels <= set(grants), f"{role} misses {domain_labels - set(grants)}"

@@ -31,7 +31,39 @@ def test_create_then_read_a_segment_with_its_plain_language_rule(api_client):
     detail = api_client.get(f"/api/v1/segments/{body['id']}")
     assert detail.status_code == 200 and detail.json()["name"] == "Recent buyers"
     listed = api_client.get("/api/v1/segments")
-    assert [s["name"] for s in listed.json()] == ["Recent buyers"]
+    assert [s["name"] for s in listed.json()["results"]] == ["Recent buyers"]
+
+
+def test_segment_list_is_paginated_by_cursor_and_refuses_a_bad_page_size(api_client):
+    for i in range(5):
+        segment_create(name=f"S{i}", rule={**RECENT, "value": i})
+    first = api_client.get("/api/v1/segments?page_size=2").json()
+    assert [s["name"] for s in first["results"]] == ["S0", "S1"] and first["previous"] is None
+    second = api_client.get(first["next"]).json()
+    third = api_client.get(second["next"]).json()
+    assert [s["name"] for s in second["results"] + third["results"]] == ["S2", "S3", "S4"]
+    assert third["next"] is None
+    for bad in ("0", "1001", "null", "-1", "1e3"):
+        response = api_client.get(f"/api/v1/segments?page_size={bad}")
+        assert response.status_code == 400
+        assert "page_size must be a whole number from 1 to 1000" in response.json()["page_size"][0]
+
+
+def test_segment_list_page_stays_small_with_the_largest_rules_accepted(api_client):
+    """Rules are bounded (1,000 values per list) and the list is paged (100 per page)."""
+    big = {
+        "type": "field",
+        "field": "city",
+        "op": "in",
+        "value": [f"city {i}" for i in range(1000)],
+    }
+    for i in range(3):
+        segment_create(name=f"Cities {i}", rule=big)
+    huge = {**big, "value": [f"city {i}" for i in range(100_000)]}
+    refused = api_client.post("/api/v1/segments", {"name": "Huge", "rule": huge}, format="json")
+    assert refused.status_code == 400
+    page = api_client.get("/api/v1/segments?page_size=1")
+    assert page.status_code == 200 and len(page.content) < 30_000
 
 
 def test_invalid_rule_is_refused_with_a_message_naming_the_condition(api_client):

@@ -17,13 +17,15 @@ from __future__ import annotations
 import sys
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from activation import services
+from activation.journeys.services import campaign_launch
 from activation.models import Campaign, CampaignRun, RunStatus, SkipReason
-from activation.selectors import run_progress
+from activation.selectors import run_channels, run_progress
 
 EXIT_NOT_FINISHED = 3
 EXIT_FAILURES = 4
@@ -57,9 +59,25 @@ class Command(BaseCommand):
         if campaign is None:
             raise CommandError(f"campaign {campaign_id} does not exist")
         try:
-            run = services.campaign_run_launch(
-                campaign=campaign, now=timezone.now(), dry_run=dry_run
-            )
+            if dry_run:
+                run = services.campaign_run_launch(
+                    campaign=campaign, now=timezone.now(), dry_run=True
+                )
+            else:
+                # The same launch as the admin's (state, template, approval checked);
+                # refused → the reason, nothing written.
+                occurrence = campaign_launch(campaign=campaign, now=timezone.now())
+                run = occurrence.run
+                if run is not None:
+                    run.refresh_from_db()  # prepared by another instance of the row
+                if run is None:
+                    self.stdout.write(
+                        f"{campaign.name!r}: {occurrence.enrolled} contacts enrolled in its "
+                        f"workflow; its steps are sent by the workers."
+                    )
+                    return
+        except ValidationError as exc:
+            raise CommandError("No run created: " + "; ".join(exc.messages)) from None
         except DatabaseError as exc:
             raise CommandError(
                 f"No run created: the database failed during the launch ({_first_line(exc)}); "
@@ -71,6 +89,11 @@ class Command(BaseCommand):
                 f"Dry run #{run.pk} of {campaign.name!r}: audience {run.audience_size}, "
                 f"would receive: {run.counts['eligible']}; nothing sent."
             )
+            for where, names in run.report.get("unknown_variables", {}).items():
+                self.stdout.write(
+                    f"  unknown variables in the template ({where}), rendered blank: "
+                    + ", ".join(names)
+                )
             self._reasons(run)
             return
         queued = run.counts.get("by_state", {})
@@ -89,8 +112,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{head}; nothing to deliver, the run is {run.status}.")
             self._reasons(run)
             return
-        started = services.delivery_tasks_enqueue(
-            channel=campaign.channel, count=settings.ACTIVATION_DELIVERY_TASKS
+        started = sum(
+            services.delivery_tasks_enqueue(
+                channel=channel, count=settings.ACTIVATION_DELIVERY_TASKS
+            )
+            for channel in run_channels(run) or [campaign.channel]
         )
         if started:
             self.stdout.write(
@@ -109,9 +135,13 @@ class Command(BaseCommand):
         sys.exit(EXIT_NOT_FINISHED)
 
     def _deliver_here(self, run: CampaignRun, campaign: Campaign, head: str) -> None:
-        stats, next_due = services.outbox_deliver_pending(
-            channel=campaign.channel, budget_seconds=3600
-        )
+        channels = run_channels(run) or [campaign.channel]
+        stats, next_due = services.outbox_deliver_pending(channel=channels[0], budget_seconds=3600)
+        for channel in channels[1:]:
+            more, more_due = services.outbox_deliver_pending(channel=channel, budget_seconds=3600)
+            stats.add(more)
+            if more_due is not None:
+                next_due = more_due if next_due is None else min(next_due, more_due)
         run.refresh_from_db()
         progress = run_progress(run)
         pending = sum(progress.get(state, 0) for state in ("queued", "deferred", "sending"))

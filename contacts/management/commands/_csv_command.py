@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from contacts.services.csv_import import CsvImportError, csv_import
 
@@ -66,3 +67,16 @@ class CsvImportCommand(BaseCommand):
         elif counts.rejected:
             summary += " — add --rejects FILE to see why"
         self.stdout.write(self.style.SUCCESS(summary) if not counts.rejected else summary)
+        if counts.ignored_columns:
+            self.stdout.write(
+                self.style.WARNING(
+                    _("Ignored columns (not stored): %(columns)s")
+                    % {"columns": ", ".join(counts.ignored_columns)}
+                )
+            )
+        if counts.extra_columns:
+            nested = "properties" if self.kind == "events" else "attributes"
+            self.stdout.write(
+                _("Columns Cible does not know, stored as %(nested)s.<name>: %(columns)s")
+                % {"nested": nested, "columns": ", ".join(counts.extra_columns)}
+            )

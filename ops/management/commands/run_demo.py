@@ -23,6 +23,18 @@ DEMO_USER = "admin"
 DEMO_PASSWORD = "cible-demo"  # noqa: S105 (embedded demo only; printed on start)
 
 
+def demo_environment(*, port: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of the demo's web, worker and beat processes (from ``environ``, default
+    this process's). Links in sent messages (tracking, unsubscribe, preference centre) point at
+    the address the demo serves — ``http://127.0.0.1:<port>`` — unless
+    ``CIBLE_PUBLIC_BASE_URL`` is set explicitly."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    if not env.get("CIBLE_PUBLIC_BASE_URL"):
+        env["CIBLE_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    return env
+
+
 class Command(BaseCommand):
     help = "Run the embedded demo: web + worker + beat on SQLite and the filesystem broker."
 
@@ -52,12 +64,7 @@ class Command(BaseCommand):
         demo_ready.send(sender=self.__class__)
         if no_serve:
             return
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": os.environ.get(
-                "DJANGO_SETTINGS_MODULE", "config.settings.local"
-            ),
-        }
+        env = demo_environment(port=port)
         python = sys.executable
         processes = {
             "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],

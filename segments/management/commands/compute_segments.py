@@ -12,6 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("--segment", nargs="+", type=int, help="segment ids (default: all)")
 
     def handle(self, *args, segment=None, **options):
+        from django.utils import timezone
+
         from segments.models import Segment, SegmentComputation
         from segments.services import segments_compute
 
@@ -21,6 +23,7 @@ class Command(BaseCommand):
             )
             if missing:
                 raise CommandError(f"unknown segment id(s): {', '.join(map(str, sorted(missing)))}")
+        started = timezone.now()
         rows = segments_compute(segment_ids=segment, trigger=SegmentComputation.Trigger.MANUAL)
         names = dict(Segment.objects.values_list("pk", "name"))
         for row in rows:
@@ -29,3 +32,8 @@ class Command(BaseCommand):
                 f"(+{row.entered:,} / -{row.exited:,}) in {row.duration_ms} ms"
             )
         self.stdout.write(self.style.SUCCESS(f"{len(rows)} segment(s) computed."))
+        failed = Segment.objects.filter(compute_failed_at__gte=started).order_by("pk")
+        for name, error in failed.values_list("name", "compute_error"):
+            self.stderr.write(f"{name}: not computed — {error}")
+        if failed:
+            raise CommandError(f"{len(failed)} segment(s) could not be computed (see above).")

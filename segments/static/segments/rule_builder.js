@@ -16,11 +16,14 @@
     options.forEach(([v, label]) => { const o = el("option", { value: v, text: label }); if (String(v) === String(value)) o.selected = true; s.appendChild(o); });
     return s;
   }
+  // A number beyond a double (1e400) would become null in JSON: keep the text typed so the
+  // server can say it is out of range.
+  function parseNumber(text) { const n = Number(text); return Number.isFinite(n) && text.trim() !== "" ? n : text; }
   function parseValue(text, kind, op) {
     if (["in", "not_in"].includes(op)) return text.split(",").map((t) => parseValue(t.trim(), kind, "eq"));
-    if (op === "between") return text.split(",").map((t) => Number(t.trim()));
+    if (op === "between") return text.split(",").map((t) => parseNumber(t.trim()));
     if (["within_last_days", "more_than_days_ago"].includes(op)) return parseInt(text, 10);
-    if (kind === "number") return Number(text);
+    if (kind === "number") return parseNumber(text);
     if (kind === "json") { try { return JSON.parse(text); } catch (e) { return text; } }
     return text;
   }
@@ -70,16 +73,28 @@
       const row = el("div", { class: "rb-leaf" });
       const update = () => { replace(leaf); save(); };
       row.appendChild(select(schema.types.map((t) => [t.name, t.label]), leaf.type, (v) => {
-        const defaults = { field: { field: "country", op: "eq", value: "FR" }, feature: { feature: "recency_days", op: "lte", value: 30 }, attribute: { key: "tier", op: "eq", value: "gold" }, event: { event_type: "purchase", op: "gte", value: 1, within_days: 30 }, segment: { segment: (schema.segments[0] || {}).id }, consent: { purpose: (schema.purposes || [""])[0], channel: "email" } };
+        const defaults = { field: { field: "country", op: "eq", value: "FR" }, feature: { feature: "recency_days", op: "lte", value: 30 }, attribute: { key: "tier", op: "eq", value: "gold" }, event: { event_type: "purchase", op: "gte", value: 1, within_days: 30 }, segment: { segment: (schema.segments[0] || {}).id }, consent: { purpose: (schema.purposes || [""])[0], channel: "email" }, score: { score: "clv", top_percent: 20 } };
         replace(Object.assign({ type: v }, defaults[v] || {})); render();
       }));
       const b = (types[leaf.type] || {}).builder || {};
       if (b.choices) {
         const subject = b.subject;
         const current = b.choices.find((c) => c.name === leaf[subject]) || b.choices[0];
-        row.appendChild(select(b.choices.map((c) => [c.name, c.label]), leaf[subject], (v) => { leaf[subject] = v; const c = b.choices.find((x) => x.name === v); if (!c.ops.includes(leaf.op)) leaf.op = c.ops[0]; update(); render(); }));
-        row.appendChild(opSelect(current.ops, leaf, update));
-        row.appendChild(valueInput(leaf, current.kind, update));
+        const rank = b.rank_op;  // e.g. "is in the top … %" of a score: {top_percent: N}, no op/value
+        const ranked = rank && leaf[rank.name] !== undefined;
+        row.appendChild(select(b.choices.map((c) => [c.name, c.label]), leaf[subject], (v) => { leaf[subject] = v; const c = b.choices.find((x) => x.name === v); if (!ranked && !c.ops.includes(leaf.op)) leaf.op = c.ops[0]; update(); render(); }));
+        if (rank) {
+          const ops = current.ops.map((o) => [o, schema.op_labels[o] || o]).concat([[rank.name, rank.label]]);
+          row.appendChild(select(ops, ranked ? rank.name : leaf.op, (v) => {
+            if (v === rank.name) { leaf[rank.name] = rank.default; delete leaf.op; delete leaf.value; } else { delete leaf[rank.name]; leaf.op = v; }
+            update(); render();
+          }));
+          if (ranked) row.appendChild(el("input", { value: String(leaf[rank.name]), placeholder: "%", onchange: (e) => { leaf[rank.name] = parseNumber(e.target.value); update(); } }));
+          else row.appendChild(valueInput(leaf, current.kind, update));
+        } else {
+          row.appendChild(opSelect(current.ops, leaf, update));
+          row.appendChild(valueInput(leaf, current.kind, update));
+        }
       } else if (b.free) {
         row.appendChild(el("input", { value: leaf.key || "", placeholder: "key", onchange: (e) => { leaf.key = e.target.value; update(); } }));
         row.appendChild(opSelect(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "starts_with", "is_true", "is_false", "is_set", "is_not_set"], leaf, update));
@@ -134,8 +149,24 @@
       data.sample.forEach((c) => sample.appendChild(el("tr", {}, [el("td", {}, [el("a", { href: c.url, text: c.external_id })]), el("td", { text: c.name }), el("td", { text: c.email })])));
     });
 
+    // Right after a save the worker is still computing: poll the status until it has
+    // finished (or failed), then reload so size, chart and warnings are today's.
+    const computing = document.getElementById("segment-computing");
+    if (computing) {
+      let polls = 0;
+      const poll = async () => {
+        polls += 1;
+        try {
+          const response = await fetch(computing.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+          if (response.ok && (await response.json()).state !== "computing") { window.location.reload(); return; }
+        } catch (e) { /* network hiccup: try again */ }
+        if (polls < 400) window.setTimeout(poll, polls < 20 ? 1000 : 3000);
+      };
+      window.setTimeout(poll, 500);
+    }
+
     const chartData = document.getElementById("segments-chart-data");
-    if (chartData && window.Plotly) {
+    if (chartData && window.Plotly && !computing) {
       const chart = JSON.parse(chartData.textContent);
       window.Plotly.newPlot("segment-size-chart", [{ x: chart.x, y: chart.y, type: "scatter", mode: "lines+markers" }], { title: chart.title, margin: { t: 40 } }, { displaylogo: false });
     }

@@ -144,7 +144,8 @@ CELERY_BEAT_SCHEDULE = {
 # /readyz answers 503 when beat's heartbeat, a queue's freshest worker heartbeat, or the oldest
 # due outbox message is older than these (seconds), or when a check fails (see ops/health.py).
 OPS_READY_BEAT_MAX_AGE_SECONDS = env.float("OPS_READY_BEAT_MAX_AGE_SECONDS", default=120.0)
-OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=180.0)
+# (the send queue's heartbeat can wait behind delivery tasks of up to ACTIVATION_TASK_BUDGET_SECONDS)
+OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=300.0)
 OPS_READY_QUEUE_MAX_AGE_SECONDS = env.float("OPS_READY_QUEUE_MAX_AGE_SECONDS", default=900.0)
 OPS_READY_QUEUES = env.list("OPS_READY_QUEUES", default=["default", "send"])
 OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)

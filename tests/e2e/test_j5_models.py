@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from io import StringIO
+from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
@@ -35,7 +36,7 @@ def computed_size(journey, page, name: str) -> int:
     shown = {}
 
     def computed() -> bool:
-        journey.open(page, "/admin/segments/segment/?q=" + name)
+        journey.open(page, "/admin/segments/segment/?q=" + quote(name))
         row = page.locator("#result_list tbody tr", has_text=name).first
         text = row.locator("td.field-size").inner_text().strip()
         shown["size"] = text
@@ -53,9 +54,11 @@ def train_scoring_model(journey, page, kind: str) -> None:
     assert "⏳" in progress, progress
     assert page.locator("#training-pending").is_visible()
     journey.shot(page, f"j5-training-{kind}")
-    # The page polls and reloads itself when the worker is done.
-    page.wait_for_selector(
-        "#scoring-jobs tr.job-succeeded, #scoring-jobs tr.job-failed", timeout=180_000
+    # The page polls and reloads itself when the worker is done (newest job first).
+    page.wait_for_function(
+        """() => { const row = document.querySelector('#scoring-jobs tbody tr');
+                   return row && /job-(succeeded|failed)/.test(row.className); }""",
+        timeout=180_000,
     )
     row = page.locator("#scoring-jobs tbody tr").first
     assert "job-succeeded" in row.get_attribute("class"), row.inner_text()

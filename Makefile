@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint format bench install dev clean-var screenshots journeys
+.PHONY: demo test services lint format bench install dev clean-var screenshots journeys
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -31,9 +31,29 @@ lint: dev
 format: dev
 	$(BIN)/ruff format .
 
+# The servers the tests start (redis-server, PostgreSQL's initdb/pg_ctl) and the browser of the
+# journey tests (chromium): installed from Debian packages when missing and run as root (as in
+# CI); otherwise named, with the command that installs them, and their tests skip with the reason.
+services:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing$$missing from Debian packages…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "make test: missing$$missing — install with: sudo apt-get install$$missing"; \
+	    echo "  (or run make test as root); until then the tests that need them are skipped."; \
+	  fi; \
+	fi
+
 # SQLite pass (everything not marked postgres), then the PostgreSQL pass against a throwaway
 # server that the test session starts itself. REQUIRE_SERVICES=1 turns missing servers into failures.
-test: dev
+test: dev services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not postgres"
 	CIBLE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m postgres

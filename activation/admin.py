@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from activation import services
+from activation.channels.mailsink import (
+    mail_sink_directory,
+    mail_sink_file,
+    mail_sink_message,
+    mail_sink_messages,
+)
 from activation.models import (
     FINISHED_RUN_STATES,
     Attribution,
@@ -420,6 +427,68 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # --- embedded mode: the mail sink ("Sent messages") -------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("sent-mail/", view(self.mail_sink_view), name="activation_mail_sink"),
+            path(
+                "sent-mail/<str:name>/",
+                view(self.mail_sink_message_view),
+                name="activation_mail_sink_message",
+            ),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"mail_sink": mail_sink_directory() is not None, **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def _mail_sink_context(self, request, title) -> dict:
+        # Staff with view permission on the outbox; only when mail is captured to files.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if mail_sink_directory() is None:
+            raise Http404(_("Email is not captured to files here (EMAIL_URL is not filemail://)."))
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "folder": mail_sink_directory(),
+        }
+
+    def mail_sink_view(self, request):
+        context = self._mail_sink_context(request, _("Sent messages (mail sink)"))
+        listed, total = mail_sink_messages()
+        context.update(sink_messages=listed, total=total)
+        return TemplateResponse(request, "admin/activation/outboxmessage/mail_sink.html", context)
+
+    def mail_sink_message_view(self, request, name: str):
+        context = self._mail_sink_context(request, _("Sent message"))
+        message = mail_sink_message(name)
+        if message is None:
+            raise Http404(_("No such message in the mail sink."))
+        if request.GET.get("download"):
+            response = HttpResponse(mail_sink_file(name), content_type="message/rfc822")
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        html = message.get_body(("html",))
+        text = message.get_body(("plain",))
+        context.update(
+            name=name,
+            headers=[(k, str(message.get(k, ""))) for k in ("From", "To", "Date", "Subject")],
+            extra_headers=[
+                (k, str(v))
+                for k, v in message.items()
+                if k not in ("From", "To", "Date", "Subject", "Content-Type")
+            ],
+            html=html.get_content() if html is not None else "",
+            text=text.get_content() if text is not None else "",
+        )
+        return TemplateResponse(
+            request, "admin/activation/outboxmessage/mail_sink_message.html", context
+        )
 
     @admin.action(description=_("Retry failed messages"), permissions=["change"])
     def retry_failed(self, request, queryset):

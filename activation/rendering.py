@@ -18,7 +18,7 @@ from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils.html import strip_tags
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 from activation.models import Template, TemplateVersion
 
@@ -152,13 +152,18 @@ def template_unknown_variables(template: Template, *, campaign: Any = None) -> d
 
 
 def source_error(source: str) -> str | None:
-    """Why the template source ``source`` cannot be rendered — a syntax error, or the unknown
-    variables it uses, named — or None when it can."""
+    """Why the template source ``source`` cannot be rendered — a syntax error, an error while
+    rendering a sample message (a filter that fails, an ``{% include %}``, nesting too deep),
+    or the unknown variables it uses, named — or None when it can."""
     try:
         _compiled(source or "")
         unknown = unknown_variables(source or "")
     except TemplateSyntaxError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 — whatever the engine raises, it is the source's fault
+        return gettext("This cannot be rendered: %(error)s") % {
+            "error": f"{type(exc).__name__}: {exc}"[:300]
+        }
     if unknown:
         return ngettext(
             "Unknown variable: %(names)s. A message can use: %(known)s.",

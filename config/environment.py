@@ -81,6 +81,23 @@ def production_problems(
     return problems
 
 
+# Embedded mode's SQLite: writers queue instead of failing with "database is locked". WAL lets
+# readers run beside the writer; IMMEDIATE transactions take the write lock when they begin, so
+# a transaction never has to upgrade a read lock (SQLite answers that deadlock with an
+# immediate SQLITE_BUSY, whatever the timeout); ``timeout`` (seconds, the busy timeout) is how
+# long a writer waits for the lock. Past it, the API answers 503 with Retry-After
+# (``contacts.middleware.DatabaseBusyMiddleware``).
+SQLITE_BUSY_TIMEOUT_SECONDS = 20
+
+
+def sqlite_options(env: environ.Env) -> dict[str, Any]:
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=SQLITE_BUSY_TIMEOUT_SECONDS),
+    }
+
+
 def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, Any]:
     raw = env.str("DATABASE_URL", default="")
     if not raw:
@@ -88,7 +105,7 @@ def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, An
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(default_sqlite),
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "OPTIONS": sqlite_options(env),
         }
     scheme = urlsplit(raw).scheme
     if scheme not in SUPPORTED_DATABASE_SCHEMES:
@@ -105,6 +122,8 @@ def database_settings(env: environ.Env, *, default_sqlite: Path) -> dict[str, An
     if config["ENGINE"] != "django.db.backends.sqlite3":
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
+    else:
+        config["OPTIONS"] = {**sqlite_options(env), **config.get("OPTIONS", {})}
     return config
 
 

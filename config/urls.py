@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops.views import health, ready
+from ops.views import health, metrics, ready
 
 admin.site.site_header = _("Cible — campaign activation")
 admin.site.site_title = _("Cible")
@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("ops.urls")),
     path("healthz", health, name="health"),
     path("readyz", ready, name="ready"),
+    path("metrics", metrics, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -28,6 +29,7 @@ from contacts.models import (
     ImportJob,
     PushSubscription,
 )
+from contacts.normalisation import InvalidValue, parse_timestamp
 from contacts.services.csv_import import CsvImportError, column_targets, csv_preview
 from contacts.services.merge import MergeError, merge_contacts, merge_preview
 
@@ -39,8 +41,54 @@ class PushSubscriptionInline(admin.TabularInline):
     readonly_fields = ("created_at", "deactivated_at")
 
 
+class ContactAdminForm(forms.ModelForm):
+    """The contact's sign-up time (``created_at``) is editable: a contact migrated from another
+    tool keeps the date it signed up there (same 1970..now + 5 min range as ingestion)."""
+
+    class Meta:
+        model = Contact
+        fields = (
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "locale",
+            "timezone",
+            "country",
+            "city",
+            "birth_year",
+            "attributes",
+            "is_anonymous",
+            "created_at",
+        )
+        labels = {"created_at": _("Signed up at")}
+        help_texts = {
+            "created_at": _(
+                "When the person signed up (for a migrated base, the date in the old tool)."
+            )
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "created_at" in self.fields:
+            self.fields["created_at"].required = False  # left empty: kept (new contact: now)
+            if not self.instance.pk:
+                self.fields["created_at"].initial = timezone.now
+
+    def clean_created_at(self):
+        moment = self.cleaned_data["created_at"]
+        if moment is None:
+            return self.instance.created_at or timezone.now()
+        try:
+            return parse_timestamp(moment.isoformat(), default_zone=None, now=timezone.now())
+        except InvalidValue as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
     list_display = (
         "external_id",
         "email",
@@ -53,7 +101,7 @@ class ContactAdmin(admin.ModelAdmin):
     )
     list_filter = ("country", "locale", "is_anonymous", "timezone")
     search_fields = ("external_id", "email", "phone", "last_name", "first_name", "city")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("updated_at",)
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [PushSubscriptionInline]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import BaseParser
@@ -84,6 +85,11 @@ class ContactItemSerializer(serializers.Serializer):
     locale = serializers.CharField(required=False, help_text="e.g. fr or fr-FR.")
     birth_year = serializers.IntegerField(required=False, min_value=1900)
     attributes = serializers.DictField(required=False)
+    signed_up_at = serializers.CharField(
+        required=False,
+        help_text="Sign-up time (ISO 8601 with offset, or a date YYYY-MM-DD read as 00:00 UTC), "
+        "1970 to now; stored as the contact's created_at.",
+    )
 
 
 class EventItemSerializer(serializers.Serializer):
@@ -200,7 +206,12 @@ def _bulk_response(outcome: BulkOutcome) -> Response:
     )
 
 
-BULK_RESPONSES = {200: BulkResultSerializer, 207: BulkResultSerializer, 400: BulkResultSerializer}
+BULK_RESPONSES = {
+    200: BulkResultSerializer,
+    207: BulkResultSerializer,
+    # Every item rejected (a BulkResult), or a body that is not a batch ({"items": ["…"]}).
+    400: OpenApiTypes.OBJECT,
+}
 
 
 class ContactsBulkApi(APIView):

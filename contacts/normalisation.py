@@ -204,6 +204,18 @@ def parse_timestamp(raw: Any, *, default_zone: ZoneInfo | None, now: datetime) -
     return moment
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_signup_time(raw: Any, *, default_zone: ZoneInfo | None, now: datetime) -> datetime:
+    """A sign-up time: ISO 8601 date-time as :func:`parse_timestamp` (same 1970..now + 5 min
+    range), or a plain date ``YYYY-MM-DD`` read as midnight in ``default_zone`` (UTC without)."""
+    if isinstance(raw, str) and _DATE_ONLY.match(raw.strip()):
+        raw = raw.strip() + "T00:00:00"
+        default_zone = default_zone or ZoneInfo("UTC")
+    return parse_timestamp(raw, default_zone=default_zone, now=now)
+
+
 def zone_or_none(name: str) -> ZoneInfo | None:
     """The IANA zone called ``name``; ``None`` for an empty name; InvalidValue otherwise."""
     if not name:

@@ -83,14 +83,22 @@ def campaign_audience_size(experiment: Experiment) -> int | None:
 def launch_rollout_run(*, experiment: Experiment) -> int | None:
     """Create a run of the experiment's campaign to send the winner to the remainder.
 
-    Returns the run id (None without a campaign). Preparation and delivery happen in
-    activation's ``prepare_run`` task, like a run launched from the admin.
+    Returns the run id (None without a campaign, or when the campaign may not be launched now
+    — ``campaign_launch_refusal``). Preparation and delivery happen in activation's
+    ``prepare_run`` task.
     """
     if experiment.campaign_id is None:
         return None
+    from activation.journeys.services import campaign_launch_refusal
     from activation.services import campaign_run_create
     from activation.tasks import prepare_run
 
+    # The same rules as any launch: a campaign paused, archived or broken since the test is
+    # not sent to the remainder behind the marketer's back.
+    refusal = campaign_launch_refusal(campaign=experiment.campaign)
+    if refusal is not None:
+        logger.warning("experiment %s: rollout not launched: %s", experiment.pk, refusal[1])
+        return None
     run = campaign_run_create(campaign=experiment.campaign, now=timezone.now())
     prepare_run.delay(run.pk)
     logger.info("experiment %s: rollout run %s created", experiment.pk, run.pk)

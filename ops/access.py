@@ -7,12 +7,27 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The address the request came from (``REMOTE_ADDR``; set by the proxy's gunicorn setup)."""
+    """The address the request came from.
+
+    ``REMOTE_ADDR``, unless ``CIBLE_TRUSTED_PROXIES`` (N > 0) says N reverse proxies of ours
+    stand in front: then the address the outermost of them saw, i.e. the N-th entry from the
+    right of ``X-Forwarded-For`` (entries further left are whatever the client sent, so never
+    trusted). Without enough entries, ``REMOTE_ADDR``."""
+    proxies = settings.CIBLE_TRUSTED_PROXIES
+    if proxies > 0:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

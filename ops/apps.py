@@ -11,3 +11,7 @@ class OpsConfig(AppConfig):
         from ops.roles import roles_sync
 
         post_migrate.connect(roles_sync, dispatch_uid="cible-roles-sync")
+
+        from ops.metrics import metrics_register
+
+        metrics_register()

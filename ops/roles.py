@@ -125,6 +125,7 @@ ADMIN_PAGES: dict[str, tuple[str, str]] = {
     "admin:segments_segment_estimate": ("POST", "segments.view_segment"),
     "admin:segments_segment_overlap": ("GET", "segments.view_segment"),
     "admin:segments_segment_explain": ("GET", "segments.view_segment"),
+    "admin:segments_segment_status": ("GET", "segments.view_segment"),
     "admin:segments_segment_export": ("GET", "segments.view_segment"),
     "admin:segments_ml_version_segment_from_leaf": ("POST", "segments.add_segment"),
     "admin:scoring_scoringmodel_report": ("GET", "scoring.view_scoringmodel"),

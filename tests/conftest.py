@@ -2,7 +2,7 @@
 
 `make test` runs two passes: SQLite (everything not marked ``postgres``) and PostgreSQL
 (``CIBLE_TEST_DATABASE=postgresql``, tests marked ``postgres``) against a throwaway server this
-session starts. Redis is started per session by pytest-redis for tests that ask for it.
+session starts. A plain ``pytest`` is the SQLite pass: it skips ``postgres`` tests, saying why. Redis is started per session by pytest-redis for tests that ask for it.
 A missing server binary skips those tests with the reason; with ``REQUIRE_SERVICES=1`` it fails.
 """
 
@@ -51,9 +51,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DATABASE_URL"] = _postgres.url
 
 
+NOT_THE_POSTGRES_PASS = (
+    "needs PostgreSQL: runs in the PostgreSQL pass "
+    "(CIBLE_TEST_DATABASE=postgresql pytest -m postgres, the second half of `make test`)"
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``postgres`` tests run only in the PostgreSQL pass: a plain ``pytest`` (SQLite) skips
+    them with the reason instead of running them on the wrong database."""
     for item in items:
-        if POSTGRES_PASS and _postgres is None and "postgres" in item.keywords:
+        if "postgres" not in item.keywords:
+            continue
+        if not POSTGRES_PASS:
+            item.add_marker(pytest.mark.skip(reason=NOT_THE_POSTGRES_PASS))
+        elif _postgres is None:
             item.add_marker(pytest.mark.skip(reason=f"PostgreSQL unavailable: {_postgres_error}"))
 
 

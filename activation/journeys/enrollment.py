@@ -367,7 +367,12 @@ def _send(
         "created_at": Value(now, output_field=DateTimeField()),
     }
     rows = eligibility_queryset(campaign=campaign, now=now, audience=audience)
-    return insert_select(OutboxMessage, columns, rows)
+    inserted = insert_select(OutboxMessage, columns, rows)
+    if inserted:
+        # The step's run grows with each chunk of contacts reaching it: its audience is
+        # every contact it was given a row for (sent, skipped or waiting).
+        CampaignRun.objects.filter(pk=run.pk).update(audience_size=F("audience_size") + inserted)
+    return inserted
 
 
 def _branch_condition(step: WorkflowStep, steps: dict[int, WorkflowStep]) -> Q:

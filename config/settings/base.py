@@ -8,6 +8,7 @@ filesystem transport under ``var/broker/``; production sets ``DATABASE_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "django_prometheus",
     "ops",
     "contacts",
     "consent",
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "contacts.middleware.DatabaseBusyMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -146,10 +151,12 @@ OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)
 # Beat: retry interval while the database is down, and how often it records its heartbeat.
 OPS_BEAT_DB_RETRY_SECONDS = env.float("OPS_BEAT_DB_RETRY_SECONDS", default=5.0)
 OPS_BEAT_HEARTBEAT_SECONDS = env.float("OPS_BEAT_HEARTBEAT_SECONDS", default=15.0)
+# /metrics (Prometheus): when set, scrapers must send "Authorization: Bearer <token>".
+OPS_METRICS_TOKEN = env.str("OPS_METRICS_TOKEN", default="")
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops.api_schema.CibleAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "contacts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -181,6 +188,13 @@ CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", defau
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821
+    # Embedded mail sink: one .eml file per message (the admin's "Sent messages" page reads
+    # them), in the folder as written in the URL — "filemail:///abs/path" stays absolute
+    # (django-environ drops that leading slash).
+    EMAIL_BACKEND = "activation.channels.mailsink.EmlDirectoryBackend"
+    _mail_url = urlsplit(env.str("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail")))
+    EMAIL_FILE_PATH = unquote(_mail_url.netloc + _mail_url.path)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cible <no-reply@cible.localhost>")
 
 LOGGING = {
@@ -472,6 +486,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=3
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+# Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
+# client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
+CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)
 # API keys: more than API_KEY_FAILURES_PER_WINDOW bad keys from one IP within
 # API_KEY_FAILURE_WINDOW_SECONDS → 429 with Retry-After until the window ends (shared cache).
 CIBLE_API_KEY_FAILURES_PER_WINDOW = env.int("API_KEY_FAILURES_PER_WINDOW", default=20)

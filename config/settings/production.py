@@ -32,3 +32,21 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Probes answer over plain HTTP inside the network (healthchecks, Prometheus).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# Structured logs: one JSON object per line (time, level, logger, message, extras), for a log
+# shipper; LOG_FORMAT=plain keeps the human format.
+if env.str("LOG_FORMAT", default="json") == "json":
+    LOGGING["formatters"]["json"] = {  # noqa: F405
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
+
+# Database metrics (queries, errors, connections) for Prometheus, through django-prometheus'
+# instrumented PostgreSQL backend (same driver and behaviour).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"  # noqa: F405

@@ -509,7 +509,11 @@ def csv_import(
                 aliases=aliases,
             )
         else:
-            outcome = contacts_upsert_bulk(items=[line.item for line in valid], source=source)
+            outcome = contacts_upsert_bulk(
+                items=[line.item for line in valid],
+                source=source,
+                default_timezone=default_timezone,
+            )
         results = {id(line): result for line, result in zip(valid, outcome.results, strict=True)}
         for line in batch:  # in line order, so the reject file reads top to bottom
             result = results.get(id(line))
@@ -691,7 +695,11 @@ def csv_preview(
                 preview.append(PreviewRow(line.number, line.raw, values, {}))
         else:
             fields, errors = contact_item_clean(
-                line.item, now=now, aliases=aliases, default_country=settings.CIBLE_DEFAULT_COUNTRY
+                line.item,
+                now=now,
+                aliases=aliases,
+                default_country=settings.CIBLE_DEFAULT_COUNTRY,
+                default_zone=zone,
             )
             preview.append(
                 PreviewRow(line.number, line.raw, fields, {k: str(v) for k, v in errors.items()})

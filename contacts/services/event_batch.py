@@ -467,6 +467,7 @@ def events_resolve_contacts(*, batch: CleanBatch, create_unknown: bool, now: dat
             errors=batch.errors,
             create_unknown=create_unknown,
             now=now,
+            occurred_ns=batch.occurred_ns,
         )
 
 
@@ -479,9 +480,12 @@ def _resolve(
     errors: dict[int, dict[str, str]],
     create_unknown: bool,
     now: datetime,
+    occurred_ns: np.ndarray | None = None,
 ) -> np.ndarray:
     """Contact id per row (0 where rejected): one query for the batch's distinct identities;
-    unknown people created as anonymous profiles (or their rows rejected), as the per-item path."""
+    unknown people created as anonymous profiles (or their rows rejected), as the per-item path.
+    A profile created here is dated (``created_at``, its sign-up time) by its earliest event in
+    the batch (``occurred_ns``, UTC nanoseconds per row), else ``now``."""
 
     rows = np.flatnonzero(store)
     pairs = pd.DataFrame({"name": identity_name[rows], "value": identity_value[rows]})
@@ -518,6 +522,12 @@ def _resolve(
                     attributes={},
                 )
     if missing:
+        if occurred_ns is not None:
+            earliest = (
+                pairs.assign(ns=occurred_ns[rows]).groupby(["name", "value"])["ns"].min().to_dict()
+            )
+            for identity, contact in missing.items():
+                contact.created_at = pd.Timestamp(earliest[identity], tz="UTC").to_pydatetime()
         contacts_insert([_contact_row(c, now) for c in missing.values()])
         ids = dict(
             Contact.objects.filter(

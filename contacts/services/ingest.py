@@ -43,6 +43,7 @@ from contacts.normalisation import (
     normalise_locale,
     normalise_phone,
     normalise_timezone,
+    parse_signup_time,
     parse_timestamp,
     zone_or_none,
 )
@@ -63,6 +64,7 @@ CONTACT_FIELDS = (
     "locale",
     "birth_year",
     "attributes",
+    "signed_up_at",
 )
 EVENT_FIELDS = (
     "external_id",
@@ -124,9 +126,16 @@ def _unknown_fields(item: dict, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 def contact_item_clean(
-    item: Any, *, now: datetime, aliases: AliasTables, default_country: str
+    item: Any,
+    *,
+    now: datetime,
+    aliases: AliasTables,
+    default_country: str,
+    default_zone: ZoneInfo | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """``(fields present in the item, normalised; field errors)`` for one contact item."""
+    """``(fields present in the item, normalised; field errors)`` for one contact item.
+    ``signed_up_at`` (ISO 8601, or a plain date) is the contact's sign-up time: it becomes the
+    contact's ``created_at``; a naive time is read in ``default_zone``."""
     if not isinstance(item, dict):
         return {}, {"item": _("Expected an object.")}
     errors = _unknown_fields(item, CONTACT_FIELDS)
@@ -149,6 +158,7 @@ def contact_item_clean(
     take("locale", normalise_locale)
     take("birth_year", lambda v: normalise_birth_year(v, today=now))
     take("attributes", check_json_object)
+    take("signed_up_at", lambda v: parse_signup_time(v, default_zone=default_zone, now=now))
     country = fields.get("country") or default_country
     take("phone", lambda v: normalise_phone(v, country=country))
     if not errors and not any(fields.get(k) for k in ("external_id", "email", "phone")):
@@ -159,22 +169,34 @@ def contact_item_clean(
 
 
 def contacts_upsert_bulk(
-    *, items: Sequence[Any], source: str, now: datetime | None = None
+    *,
+    items: Sequence[Any],
+    source: str,
+    now: datetime | None = None,
+    default_timezone: str = "",
 ) -> BulkOutcome:
     """Create or update contacts by ``external_id`` (else email, else phone).
 
     Only the fields an item carries are written; ``attributes`` are merged key by key. Items
     naming the same contact apply in order. A new contact without external_id gets
-    :func:`derived_external_id`.
+    :func:`derived_external_id`. A new contact's ``created_at`` (its sign-up time) is its
+    ``signed_up_at`` when given, else now; ``signed_up_at`` on a known contact corrects it.
+    ``default_timezone`` (IANA) reads a ``signed_up_at`` without offset (default: setting
+    ``CIBLE_INGEST_DEFAULT_TIMEZONE``; without either such a time is rejected).
     """
     now = now or timezone.now()
     aliases = AliasTables.load()
     default_country = settings.CIBLE_DEFAULT_COUNTRY
+    default_zone = zone_or_none(default_timezone or settings.CIBLE_INGEST_DEFAULT_TIMEZONE)
     results: list[ItemResult] = []
     cleaned: list[tuple[ItemResult, dict]] = []
     for index, item in enumerate(items):
         fields, errors = contact_item_clean(
-            item, now=now, aliases=aliases, default_country=default_country
+            item,
+            now=now,
+            aliases=aliases,
+            default_country=default_country,
+            default_zone=default_zone,
         )
         result = ItemResult(index=index, status="rejected", errors=errors)
         results.append(result)
@@ -252,7 +274,10 @@ def contacts_upsert_bulk(
         if to_update:
             for contact in to_update.values():
                 contact.updated_at = now
-            update_fields = sorted((touched - {"external_id"}) | {"updated_at", "is_anonymous"})
+            update_fields = sorted(
+                {"created_at" if f == "signed_up_at" else f for f in touched - {"external_id"}}
+                | {"updated_at", "is_anonymous"}
+            )
             Contact.objects.bulk_update(list(to_update.values()), update_fields, batch_size=500)
     return BulkOutcome(results)
 
@@ -261,6 +286,8 @@ def _apply(contact: Contact, fields: dict) -> None:
     for name, value in fields.items():
         if name == "attributes":
             contact.attributes = {**(contact.attributes or {}), **value}
+        elif name == "signed_up_at":
+            contact.created_at = value
         elif name != "external_id" or not contact.external_id:
             setattr(contact, name, value)
     contact.is_anonymous = False
@@ -280,7 +307,7 @@ def _contact_row(contact: Contact, now: datetime) -> tuple:
         contact.birth_year,
         contact.attributes or {},
         contact.is_anonymous,
-        now,
+        contact.created_at or now,
         now,
     )
 

@@ -63,11 +63,40 @@ class ClusterModelForm(forms.ModelForm):
         return names
 
 
+class TrainingRunInline(admin.TabularInline):
+    """The model's training runs (queued, running, succeeded or failed, and why), newest first."""
+
+    model = TrainingRun
+    fields = ("started_at", "status", "trigger", "requested_by", "finished_at", "message")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-started_at", "-id")
+    verbose_name_plural = _("Training runs")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ClusterModel)
 class ClusterModelAdmin(admin.ModelAdmin):
     form = ClusterModelForm
-    list_display = ("name", "algorithm", "k", "active_version_number", "auto_retrain")
-    inlines = [ClusterLabelInline]
+    list_display = (
+        "name",
+        "algorithm",
+        "k",
+        "active_version_number",
+        "last_training",
+        "auto_retrain",
+    )
+    inlines = [ClusterLabelInline, TrainingRunInline]
     actions = ["train_now"]
 
     @admin.display(description=_("active version"))
@@ -75,15 +104,27 @@ class ClusterModelAdmin(admin.ModelAdmin):
         version = obj.active_version
         return f"v{version.number}" if version else "—"
 
+    @admin.display(description=_("last training"))
+    def last_training(self, obj: ClusterModel) -> str:
+        run = obj.runs.order_by("-started_at", "-id").first()
+        if run is None:
+            return "—"
+        if run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING):
+            return f"⏳ {run.get_status_display()}"
+        return f"{run.get_status_display()} — {run.message}"[:200]
+
     @admin.action(description=_("Train now (in the background)"), permissions=["change"])
     def train_now(self, request: HttpRequest, queryset) -> None:
-        from segments.ml.tasks import train_cluster_model
+        from segments.ml.services import cluster_model_train_request
 
         for model in queryset:
-            train_cluster_model.delay(model.pk, TrainingRun.Trigger.MANUAL, request.user.pk)
+            cluster_model_train_request(model=model, user=request.user)
         self.message_user(
             request,
-            _("Training queued for %(n)d model(s); new versions appear when they finish.")
+            _(
+                "Training queued for %(n)d model(s): “last training” shows its progress; new "
+                "versions appear when they finish."
+            )
             % {"n": queryset.count()},
             messages.SUCCESS,
         )

@@ -283,6 +283,7 @@ class TrainingRun(models.Model):
     """Every training attempt, successful or not, with why it ran and what it said."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")

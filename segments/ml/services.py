@@ -153,17 +153,24 @@ def cluster_model_train(
     reason: str = "",
     user=None,
     now: datetime | None = None,
+    run: TrainingRun | None = None,
 ) -> ClusterModelVersion:
     """Train ``model`` on every eligible contact's features as of ``now``, activate the new
-    version and assign every eligible contact to a stable cluster id.
+    version and assign every eligible contact to a stable cluster id. ``run``: the queued
+    run of ``cluster_model_train_request`` to carry on (else a new run is recorded).
 
     Raises ``TrainingError`` (clear message, recorded on a failed ``TrainingRun``) when the data
     cannot be clustered; the previous active version then keeps serving.
     """
     now = now or timezone.now()
-    run = TrainingRun.objects.create(
-        model=model, trigger=trigger, reason=reason[:300], requested_by=user, started_at=now
-    )
+    if run is None:
+        run = TrainingRun.objects.create(
+            model=model, trigger=trigger, reason=reason[:300], requested_by=user, started_at=now
+        )
+    else:
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.RUNNING, started_at=timezone.now()
+        )
     started = time.perf_counter()
     try:
         with compute_threads():
@@ -185,6 +192,31 @@ def cluster_model_train(
     )
     _after_activation(version)
     return version
+
+
+def cluster_model_train_request(*, model: ClusterModel, user=None) -> TrainingRun:
+    """Queue the training of ``model`` for a worker (after commit) and return its run, shown
+    as *Queued* until the worker starts it. A run already queued or running is returned
+    instead of queuing a second one."""
+    from segments.ml.tasks import train_cluster_model
+
+    pending = TrainingRun.objects.filter(
+        model=model, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+    ).first()
+    if pending is not None:
+        return pending
+    run = TrainingRun.objects.create(
+        model=model,
+        trigger=TrainingRun.Trigger.MANUAL,
+        status=TrainingRun.Status.QUEUED,
+        requested_by=user,
+        started_at=timezone.now(),
+    )
+    user_id = user.pk if user is not None else None
+    transaction.on_commit(
+        lambda: train_cluster_model.delay(model.pk, TrainingRun.Trigger.MANUAL, user_id, run.pk)
+    )
+    return run
 
 
 def _metrics_line(version: ClusterModelVersion) -> str:

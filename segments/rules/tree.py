@@ -116,7 +116,16 @@ def rule_validate(rule: object, *, segment_id: int | None = None) -> dict:
         leaves[0] += 1
         if leaves[0] > MAX_LEAVES:
             raise RuleError(_("a rule has at most %(n)d conditions.") % {"n": MAX_LEAVES})
-        normalised = ctype.validator(node, ValidationContext(path=path, segment_id=segment_id))
+        try:
+            normalised = ctype.validator(node, ValidationContext(path=path, segment_id=segment_id))
+        except TypeError:  # e.g. {"field": {}}: a name that is an object or a list
+            raise RuleError(
+                _(
+                    "a value of this condition has the wrong type (an object or list where a "
+                    "name or number is expected)."
+                ),
+                path=path,
+            ) from None
         return {**normalised, "type": type_name}
 
     return walk(rule, "root", 0)

@@ -9,7 +9,12 @@ from segments.scoring.selectors import CohortTable
 
 
 def _layout(title: str, **extra) -> dict:
-    return {"title": {"text": title}, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}, **extra}
+    """Axes take the margin their labels need (automargin): long category labels such as
+    "2026-01 (1,234)" are drawn whole instead of clipped on the left."""
+    layout = {"title": {"text": title}, "margin": {"t": 50, "l": 60, "r": 20, "b": 50}, **extra}
+    for axis in ("xaxis", "yaxis"):
+        layout[axis] = {"automargin": True, **layout.get(axis, {})}
+    return layout
 
 
 def model_figures(model: ScoringModel) -> list[dict]:

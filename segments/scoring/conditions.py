@@ -203,6 +203,8 @@ def register_scoring_conditions() -> None:
         label=_("Predictive score"),
         builder={
             "subject": "score",
+            # "is in the top … %" (``top_percent``), offered beside the number operators.
+            "rank_op": {"name": "top_percent", "label": _("is in the top … %"), "default": 20},
             "choices": [
                 {
                     "name": name,

@@ -8,6 +8,7 @@ probabilities in [0, 1], expected values non-negative, ``*_top`` shares in (0, 1
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -166,3 +167,54 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     ModelKind.CHURN: ("churn", "churn_top", "churn_model"),
     ModelKind.PURCHASE: ("purchase_30d", "purchase_30d_top", "purchase_model"),
 }
+
+
+class ScoringJob(models.Model):
+    """A training of one model kind asked for from the admin: queued → running → succeeded
+    (with the model version it produced) or failed (with the reason). At most one job per kind
+    is queued or running at a time."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=ModelKind.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+    )
+    requested_at = models.DateTimeField(_("requested at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    message = models.TextField(_("message"), blank=True, default="")
+    model = models.ForeignKey(
+        ScoringModel,
+        verbose_name=_("model version"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("training job")
+        verbose_name_plural = _("training jobs")
+        ordering = ("-requested_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(status__in=["queued", "running"]),
+                name="scoring_one_pending_job_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.get_status_display()}"

@@ -250,3 +250,16 @@ def contact_score_card(contact: Contact) -> ContactScoreCard:
         updated_at=row.updated_at,
         models=models,
     )
+
+
+def scoring_jobs_recent(*, limit: int = 6) -> list:
+    """The latest training jobs, newest first (the predictive models page shows them)."""
+    from segments.scoring.models import ScoringJob
+
+    return list(ScoringJob.objects.select_related("requested_by", "model")[:limit])
+
+
+def scoring_jobs_pending_exist() -> bool:
+    from segments.scoring.models import ScoringJob
+
+    return ScoringJob.objects.filter(status__in=["queued", "running"]).exists()

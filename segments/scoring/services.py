@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -223,13 +223,16 @@ def clv_predict(
 def clv_fit(
     *,
     now: datetime,
-    calibration_end: datetime | None = None,
+    calibration_end: datetime | date | None = None,
     time_unit: str = "day",
     horizon_days: int | None = None,
 ) -> ClvFit:
     """Fit BG/NBD + Gamma-Gamma on purchases before ``calibration_end`` (default ``now``),
     store the model version (parameters, holdout check, CLV distribution) and score every
-    eligible customer on their whole history up to ``now``.
+    eligible customer on their whole history up to ``now``. A ``date`` as calibration end
+    includes that whole (UTC) day's purchases while T counts to that date (lifetimes'
+    ``observation_period_end``, Fader-Hardie-Lee's CDNOW calibration); a ``datetime`` is an
+    instant: purchases before it.
 
     Raises ScoringError (nothing written) on: an unknown time unit, a calibration end in the
     future or before the first purchase, fewer than ``SCORING_CLV_MIN_CUSTOMERS`` customers,
@@ -243,6 +246,10 @@ def clv_fit(
     unit_days = TIME_UNIT_DAYS[time_unit]
     horizon_days = int(horizon_days or settings.SCORING_CLV_HORIZON_DAYS)
     calibration_end = calibration_end or now
+    purchases_before = None
+    if not isinstance(calibration_end, datetime):  # a date: its whole day is calibration
+        calibration_end = datetime.combine(calibration_end, datetime.min.time(), tzinfo=UTC)
+        purchases_before = min(calibration_end + timedelta(days=1), now)
     if calibration_end > now:
         raise ScoringError(
             _("The calibration end %(date)s is in the future.")
@@ -262,7 +269,12 @@ def clv_fit(
     population = scoring_population()
     timings: dict[str, float] = {}
     phase = time.perf_counter()
-    summary = rfm_summary(eligible=population, calibration_end=calibration_end, holdout_end=now)
+    summary = rfm_summary(
+        eligible=population,
+        calibration_end=calibration_end,
+        holdout_end=now,
+        purchases_before=purchases_before,
+    )
     timings["rfm_sql"] = time.perf_counter() - phase
     minimum = settings.SCORING_CLV_MIN_CUSTOMERS
     if len(summary) < minimum:
@@ -292,8 +304,10 @@ def clv_fit(
     bgnbd, gamma_gamma = purchases.params, spend.params
     log_likelihood = purchases.log_likelihood + spend.log_likelihood
     monthly_discount = settings.SCORING_CLV_MONTHLY_DISCOUNT
-    holdout = _holdout_check(bgnbd, summary, unit_days, calibration_end=calibration_end, now=now)
-    if calibration_end < now:
+    holdout = _holdout_check(
+        bgnbd, summary, unit_days, calibration_end=purchases_before or calibration_end, now=now
+    )
+    if (purchases_before or calibration_end) < now:
         timings["scoring"] = time.perf_counter() - phase
         phase = time.perf_counter()
         current = rfm_summary(eligible=population, calibration_end=now)

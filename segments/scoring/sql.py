@@ -83,14 +83,24 @@ class RfmSummary:
 
 
 def rfm_summary(
-    *, eligible: QuerySet, calibration_end: datetime, holdout_end: datetime | None = None
+    *,
+    eligible: QuerySet,
+    calibration_end: datetime,
+    holdout_end: datetime | None = None,
+    purchases_before: datetime | None = None,
 ) -> RfmSummary:
     """One aggregate over purchase events of the ``eligible`` contacts (a Contact queryset):
-    purchases are grouped by contact and UTC day (amounts summed per day), then by contact."""
+    purchases are grouped by contact and UTC day (amounts summed per day), then by contact.
+
+    Calibration purchases are those before ``purchases_before`` (default ``calibration_end``);
+    ``T`` counts from the first purchase day to ``calibration_end``. A calibration *date*
+    (lifetimes' ``observation_period_end``) is ``calibration_end`` = its midnight with
+    ``purchases_before`` = the next midnight: the whole day's purchases are in, T counts to it."""
     amount_sql, amount_params = _amount_expr()
     eligible_sql, eligible_params = eligible.values("pk").query.sql_with_params()
     day = _epoch_day_expr("e.occurred_at")
-    holdout_end = holdout_end or calibration_end
+    cutoff = purchases_before or calibration_end
+    holdout_end = holdout_end or cutoff
     sql = f"""
 WITH days AS (
     SELECT e.contact_id, {day} AS day,
@@ -116,12 +126,12 @@ WHERE first_day IS NOT NULL
 GROUP BY contact_id
 ORDER BY contact_id
 """  # noqa: S608 - fixed identifiers; values are parameters
-    cal = _adapt(calibration_end)
+    cal = _adapt(cutoff)
     params = [
         cal,
         *amount_params,
         settings.CIBLE_PURCHASE_EVENT_TYPE,
-        _adapt(max(holdout_end, calibration_end)),
+        _adapt(max(holdout_end, cutoff)),
         *eligible_params,
         cal,
     ]

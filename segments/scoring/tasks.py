@@ -33,3 +33,11 @@ def refresh_propensity() -> dict[str, float | None]:
             log.warning("%s propensity refresh skipped: %s", target, exc)
             results[target] = None
     return results
+
+
+@shared_task(name="segments.scoring.tasks.run_scoring_job")
+def run_scoring_job(job_id: int) -> str:
+    """Train what an admin button asked for. Safe to re-run: a job already started is skipped."""
+    from segments.scoring.jobs import scoring_job_run
+
+    return scoring_job_run(job_id=job_id).status

@@ -86,3 +86,19 @@ def test_dry_run_lists_unknown_variables_of_a_template_saved_before_the_check(
         "unknown variables in the template (en.subject), rendered blank: contact.loyalty_tier"
         in (out.getvalue())
     )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "{{ features.recency_days|divisibleby:0 }}",
+        '{% include "admin/base.html" %}',
+        "{% if 1 %}" * 3000 + "x" + "{% endif %}" * 3000,
+    ],
+)
+def test_a_source_that_fails_to_render_is_refused_not_a_500(admin_client, html):
+    response = admin_client.post("/admin/activation/template/add/", template_form(html=html))
+    assert response.status_code == 200
+    errors = response.context["inline_admin_formsets"][0].formset.errors[0]
+    assert errors["html"]
+    assert not Template.objects.exists()

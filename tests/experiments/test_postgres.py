@@ -76,3 +76,22 @@ def test_concurrent_workers_assign_each_contact_once_with_the_same_variant():
 
 def test_incremental_and_full_refresh_on_postgres():
     on_sqlite.test_events_arriving_later_are_counted_once_on_the_next_read()
+
+
+def test_variant_content_reaches_what_is_sent_on_postgres(smtp_settings, consenting, make_campaign):
+    from tests.experiments import test_variant_delivery as variants
+
+    assert connection.vendor == "postgresql"
+    variants.test_each_recipient_gets_the_subject_body_and_template_of_their_variant(
+        smtp_settings, consenting, make_campaign
+    )
+
+
+def test_variant_channel_override_on_postgres(
+    smtp_settings, sms_provider, consenting, make_campaign
+):
+    from tests.experiments import test_variant_delivery as variants
+
+    variants.test_channel_override_sends_the_variants_contacts_an_sms_instead_of_an_email(
+        smtp_settings, sms_provider, consenting, make_campaign
+    )

@@ -101,3 +101,29 @@ def test_results_count_deliveries_of_the_test_runs(consenting, make_campaign):
     b = experiment.variants.get(key="B")
     assert by_variant[b.pk] == OutboxMessage.objects.filter(run=run, variant="B").count() > 0
     assert by_variant[experiment.variants.get(key="A").pk] == 0
+
+
+def test_rollout_is_not_launched_for_a_campaign_paused_since_the_test(
+    consenting, make_campaign, django_capture_on_commit_callbacks
+):
+    contacts = consenting(40)
+    campaign = make_campaign(contacts)
+    experiment = experiment_on(
+        campaign, auto_winner=True, sample_share=0.5, decision_wait_hours=1, fallback=Fallback.ASK
+    )
+    experiment_start(experiment=experiment, now=NOW - timedelta(minutes=1))
+    test_run = campaign_run_launch(campaign=campaign, now=NOW)
+    sample = dict(
+        Assignment.objects.filter(experiment=experiment).values_list("contact_id", "variant__key")
+    )
+    events(
+        [cid for cid, key in sample.items() if key == "B"],
+        "email_click",
+        at=NOW,
+        campaign_id=campaign.pk,
+    )
+    campaign.status = "paused"
+    campaign.save(update_fields=["status"])
+    with django_capture_on_commit_callbacks(execute=True):
+        auto_winner_decide(experiment=experiment, now=NOW + timedelta(hours=2))
+    assert list(CampaignRun.objects.filter(campaign=campaign)) == [test_run]

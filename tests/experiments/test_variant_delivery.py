@@ -193,3 +193,48 @@ def test_waiting_variant_message_keeps_its_content_after_the_experiment_ends(
         [mail] = smtp_settings.to(contact.email)
         expected = "Sujet B" if given[contact.pk] == "B" else "Bonjour Camille !"
         assert mail["Subject"] == expected
+
+
+@pytest.mark.parametrize(
+    ("campaign_channel", "variant_channel", "expected"),
+    [
+        ("email", "", {"subject": "S", "html": "C", "text": ""}),
+        ("sms", "", {"sms_body": "C"}),
+        ("push", "", {"push_title": "S", "push_body": "C"}),
+        ("email", "push", {"channel": "push", "push_title": "S", "push_body": "C"}),
+    ],
+)
+def test_subject_and_content_go_to_the_fields_of_the_variants_channel(
+    campaign_channel, variant_channel, expected
+):
+    from experiments.hooks import variant_message_overrides
+    from experiments.models import Variant
+
+    variant = Variant(key="B", subject="S", content="C", channel=variant_channel)
+    assert variant_message_overrides(variant, campaign_channel=campaign_channel) == expected
+
+
+def test_sms_campaign_variant_content_reaches_the_sms_provider(
+    sms_provider, consenting, make_campaign
+):
+    server, _answers = sms_provider
+    contacts = consenting(20, channel="sms")
+    campaign = make_campaign(contacts, channel="sms")
+    experiment = ExperimentFactory(campaign=campaign)
+    VariantFactory(experiment=experiment, key="A", is_control=True)
+    VariantFactory(
+        experiment=experiment, key="B", content="Variante B pour {{ contact.first_name }}"
+    )
+    experiment_start(experiment=experiment, now=NOW - timedelta(minutes=1))
+    campaign_run_launch(campaign=campaign, now=NOW)
+    deliver("sms")
+
+    given = variant_of(experiment)
+    by_phone = {call.json()["recipient"]: call.json()["content"] for call in server.calls}
+    assert len(by_phone) == 20
+    for contact in contacts:
+        body = by_phone[contact.phone.lstrip("+")]
+        if given[contact.pk] == "B":
+            assert body.startswith("Variante B pour Camille")
+        else:
+            assert body.startswith("Bonjour Camille, -20% ce week-end.")

@@ -261,3 +261,28 @@ def test_crontab_occurrences_follow_the_schedule_zone_across_daylight_saving():
         datetime(2026, 10, 26, 8, 0, tzinfo=UTC),  # winter time
         datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
     ]
+
+
+def test_workflow_step_run_shows_its_audience_beside_sent_and_skipped(
+    admin, consenting, smtp_settings
+):
+    from activation.journeys.enrollment import workflow_advance
+    from activation.journeys.services import triggers_segment_entered
+    from activation.services import outbox_deliver_batch
+    from tests.factories import ContactFactory
+    from tests.journeys.conftest import NOW
+
+    people = consenting(19) + ContactFactory.create_batch(4)  # 4 without consent
+    segment = segment_with([])
+    workflow = welcome_workflow(segment=segment)
+    triggers_segment_entered(segment_id=segment.pk, contact_ids=[p.pk for p in people], at=NOW)
+    workflow_advance(workflow=workflow, now=NOW)
+    while outbox_deliver_batch(channel="email", limit=50, now=NOW).claimed:
+        pass
+
+    run = workflow.steps.get(position=1).run
+    assert run.audience_size == 23
+    page = admin.get("/admin/activation/campaignrun/").content.decode()
+    row = page.split(f"/admin/activation/campaignrun/{run.pk}/change/")[1].split("</tr>")[0]
+    assert 'class="field-audience_size">23<' in row  # not "audience 0"
+    assert 'class="field-sent">19<' in row

@@ -63,3 +63,23 @@ def test_bad_api_keys_from_one_address_get_429_with_retry_after():
         "/api/v1/segments", HTTP_AUTHORIZATION=f"Api-Key {good}", REMOTE_ADDR="198.51.100.9"
     )
     assert other.status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(settings):
+    settings.CIBLE_TRUSTED_PROXIES = 1
+    client = APIClient()
+    limit = settings.CIBLE_API_KEY_FAILURES_PER_WINDOW
+
+    def call(forwarded_for: str) -> int:
+        return client.get(
+            "/api/v1/segments",
+            HTTP_AUTHORIZATION="Api-Key bogus.secret",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+            REMOTE_ADDR="10.0.0.1",  # the proxy
+        ).status_code
+
+    # The attacker varies what it sends; the proxy appends the address it really saw.
+    statuses = [call(f"198.18.0.{n}, 203.0.113.7") for n in range(limit + 1)]
+    assert statuses[-1] == 429
+    # Another client behind the same proxy is not blocked by the attacker.
+    assert call("198.51.100.9") == 401

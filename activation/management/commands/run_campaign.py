@@ -68,6 +68,8 @@ class Command(BaseCommand):
                 # refused → the reason, nothing written.
                 occurrence = campaign_launch(campaign=campaign, now=timezone.now())
                 run = occurrence.run
+                if run is not None:
+                    run.refresh_from_db()  # prepared by another instance of the row
                 if run is None:
                     self.stdout.write(
                         f"{campaign.name!r}: {occurrence.enrolled} contacts enrolled in its "

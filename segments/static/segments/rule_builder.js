@@ -73,16 +73,28 @@
       const row = el("div", { class: "rb-leaf" });
       const update = () => { replace(leaf); save(); };
       row.appendChild(select(schema.types.map((t) => [t.name, t.label]), leaf.type, (v) => {
-        const defaults = { field: { field: "country", op: "eq", value: "FR" }, feature: { feature: "recency_days", op: "lte", value: 30 }, attribute: { key: "tier", op: "eq", value: "gold" }, event: { event_type: "purchase", op: "gte", value: 1, within_days: 30 }, segment: { segment: (schema.segments[0] || {}).id }, consent: { purpose: (schema.purposes || [""])[0], channel: "email" } };
+        const defaults = { field: { field: "country", op: "eq", value: "FR" }, feature: { feature: "recency_days", op: "lte", value: 30 }, attribute: { key: "tier", op: "eq", value: "gold" }, event: { event_type: "purchase", op: "gte", value: 1, within_days: 30 }, segment: { segment: (schema.segments[0] || {}).id }, consent: { purpose: (schema.purposes || [""])[0], channel: "email" }, score: { score: "clv", top_percent: 20 } };
         replace(Object.assign({ type: v }, defaults[v] || {})); render();
       }));
       const b = (types[leaf.type] || {}).builder || {};
       if (b.choices) {
         const subject = b.subject;
         const current = b.choices.find((c) => c.name === leaf[subject]) || b.choices[0];
-        row.appendChild(select(b.choices.map((c) => [c.name, c.label]), leaf[subject], (v) => { leaf[subject] = v; const c = b.choices.find((x) => x.name === v); if (!c.ops.includes(leaf.op)) leaf.op = c.ops[0]; update(); render(); }));
-        row.appendChild(opSelect(current.ops, leaf, update));
-        row.appendChild(valueInput(leaf, current.kind, update));
+        const rank = b.rank_op;  // e.g. "is in the top … %" of a score: {top_percent: N}, no op/value
+        const ranked = rank && leaf[rank.name] !== undefined;
+        row.appendChild(select(b.choices.map((c) => [c.name, c.label]), leaf[subject], (v) => { leaf[subject] = v; const c = b.choices.find((x) => x.name === v); if (!ranked && !c.ops.includes(leaf.op)) leaf.op = c.ops[0]; update(); render(); }));
+        if (rank) {
+          const ops = current.ops.map((o) => [o, schema.op_labels[o] || o]).concat([[rank.name, rank.label]]);
+          row.appendChild(select(ops, ranked ? rank.name : leaf.op, (v) => {
+            if (v === rank.name) { leaf[rank.name] = rank.default; delete leaf.op; delete leaf.value; } else { delete leaf[rank.name]; leaf.op = v; }
+            update(); render();
+          }));
+          if (ranked) row.appendChild(el("input", { value: String(leaf[rank.name]), placeholder: "%", onchange: (e) => { leaf[rank.name] = parseNumber(e.target.value); update(); } }));
+          else row.appendChild(valueInput(leaf, current.kind, update));
+        } else {
+          row.appendChild(opSelect(current.ops, leaf, update));
+          row.appendChild(valueInput(leaf, current.kind, update));
+        }
       } else if (b.free) {
         row.appendChild(el("input", { value: leaf.key || "", placeholder: "key", onchange: (e) => { leaf.key = e.target.value; update(); } }));
         row.appendChild(opSelect(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "starts_with", "is_true", "is_false", "is_set", "is_not_set"], leaf, update));

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -20,6 +20,18 @@ def parse_instant(value: str) -> datetime:
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
+def parse_calibration_end(value: str) -> datetime | date:
+    """An ISO date, kept a date (that whole UTC day's purchases are calibration and T counts to
+    it, as lifetimes' ``observation_period_end``), or a date-time (an instant, see
+    :func:`parse_instant`)."""
+    if len(value.strip()) == 10:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise CommandError(f"not an ISO date: {value!r} (e.g. 2026-03-31)") from exc
+    return parse_instant(value)
+
+
 class Command(BaseCommand):
     help = (
         "Fit the CLV model (BG/NBD + Gamma-Gamma) on purchases up to the calibration end, "
@@ -29,9 +41,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--calibration-end",
-            type=parse_instant,
+            type=parse_calibration_end,
             default=None,
-            help="ISO date; purchases before it are fitted (default: now)",
+            help="ISO date (that whole day's purchases are fitted, T counts to it) or date-time "
+            "(purchases before it); default: now",
         )
         parser.add_argument(
             "--time-unit",

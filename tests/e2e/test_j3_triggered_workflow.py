@@ -204,3 +204,15 @@ def test_api_event_enters_segment_and_workflow_sends_sms_only_to_the_non_opener(
     journey.shot(page, "j3-workflow-funnel")
     assert re.search(r"Exited: goal reached\s+1", funnel), funnel
     assert re.search(r"Completed \(exit step\)\s+2", funnel), funnel
+
+    # The workflow's runs, as the campaign runs list shows them: each send step's audience is
+    # the contacts who reached it (3 for the email, 1 for the SMS), beside what was sent.
+    journey.open(page, "/admin/activation/campaignrun/?q=Bienvenue")
+    runs = sorted(
+        (
+            int(row.locator("td.field-audience_size").inner_text()),
+            int(row.locator("td.field-sent").inner_text()),
+        )
+        for row in page.locator("#result_list tbody tr").all()
+    )
+    assert runs == [(1, 1), (3, 3)], runs

@@ -131,3 +131,16 @@ def test_analyst_trains_models_from_buttons_and_builds_segments_from_them(journe
     assert 0 < cluster_size < 400
     # The top 20 % of the contacts with a predicted CLV (ties at the boundary may add a few).
     assert round(0.2 * scored) <= top_size <= round(0.2 * scored) + 5, (top_size, scored)
+
+    # The cohorts page fits the window, its month labels drawn whole (issue 15.10).
+    journey.open(page, "/admin/scoring/scoringmodel/cohorts/")
+    page.wait_for_selector("#scoring-chart-0 svg.main-svg")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"cohorts page {width} px wide"
+    chart = page.locator("#scoring-chart-0 svg.main-svg").first.bounding_box()
+    labels = page.locator("#scoring-chart-0 .yaxislayer-above .ytick text")
+    assert labels.count() >= 1
+    for label in labels.all():
+        assert label.bounding_box()["x"] >= chart["x"], label.text_content()
+        assert re.fullmatch(r"\d{4}-\d{2} \(\d+\)", label.text_content()), label.text_content()
+    journey.shot(page, "j5-cohorts")

@@ -30,7 +30,13 @@ from contacts.models import (
     PushSubscription,
 )
 from contacts.normalisation import InvalidValue, parse_timestamp
-from contacts.services.csv_import import CsvImportError, column_targets, csv_preview
+from contacts.services.csv_import import (
+    CsvImportError,
+    CsvLayout,
+    column_targets,
+    csv_column_report,
+    csv_preview,
+)
 from contacts.services.merge import MergeError, merge_contacts, merge_preview
 
 
@@ -297,6 +303,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "encoding",
         "default_timezone",
         "column_map",
+        "column_report",
         "created",
         "updated",
         "duplicates",
@@ -315,6 +322,21 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=_("columns not stored as fields"))
+    def column_report(self, obj: ImportJob):
+        """The import summary's column lines (as ``import_contacts``/``import_events`` print)."""
+        mapping = obj.column_map or {}
+        ignored, extra = csv_column_report(
+            CsvLayout(encoding="", delimiter="", header=list(mapping), column_map=mapping)
+        )
+        nested = "properties" if obj.kind == "events" else "attributes"
+        return format_html(
+            "{}<br>{}",
+            _("Ignored columns (not stored): %(columns)s") % {"columns": ", ".join(ignored) or "—"},
+            _("Columns Cible does not know, stored as %(nested)s.<name>: %(columns)s")
+            % {"nested": nested, "columns": ", ".join(extra) or "—"},
+        )
 
     @admin.display(description=_("progress"))
     def progress_bar(self, obj: ImportJob):

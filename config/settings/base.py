@@ -236,6 +236,7 @@ CIBLE_TRACKING_EVENT_TYPES = env.list(
         "search",
         "form_submit",
         "signup",
+        "app_open",
         "web_*",
     ],
 )

@@ -190,7 +190,10 @@ def csv_layout(
         delimiter = "\t"
     if len(delimiter) != 1:
         raise CsvImportError(_("The delimiter must be one character."))
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    try:
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise CsvImportError(_("Unreadable CSV line: %(error)s") % {"error": exc}) from exc
     if not header or not any(h.strip() for h in header):
         raise CsvImportError(_("The first line must name the columns."))
     mapping = default_column_map(kind, header)
@@ -221,11 +224,12 @@ def csv_column_report(layout: CsvLayout) -> tuple[list[str], list[str]]:
 
 
 def _count_lines(path: Path) -> int:
-    count = 0
+    count = returns = 0
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             count += block.count(b"\n")
-    return count
+            returns += block.count(b"\r") if not count else 0
+    return count or returns  # a file of lone-CR lines (old Mac exports) counts its CRs
 
 
 @dataclass
@@ -238,6 +242,24 @@ class _Line:
 
 class _RecordTooLong(Exception):
     """A record spans more than ``MAX_RECORD_LINES`` lines or ``MAX_RECORD_CHARS`` characters."""
+
+
+class _CarriageReturnLines:
+    """A binary file whose lines end with a lone CR (old Mac exports), read as LF lines."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.buffer = fh, b""
+
+    def readline(self, limit: int) -> bytes:
+        while b"\n" not in self.buffer and len(self.buffer) < limit:
+            block = self.fh.read(1 << 16)
+            if not block:
+                break
+            self.buffer += block.replace(b"\r", b"\n")
+        cut = self.buffer.find(b"\n")
+        end = cut + 1 if 0 <= cut < limit else min(limit, len(self.buffer))
+        line, self.buffer = self.buffer[:end], self.buffer[end:]
+        return line
 
 
 class _PhysicalLines:
@@ -320,7 +342,10 @@ def _lines(path: Path, layout: CsvLayout, *, kind: str, items: bool = True) -> I
     numeric_nested = kind == "events"
 
     with path.open("rb") as fh:
-        lines = _PhysicalLines(fh, layout.encoding)
+        sample = fh.read(SAMPLE_BYTES)
+        fh.seek(0)
+        cr_only = b"\r" in sample and b"\n" not in sample
+        lines = _PhysicalLines(_CarriageReturnLines(fh) if cr_only else fh, layout.encoding)
         reader = csv.reader(lines, delimiter=layout.delimiter)
         try:
             next(reader, None)  # the header (read by csv_layout)

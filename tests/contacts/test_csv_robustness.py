@@ -9,6 +9,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.test.utils import override_settings
@@ -142,7 +143,7 @@ def test_an_unclosed_quote_at_the_top_of_a_long_file_does_not_swallow_it(tmp_pat
     assert row[0] == "2" and "quote is left open" in row[1]
 
 
-def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_path):
+def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_path, client):
     path = tmp_path / "contacts.csv"
     mixed_contacts_file(path)
     with override_settings(MEDIA_ROOT=str(tmp_path / "media")):
@@ -153,4 +154,36 @@ def test_admin_import_job_rejects_mixed_encoding_lines_and_stores_the_rest(tmp_p
         job.refresh_from_db()
         assert (job.status, job.created, job.rejected, job.encoding) == ("done", 800, 100, "utf-8")
         assert "Not valid utf-8 text" in Path(job.rejects_file.path).read_text(encoding="utf-8")
+        job.column_map = {**job.column_map, "segment_hint": ""}  # mapped to “(ignore)”
+        job.save()
+        admin = User.objects.create_superuser("admin", "admin@example.fr", "x")
+        client.force_login(admin)
+        page = client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
+        assert "Ignored columns (not stored): segment_hint" in page
     assert not Contact.objects.filter(city__contains="Ã").exists()
+
+
+def test_a_file_with_old_mac_line_endings_still_imports(tmp_path):
+    path, rejects = tmp_path / "mac.csv", tmp_path / "rejects.csv"
+    path.write_bytes(
+        'external_id,first_name\rC-1,Léa\rC-2,"Zoé\rMartin"\rC-3,Noé\r'.encode("cp1252")
+    )
+    output = run("import_contacts", path, rejects)
+    assert "3 created" in output and "0 rejected" in output
+    assert Contact.objects.get(external_id="C-1").first_name == "Léa"
+    assert Contact.objects.get(external_id="C-2").first_name == "Zoé\nMartin"
+
+
+@pytest.mark.postgres
+def test_hostile_csv_files_on_postgresql(tmp_path):
+    """The same rejects on PostgreSQL (events stored by COPY)."""
+    test_import_contacts_mixed_encodings_rejects_latin1_lines_and_stores_utf8_ones(tmp_path)
+    for command in ("import_contacts", "import_events"):
+        Event.objects.all().delete()
+        Contact.objects.all().delete()
+        folder = tmp_path / command
+        folder.mkdir()
+        test_a_200_kb_cell_rejects_its_line_and_the_899_others_are_stored(folder, command)
+        Event.objects.all().delete()
+        Contact.objects.all().delete()
+        test_an_unclosed_quote_rejects_its_line_only(folder, command)

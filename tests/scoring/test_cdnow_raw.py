@@ -122,3 +122,21 @@ def test_features_as_of_1998_07_01_equal_an_independent_computation(imported):
         np.testing.assert_allclose(
             stored[column].to_numpy(dtype=float), expected[column].to_numpy(dtype=float), rtol=1e-9
         )
+
+
+def test_sign_up_cohorts_of_the_raw_log_are_its_first_purchase_months(imported):
+    from segments.scoring.selectors import cohort_table
+
+    log = imported
+    table = cohort_table(by="signup", months=19, now=AS_OF)  # 1997-01 … 1998-07
+    first_month = log.groupby("customer")["day"].min().dt.strftime("%Y-%m").value_counts()
+    assert dict(zip(table.cohorts, table.sizes, strict=True)) == first_month.sort_index().to_dict()
+    assert table.cohorts == ["1997-01", "1997-02", "1997-03"]
+
+
+@pytest.mark.postgres
+def test_raw_cdnow_through_the_postgresql_paths(imported):
+    """The same checks on PostgreSQL (COPY import, binary-COPY RFM summary, features SQL)."""
+    test_fit_clv_on_the_raw_cdnow_log_reproduces_the_published_parameters(imported)
+    test_features_as_of_1998_07_01_equal_an_independent_computation(imported)
+    test_sign_up_cohorts_of_the_raw_log_are_its_first_purchase_months(imported)

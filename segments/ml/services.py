@@ -574,9 +574,10 @@ def segment_from_surrogate_leaf(
     """Create an editable rule segment from one leaf of the version's decision-tree surrogate:
     the leaf's path becomes an ``all`` group of ``ml_feature`` conditions.
 
-    Returns the ``segments.Segment``; raises ``KeyError`` for an unknown leaf.
+    Returns the ``segments.Segment``, whose computation is requested (as for a segment saved
+    in the admin); raises ``KeyError`` for an unknown leaf.
     """
-    from segments.services import segment_create
+    from segments.services import segment_compute_request, segment_create
 
     found = next((lf for lf in version.surrogate.get("leaves", []) if lf["leaf"] == leaf), None)
     if found is None:
@@ -599,7 +600,7 @@ def segment_from_surrogate_leaf(
     while name_taken(name=candidate).exists():  # a second click: "… (2)", "… (3)"
         suffix = f" ({n})"
         candidate, n = base_name[: 120 - len(suffix)] + suffix, n + 1
-    return segment_create(
+    segment = segment_create(
         name=candidate,
         rule=explain.leaf_rule(found["conditions"]),
         description=_(
@@ -613,6 +614,8 @@ def segment_from_surrogate_leaf(
             "purity": 100 * found["purity"],
         },
     )
+    segment_compute_request(segment_ids=[segment.pk])
+    return segment
 
 
 # --- drift and scheduled retraining ------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from io import StringIO
+from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
@@ -35,7 +36,7 @@ def computed_size(journey, page, name: str) -> int:
     shown = {}
 
     def computed() -> bool:
-        journey.open(page, "/admin/segments/segment/?q=" + name)
+        journey.open(page, "/admin/segments/segment/?q=" + quote(name))
         row = page.locator("#result_list tbody tr", has_text=name).first
         text = row.locator("td.field-size").inner_text().strip()
         shown["size"] = text
@@ -53,9 +54,11 @@ def train_scoring_model(journey, page, kind: str) -> None:
     assert "⏳" in progress, progress
     assert page.locator("#training-pending").is_visible()
     journey.shot(page, f"j5-training-{kind}")
-    # The page polls and reloads itself when the worker is done.
-    page.wait_for_selector(
-        "#scoring-jobs tr.job-succeeded, #scoring-jobs tr.job-failed", timeout=180_000
+    # The page polls and reloads itself when the worker is done (newest job first).
+    page.wait_for_function(
+        """() => { const row = document.querySelector('#scoring-jobs tbody tr');
+                   return row && /job-(succeeded|failed)/.test(row.className); }""",
+        timeout=180_000,
     )
     row = page.locator("#scoring-jobs tbody tr").first
     assert "job-succeeded" in row.get_attribute("class"), row.inner_text()
@@ -128,3 +131,16 @@ def test_analyst_trains_models_from_buttons_and_builds_segments_from_them(journe
     assert 0 < cluster_size < 400
     # The top 20 % of the contacts with a predicted CLV (ties at the boundary may add a few).
     assert round(0.2 * scored) <= top_size <= round(0.2 * scored) + 5, (top_size, scored)
+
+    # The cohorts page fits the window, its month labels drawn whole (issue 15.10).
+    journey.open(page, "/admin/scoring/scoringmodel/cohorts/")
+    page.wait_for_selector("#scoring-chart-0 svg.main-svg")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"cohorts page {width} px wide"
+    chart = page.locator("#scoring-chart-0 svg.main-svg").first.bounding_box()
+    labels = page.locator("#scoring-chart-0 .yaxislayer-above .ytick text")
+    assert labels.count() >= 1
+    for label in labels.all():
+        assert label.bounding_box()["x"] >= chart["x"], label.text_content()
+        assert re.fullmatch(r"\d{4}-\d{2} \(\d+\)", label.text_content()), label.text_content()
+    journey.shot(page, "j5-cohorts")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from tests.activation.conftest import segment_with
-from tests.e2e.admin_ui import errors_shown, messages_shown, run_action, save
+from tests.e2e.admin_ui import errors_shown, messages_shown, run_action, save, submit
+from tests.e2e.conftest import PASSWORD
 from tests.factories import CampaignFactory, ContactFactory
 
 
@@ -37,7 +38,9 @@ def type_rule_json(page, rule: str) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(journey, workers):
+def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(
+    journey, workers, settings, tmp_path
+):
     ContactFactory.create_batch(3)
     segment = segment_with(ContactFactory.create_batch(2), name="Clients")
     template = email_only_template()
@@ -123,3 +126,34 @@ def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(journey, 
     # the message says the value was too large rather than blaming an empty value.
     errors = errors_shown(page)
     assert "too large" in errors, errors
+
+    # A contacts CSV with a column Cible does not know: before anything is imported, the
+    # mapping page names it and shows what will happen to it (kept as a custom attribute,
+    # or "(ignore)" if the user prefers) — nothing is dropped without a word.
+    # Imports are the administrator's (no role may start one): the demo's superuser.
+    from django.contrib.auth.models import User
+
+    from contacts.models import Contact
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    User.objects.create_superuser("admin", "admin@example.fr", PASSWORD)
+    admin = journey.login("admin")
+    journey.open(admin, "/admin/contacts/importjob/upload/")
+    admin.select_option("#id_kind", "contacts")
+    admin.set_input_files(
+        "#id_file",
+        files=[
+            {
+                "name": "crm.csv",
+                "mimeType": "text/csv",
+                "buffer": b"external_id,email,loyalty_tier\nCRM-9,lea@example.fr,gold\n",
+            }
+        ],
+    )
+    admin.fill("#id_source", "crm")
+    submit(admin, "button[type=submit].default")
+    row = admin.locator("tr", has_text="loyalty_tier").first
+    assert row.locator("select option:checked").inner_text() == "attributes.loyalty_tier"
+    offered = row.locator("select option").all_inner_texts()
+    assert "(ignore)" in offered, offered
+    assert not Contact.objects.filter(external_id="CRM-9").exists()

@@ -488,6 +488,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=3
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+AXES_VERBOSE = False  # no "AXES: BEGIN version …" line on every command
 # Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
 # client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
 CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)

@@ -23,7 +23,13 @@ ANCIENT_BUYERS = {"type": "event", "event_type": "purchase", "since": "0001-01-0
 
 @pytest.fixture
 def admin_logged(client):
-    client.force_login(User.objects.create_superuser("admin", "admin@example.fr", "x"))
+    # A real login (the test client's force_login has no REMOTE_ADDR, which django-axes then
+    # records as "unknown" — refused by PostgreSQL's inet column).
+    User.objects.create_superuser("admin", "admin@example.fr", "Admin-pass-2026")
+    logged = client.post(
+        "/admin/login/?next=/admin/", {"username": "admin", "password": "Admin-pass-2026"}
+    )
+    assert logged.status_code == 302
     return client
 
 

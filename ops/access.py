@@ -5,6 +5,7 @@ in production, so every web process sees the same count)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.conf import settings
@@ -12,13 +13,14 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest) -> str | None:
     """The address the request came from.
 
     ``REMOTE_ADDR``, unless ``CIBLE_TRUSTED_PROXIES`` (N > 0) says N reverse proxies of ours
     stand in front: then the address the outermost of them saw, i.e. the N-th entry from the
     right of ``X-Forwarded-For`` (entries further left are whatever the client sent, so never
-    trusted). Without enough entries, ``REMOTE_ADDR``."""
+    trusted). Without enough entries, ``REMOTE_ADDR``; None when the request has no address
+    (e.g. a test's ``force_login``) — django-axes stores it in an IP-address column."""
     proxies = settings.CIBLE_TRUSTED_PROXIES
     if proxies > 0:
         forwarded = [
@@ -26,9 +28,17 @@ def client_ip(request: HttpRequest) -> str:
             for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
             if part.strip()
         ]
-        if len(forwarded) >= proxies:
+        if len(forwarded) >= proxies and _is_ip(forwarded[-proxies]):
             return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _window(seconds: int) -> tuple[int, int]:
@@ -37,14 +47,14 @@ def _window(seconds: int) -> tuple[int, int]:
     return int(now // seconds), max(1, int(seconds - now % seconds))
 
 
-def failed_attempts_blocked(*, kind: str, ip: str, limit: int, window: int) -> int | None:
+def failed_attempts_blocked(*, kind: str, ip: str | None, limit: int, window: int) -> int | None:
     """Seconds to wait when ``ip`` already failed ``limit`` times in this window, else None."""
     index, remaining = _window(window)
     count = cache.get(f"ops:failures:{kind}:{ip}:{index}", 0)
     return remaining if count >= limit else None
 
 
-def failed_attempts_record(*, kind: str, ip: str, window: int) -> int:
+def failed_attempts_record(*, kind: str, ip: str | None, window: int) -> int:
     """Count one more failure of ``ip`` in this window; return the count."""
     index, _remaining = _window(window)
     key = f"ops:failures:{kind}:{ip}:{index}"

@@ -83,3 +83,25 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(settings):
     assert statuses[-1] == 429
     # Another client behind the same proxy is not blocked by the attacker.
     assert call("198.51.100.9") == 401
+
+
+@pytest.mark.parametrize("forwarded_for", ["", "not-an-address", "203.0.113.7; DROP"])
+def test_a_login_without_a_usable_address_still_works(client, settings, forwarded_for):
+    """django-axes stores the address in an IP column (PostgreSQL inet): a request without
+    one (force_login) or a garbled forwarded address must not break the login."""
+    settings.CIBLE_TRUSTED_PROXIES = 1
+    user = User.objects.create_superuser("marie", "marie@example.fr", "the-right-one")
+    client.force_login(user)
+    assert client.get("/admin/").status_code == 200
+    client.logout()
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "marie", "password": "the-right-one"},
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+    assert response.status_code == 302
+
+
+@pytest.mark.postgres
+def test_a_login_without_a_usable_address_still_works_on_postgresql(client, settings):
+    test_a_login_without_a_usable_address_still_works(client, settings, "not-an-address")

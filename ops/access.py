@@ -13,14 +13,14 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest) -> str | None:
     """The address the request came from.
 
     ``REMOTE_ADDR``, unless ``CIBLE_TRUSTED_PROXIES`` (N > 0) says N reverse proxies of ours
     stand in front: then the address the outermost of them saw, i.e. the N-th entry from the
     right of ``X-Forwarded-For`` (entries further left are whatever the client sent, so never
-    trusted). Without enough entries, ``REMOTE_ADDR``. Always a valid IP address (it is stored
-    in IP-address columns): anything else, or no address at all, is ``0.0.0.0``."""
+    trusted). Without enough entries, ``REMOTE_ADDR``; None when the request has no address
+    (e.g. a test's ``force_login``) — django-axes stores it in an IP-address column."""
     proxies = settings.CIBLE_TRUSTED_PROXIES
     if proxies > 0:
         forwarded = [
@@ -30,16 +30,12 @@ def client_ip(request: HttpRequest) -> str:
         ]
         if len(forwarded) >= proxies and _is_ip(forwarded[-proxies]):
             return forwarded[-proxies]
-    remote = request.META.get("REMOTE_ADDR", "")
-    return remote if _is_ip(remote) else UNKNOWN_ADDRESS
+    return request.META.get("REMOTE_ADDR") or None
 
 
-UNKNOWN_ADDRESS = "0.0.0.0"
-
-
-def _is_ip(value: str) -> bool:
+def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(value)
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -51,14 +47,14 @@ def _window(seconds: int) -> tuple[int, int]:
     return int(now // seconds), max(1, int(seconds - now % seconds))
 
 
-def failed_attempts_blocked(*, kind: str, ip: str, limit: int, window: int) -> int | None:
+def failed_attempts_blocked(*, kind: str, ip: str | None, limit: int, window: int) -> int | None:
     """Seconds to wait when ``ip`` already failed ``limit`` times in this window, else None."""
     index, remaining = _window(window)
     count = cache.get(f"ops:failures:{kind}:{ip}:{index}", 0)
     return remaining if count >= limit else None
 
 
-def failed_attempts_record(*, kind: str, ip: str, window: int) -> int:
+def failed_attempts_record(*, kind: str, ip: str | None, window: int) -> int:
     """Count one more failure of ``ip`` in this window; return the count."""
     index, _remaining = _window(window)
     key = f"ops:failures:{kind}:{ip}:{index}"

@@ -6,6 +6,8 @@ Delivery itself lives in ``activation.delivery`` (re-exported here).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,6 +91,7 @@ __all__ = [
     "outbox_deliver_batch",
     "outbox_defer_to_local_time",
     "outbox_deliver_pending",
+    "delivery_enqueues_recorded",
     "delivery_tasks_enqueue",
     "outbox_delivery_start",
     "outbox_retry_failed",
@@ -481,6 +484,24 @@ def outbox_delivery_start(
     return delivery_tasks_enqueue(channel=channel, count=count, countdown=countdown)
 
 
+_enqueue_log: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "cible_delivery_enqueue_log", default=None
+)
+
+
+@contextlib.contextmanager
+def delivery_enqueues_recorded():
+    """Collect ``(channel, requested, enqueued)`` for every ``delivery_tasks_enqueue`` call
+    made inside the block (e.g. by a launch service), so a caller can report what happened
+    without enqueueing again."""
+    log: list[tuple[str, int, int]] = []
+    token = _enqueue_log.set(log)
+    try:
+        yield log
+    finally:
+        _enqueue_log.reset(token)
+
+
 def delivery_tasks_enqueue(*, channel: str, count: int, countdown: float | None = None) -> int:
     """Send ``count`` ``deliver`` tasks now; returns how many the broker took (logs and stops
     at the first refusal)."""
@@ -494,6 +515,9 @@ def delivery_tasks_enqueue(*, channel: str, count: int, countdown: float | None 
             logger.warning("broker unreachable, %s delivery task(s) not enqueued: %s", count, exc)
             break
         sent += 1
+    log = _enqueue_log.get()
+    if log is not None:
+        log.append((channel, count, sent))
     return sent
 
 

@@ -294,3 +294,17 @@ def test_a_starting_worker_restarts_due_delivery_without_beat(
         )
 
     assert sorted(sink.recipients()) == sorted(c.email for c in contacts)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_campaign_enqueues_the_delivery_tasks_once(
+    settings, isolated_broker, consenting, make_campaign
+):
+    settings.ACTIVATION_DELIVERY_TASKS = 3
+    campaign = make_campaign(consenting(2), **quiet_hours_elsewhere())
+    out = StringIO()
+
+    call_command("run_campaign", campaign.pk, stdout=out)
+
+    assert "delivery started (3 tasks on the 'send' queue)" in out.getvalue()
+    assert len(list((isolated_broker / "queue").iterdir())) == 3  # not 3 + 3

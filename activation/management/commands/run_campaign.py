@@ -66,7 +66,8 @@ class Command(BaseCommand):
             else:
                 # The same launch as the admin's (state, template, approval checked);
                 # refused → the reason, nothing written.
-                occurrence = campaign_launch(campaign=campaign, now=timezone.now())
+                with services.delivery_enqueues_recorded() as enqueued:
+                    occurrence = campaign_launch(campaign=campaign, now=timezone.now())
                 run = occurrence.run
                 if run is not None:
                     run.refresh_from_db()  # prepared by another instance of the row
@@ -105,19 +106,24 @@ class Command(BaseCommand):
         if deliver:
             self._deliver_here(run, campaign, head)
         else:
-            self._enqueue(run, campaign, head, waiting)
+            self._enqueue(run, campaign, head, waiting, enqueued)
 
-    def _enqueue(self, run: CampaignRun, campaign: Campaign, head: str, waiting: int) -> None:
+    def _enqueue(
+        self, run: CampaignRun, campaign: Campaign, head: str, waiting: int, enqueued: list
+    ) -> None:
         if not waiting:
             self.stdout.write(f"{head}; nothing to deliver, the run is {run.status}.")
             self._reasons(run)
             return
-        started = sum(
-            services.delivery_tasks_enqueue(
-                channel=channel, count=settings.ACTIVATION_DELIVERY_TASKS
+        if enqueued:  # the launch service started delivery itself: report, do not enqueue twice
+            started = sum(sent for _channel, _count, sent in enqueued)
+        else:
+            started = sum(
+                services.delivery_tasks_enqueue(
+                    channel=channel, count=settings.ACTIVATION_DELIVERY_TASKS
+                )
+                for channel in run_channels(run) or [campaign.channel]
             )
-            for channel in run_channels(run) or [campaign.channel]
-        )
         if started:
             self.stdout.write(
                 f"{head}; delivery started ({started} tasks on the 'send' queue). "

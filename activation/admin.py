@@ -28,6 +28,7 @@ from activation.models import (
     Campaign,
     CampaignRun,
     DeliveryAttempt,
+    MessageChannel,
     OutboxMessage,
     OutboxState,
     RunStatus,
@@ -37,6 +38,7 @@ from activation.models import (
 )
 from activation.rendering import (
     ALL_FIELDS,
+    CHANNEL_BODY_FIELDS,
     template_source_errors,
 )
 from activation.selectors import run_progress, run_reason_counts
@@ -67,9 +69,30 @@ class TemplateVersionForm(forms.ModelForm):
         return data
 
 
+class TemplateVersionFormSet(forms.BaseInlineFormSet):
+    """Each version carries the body of the template's channel (an SMS template without SMS
+    text would send an empty SMS)."""
+
+    def clean(self):
+        super().clean()
+        channel = self.instance.channel
+        fields = CHANNEL_BODY_FIELDS.get(channel, ())
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not fields:
+                continue
+            if not any((data.get(name) or "").strip() for name in fields):
+                form.add_error(
+                    fields[0],
+                    _("This %(channel)s template needs this content in every locale.")
+                    % {"channel": MessageChannel(channel).label},
+                )
+
+
 class TemplateVersionInline(admin.StackedInline):
     model = TemplateVersion
     form = TemplateVersionForm
+    formset = TemplateVersionFormSet
     extra = 0
     readonly_fields = ("sms_length",)
 
@@ -302,6 +325,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
         "state_table",
         "reason_table",
         "samples",
+        "unknown_variables",
     )
     exclude = ("counts", "report")
     actions = ["retry_failed", "cancel"]
@@ -347,6 +371,11 @@ class CampaignRunAdmin(admin.ModelAdmin):
             ids = ", ".join(c.get("external_id", str(c.get("id"))) for c in contacts)
             rows.append((labels.get(reason, reason), ids))
         return _table(rows)
+
+    @admin.display(description=_("unknown template variables (rendered blank)"))
+    def unknown_variables(self, obj):
+        found = obj.report.get("unknown_variables", {})
+        return _table([(where, ", ".join(names)) for where, names in found.items()])
 
     def has_add_permission(self, request):
         return False

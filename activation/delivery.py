@@ -532,9 +532,9 @@ def outbox_deliver_batch(*, channel: str, limit: int, now: datetime | None = Non
     if stats.paused_for:
         return stats
     token = outbox_claim(channel=channel, limit=limit, now=now)
-    with LeaseKeeper(token):
-        rows = _claimed_rows(token, stats)
-        if rows:
+    rows = _claimed_rows(token, stats)
+    if rows:
+        with LeaseKeeper(token):
             _deliver_claimed(channel, rows, token, stats)
     return stats
 
@@ -590,12 +590,13 @@ def _hand_off(
     max_age = settings.ACTIVATION_CONSENT_RECHECK_MS / 1000.0
     pos = checked_end = granted = 0
     checked_at = float("-inf")
+    fresh = False  # a check just ran: hand off at least one chunk before checking again
     while pos < len(ready):
         wanted = min(size, len(ready) - pos)
         if granted < wanted:  # tokens first: the consent check must not age in the wait
             rate_limit_acquire(channel, wanted - granted)
             granted = wanted
-        if pos >= checked_end or time.monotonic() - checked_at > max_age:
+        if pos >= checked_end or (not fresh and time.monotonic() - checked_at > max_age):
             stats.paused_for = breaker_wait_seconds(channel)
             if stats.paused_for:
                 return
@@ -606,8 +607,9 @@ def _hand_off(
             )
             kept = {row.pk for row in allowed}
             ready[pos : pos + slice_size] = [pair for pair in window if pair[0].pk in kept]
-            checked_end, checked_at = pos + len(kept), time.monotonic()
+            checked_end, checked_at, fresh = pos + len(kept), time.monotonic(), True
             continue
+        fresh = False
         chunk = ready[pos : min(pos + size, checked_end)]
         granted = max(0, granted - len(chunk))
         results = {r.outbox_id: r for r in backend.send([out for _row, out in chunk])}

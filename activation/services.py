@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from activation.breaker import breaker_wait_seconds
 from activation.broker import BROKER_ERRORS
 from activation.channels import PushTarget, SendResult, channel_backend
 from activation.delivery import (
@@ -498,11 +499,13 @@ def delivery_tasks_enqueue(*, channel: str, count: int, countdown: float | None 
 
 def outbox_sweep(*, now: datetime) -> dict[str, int]:
     """Periodic upkeep (beat): recover expired leases, finish drained runs, and start delivery
-    for each channel with due rows. Returns what it did."""
+    for each channel with due rows (not while its breaker is open). Returns what it did."""
     recovered = outbox_leases_recover(now=now)
     finished = campaign_runs_finish(now=now)
     started = 0
     for channel in ("email", "sms", "push"):
+        if breaker_wait_seconds(channel):
+            continue  # paused: its delivery tasks come back when the breaker closes
         if OutboxMessage.objects.filter(
             channel=channel, state__in=CLAIMABLE_STATES, next_attempt_at__lte=now
         ).exists():

@@ -62,8 +62,29 @@ def _whole_or_none(value: object, name: str) -> int | None:
     return int(text)
 
 
+class RuleJSONField(forms.JSONField):
+    """The rule box: JSON nested too deeply (RecursionError in the decoder) or holding
+    NaN/Infinity is a form error, like any other invalid JSON."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value not in self.empty_values:
+            try:
+                json_loads_bounded(value)
+            except ValueError as exc:
+                raise ValidationError(
+                    gettext("Invalid JSON: %(error)s") % {"error": exc}, code="invalid"
+                ) from None
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
 class SegmentAdminForm(forms.ModelForm):
-    rule = forms.JSONField(
+    rule = RuleJSONField(
         label=_("Rule (JSON)"),
         widget=forms.Textarea(attrs={"rows": 8, "cols": 90, "class": "vLargeTextField"}),
         help_text=_("Built by the rule builder above; you may also edit the JSON directly."),

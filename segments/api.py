@@ -17,13 +17,14 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from segments.models import Segment, SegmentFamily
 from segments.rules import RuleError, rule_describe
-from segments.selectors import segment_members
+from segments.selectors import segment_compute_state, segment_members
 from segments.services import (
     EveryContactNotConfirmed,
     segment_compute_request,
@@ -35,7 +36,9 @@ RULE_SCHEMA = {
     "description": (
         'A rule tree. Groups: {"all": [...]}, {"any": [...]}, {"not": node}. Leaves carry '
         'a "type": field, feature, attribute, event, segment (and types added by plug-ins, '
-        "e.g. cluster, score). See docs/segments.md for every operator."
+        "e.g. cluster, score). See docs/segments.md for every operator. Limits: 100 "
+        "conditions, groups 8 levels deep, 10,000 JSON values, 1,000 values per in/not_in "
+        "list, 1,000-character texts, dates 1900-01-01 to 2199-12-31, numbers within ±1e15."
     ),
     "type": "object",
     "oneOf": [
@@ -55,7 +58,9 @@ RULE_SCHEMA = {
             "properties": {
                 "type": {
                     "type": "string",
-                    "examples": ["field", "feature", "attribute", "event", "segment"],
+                    "description": "field, feature, attribute, event, segment, consent, cluster, "
+                    "score, cohort…",
+                    "example": "feature",
                 },
                 "field": {"type": "string"},
                 "feature": {"type": "string"},
@@ -143,6 +148,9 @@ class SegmentInputSerializer(serializers.Serializer):
 class SegmentOutputSerializer(serializers.ModelSerializer):
     rule = RuleField()
     rule_text = serializers.SerializerMethodField(help_text="The rule in plain language.")
+    compute_state = serializers.SerializerMethodField(
+        help_text="computing (asked for, not finished), done, failed (see compute_error) or never."
+    )
 
     class Meta:
         model = Segment
@@ -159,12 +167,18 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
             "size",
             "last_computed_at",
             "last_compute_ms",
+            "compute_state",
+            "compute_error",
             "created_at",
             "updated_at",
         ]
 
     def get_rule_text(self, segment: Segment) -> str:
         return rule_describe(segment.rule)
+
+    @extend_schema_field({"type": "string", "enum": ["computing", "done", "failed", "never"]})
+    def get_compute_state(self, segment: Segment) -> str:
+        return segment_compute_state(segment)
 
 
 def _rule_error_response(exc: RuleError) -> Response:
@@ -195,10 +209,19 @@ class _ScopedBySafeMethod:
 
 class StrictCursorPagination(CursorPagination):
     """Cursor pagination by id whose ``page_size`` is a whole number from 1 to
-    ``max_page_size`` — anything else is a 400, not silently the default."""
+    ``max_page_size`` — anything else is a 400, not silently the default — and whose
+    ``cursor`` is one this API handed out (a forged or damaged one is a 400, not a 404)."""
 
     ordering = "pk"
     page_size_query_param = "page_size"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise serializers.ValidationError(
+                {"cursor": [_("Invalid cursor: use the “next” or “previous” link as given.")]}
+            ) from None
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
@@ -284,6 +307,7 @@ class SegmentListCreateApi(_ScopedBySafeMethod, APIView):
             with transaction.atomic():
                 segment = segment_create(**_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
+                segment.refresh_from_db()  # shows "computing" until the worker has finished
         except RuleError as exc:
             return _rule_error_response(exc)
         return Response(SegmentOutputSerializer(segment).data, status=status.HTTP_201_CREATED)
@@ -315,6 +339,7 @@ class SegmentDetailApi(_ScopedBySafeMethod, APIView):
             with transaction.atomic():
                 segment = segment_update(segment=segment, **_definition(data.validated_data))
                 segment_compute_request(segment_ids=[segment.pk])
+                segment.refresh_from_db()  # shows "computing" until the worker has finished
         except RuleError as exc:
             return _rule_error_response(exc)
         return Response(SegmentOutputSerializer(segment).data)

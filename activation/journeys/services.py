@@ -185,7 +185,6 @@ def campaign_launch(
     schedule, _created = CampaignSchedule.objects.get_or_create(
         campaign=campaign, defaults={"kind": ScheduleKind.MANUAL, "created_by": user}
     )
-    campaign_launch_check(campaign=campaign, schedule=schedule)
     at = now.replace(microsecond=0)
     if background:
         from activation.journeys.tasks import launch_now

@@ -144,7 +144,8 @@ CELERY_BEAT_SCHEDULE = {
 # /readyz answers 503 when beat's heartbeat, a queue's freshest worker heartbeat, or the oldest
 # due outbox message is older than these (seconds), or when a check fails (see ops/health.py).
 OPS_READY_BEAT_MAX_AGE_SECONDS = env.float("OPS_READY_BEAT_MAX_AGE_SECONDS", default=120.0)
-OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=180.0)
+# (the send queue's heartbeat can wait behind delivery tasks of up to ACTIVATION_TASK_BUDGET_SECONDS)
+OPS_READY_WORKER_MAX_AGE_SECONDS = env.float("OPS_READY_WORKER_MAX_AGE_SECONDS", default=300.0)
 OPS_READY_QUEUE_MAX_AGE_SECONDS = env.float("OPS_READY_QUEUE_MAX_AGE_SECONDS", default=900.0)
 OPS_READY_QUEUES = env.list("OPS_READY_QUEUES", default=["default", "send"])
 OPS_READY_TIMEOUT_SECONDS = env.float("OPS_READY_TIMEOUT_SECONDS", default=2.0)
@@ -487,6 +488,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=3
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "ops.access.client_ip"
+AXES_VERBOSE = False  # no "AXES: BEGIN version …" line on every command
 # Reverse proxies of ours in front of gunicorn (each appends to X-Forwarded-For): 0 = none, the
 # client address is REMOTE_ADDR; 1 = one TLS proxy/load balancer, and so on.
 CIBLE_TRUSTED_PROXIES = env.int("CIBLE_TRUSTED_PROXIES", default=0)

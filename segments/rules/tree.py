@@ -218,7 +218,10 @@ def rule_describe(rule: dict) -> str:
             return text if top or len(children) == 1 else f"({text})"
         if "not" in node:
             return gettext("not %(rule)s") % {"rule": walk(node["not"], False)}
-        return str(condition_type(node["type"]).describer(node))
+        ctype = condition_type(node.get("type"))
+        if ctype is None:  # stored before its plug-in was removed: the segment fails to compute
+            return gettext("unknown condition “%(type)s”") % {"type": node.get("type")}
+        return str(ctype.describer(node))
 
     text = walk(rule, True)
     return gettext("Contacts: %(rule)s") % {"rule": text}

@@ -226,3 +226,26 @@ def test_campaign_with_a_fitting_template_saves(admin_client, consenting, make_c
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.name == "Flash SMS"
+
+
+def test_sms_template_without_sms_text_is_refused_at_save(admin_client):
+    from activation.models import Template
+
+    response = admin_client.post(
+        "/admin/activation/template/add/",
+        {
+            "name": "Flash",
+            "channel": "sms",
+            "default_locale": "fr",
+            "versions-TOTAL_FORMS": 1,
+            "versions-INITIAL_FORMS": 0,
+            "versions-MIN_NUM_FORMS": 0,
+            "versions-MAX_NUM_FORMS": 1000,
+            "versions-0-locale": "fr",
+            "versions-0-subject": "Soldes",
+            "versions-0-html": "<p>Soldes</p>",
+        },
+    )
+    assert response.status_code == 200
+    assert "This SMS template needs this content in every locale." in response.content.decode()
+    assert not Template.objects.exists()

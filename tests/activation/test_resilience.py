@@ -243,3 +243,54 @@ def test_the_lease_is_renewed_while_a_batch_is_held(settings, consenting, make_c
         assert outbox_leases_recover(now=first + timedelta(seconds=0.5)) == 0
     # Once the holder is gone, the rows come back one lease later.
     assert outbox_leases_recover(now=timezone.now() + timedelta(seconds=5)) == 3
+
+
+def test_consent_rechecked_before_every_message_when_configured_so(
+    settings, smtp_settings, consenting, make_campaign
+):
+    from activation.services import campaign_run_launch, outbox_deliver_batch
+    from tests.activation.conftest import NOW
+
+    settings.ACTIVATION_CONSENT_RECHECK_SLICE = 1
+    settings.ACTIVATION_CONSENT_RECHECK_MS = 0  # every hand-off re-checks (and still ends)
+    people = consenting(4)
+    from tests.activation.conftest import withdraw
+
+    withdraw(people[2], at=timezone.now())  # after the snapshot, before the hand-off
+    run = campaign_run_launch(campaign=make_campaign(people), now=NOW)
+
+    stats = outbox_deliver_batch(channel="email", limit=10)
+
+    assert (stats.sent, stats.skipped) == (3, 1)
+    assert {m["To"] for m in smtp_settings.messages} == {p.email for p in people} - {
+        people[2].email
+    }
+    assert run.messages.get(contact=people[2]).skip_reason == "consent_withdrawn"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_worker_restarts_due_delivery_without_beat(
+    tmp_path, smtp_sink, consenting, make_campaign
+):
+    """Rows queued while no task exists (broker lost them, beat dead): the worker that starts
+    sweeps and delivers them; nothing else sends a task."""
+    from activation.services import campaign_run_launch
+    from tests.activation.conftest import NOW
+    from tests.workers import celery_worker, filesystem_broker_folder, wait_until
+
+    sink, port = smtp_sink
+    contacts = consenting(3)
+    run = campaign_run_launch(campaign=make_campaign(contacts), now=NOW)  # no task enqueued
+    folder, _options = filesystem_broker_folder(tmp_path)
+    env = {"EMAIL_URL": f"smtp://127.0.0.1:{port}", "EMAIL_RATE_PER_SECOND": "0"}
+
+    with celery_worker(
+        broker_url="filesystem://", broker_folder=folder, queues="send", extra_env=env
+    ):
+        wait_until(
+            lambda: run.messages.filter(state="sent").count() == 3,
+            timeout=60,
+            what="the starting worker to deliver the due rows",
+        )
+
+    assert sorted(sink.recipients()) == sorted(c.email for c in contacts)

@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from activation.models import Template, TemplateVersion
+from activation.models import CampaignRun, Template, TemplateVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,9 @@ def test_dry_run_lists_unknown_variables_of_a_template_saved_before_the_check(
         "(en.subject) uses unknown variables, which would render blank: contact.loyalty_tier"
         in (page.replace("&quot;", '"'))
     )
+    run = CampaignRun.objects.get(dry_run=True)
+    run_page = admin_client.get(f"/admin/activation/campaignrun/{run.pk}/change/").content
+    assert b"en.subject" in run_page and b"contact.loyalty_tier" in run_page
     out = StringIO()
     call_command("run_campaign", campaign.pk, "--dry-run", stdout=out)
     assert (

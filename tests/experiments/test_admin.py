@@ -59,7 +59,7 @@ def test_marketer_picks_the_winner_from_the_variant_list(admin_client):
     assert experiment.decisions.get().kind == DecisionKind.MANUAL
 
 
-def _experiment_form(campaign, variants: list[dict]) -> dict:
+def experiment_form_data(campaign, variants: list[dict]) -> dict:
     data = {
         "name": "Test de l'objet",
         "kind": "message",
@@ -109,7 +109,7 @@ def test_variant_template_is_chosen_from_existing_templates_and_must_fit_the_cha
 
     refused = admin_client.post(
         "/admin/experiments/experiment/add/",
-        _experiment_form(
+        experiment_form_data(
             campaign,
             [{"key": "A", "is_control": "on"}, {"key": "B", "template": sms_only.pk}],
         ),
@@ -120,7 +120,7 @@ def test_variant_template_is_chosen_from_existing_templates_and_must_fit_the_cha
 
     saved = admin_client.post(
         "/admin/experiments/experiment/add/",
-        _experiment_form(
+        experiment_form_data(
             campaign,
             [
                 {"key": "A", "is_control": "on"},
@@ -145,7 +145,7 @@ def test_sms_variant_without_sms_content_or_with_a_subject_is_refused(
     campaign.template.versions.update(sms_body="")
     response = admin_client.post(
         "/admin/experiments/experiment/add/",
-        _experiment_form(
+        experiment_form_data(
             campaign,
             [{"key": "A", "is_control": "on"}, {"key": "S", "channel": "sms", "subject": "Hé"}],
         ),

@@ -238,3 +238,53 @@ def test_sms_campaign_variant_content_reaches_the_sms_provider(
             assert body.startswith("Variante B pour Camille")
         else:
             assert body.startswith("Bonjour Camille, -20% ce week-end.")
+
+
+def test_ab_test_built_and_launched_in_the_admin_sends_each_variants_message(
+    admin_client, smtp_settings, consenting, make_campaign, django_capture_on_commit_callbacks
+):
+    """The marketer's path: experiment and variants typed in the admin, started and launched
+    with the admin actions; a worker (Celery, in this process) prepares and delivers."""
+    from config.celery import app
+    from experiments.models import Experiment
+    from tests.activation.conftest import quiet_hours_elsewhere
+    from tests.experiments.test_admin import experiment_form_data
+
+    contacts = consenting(30)
+    campaign = make_campaign(contacts, **quiet_hours_elsewhere())
+    rentree = template("Rentrée", fr={"subject": "Rentrée !", "html": "<p>C'est la rentrée</p>"})
+    admin_client.post(
+        "/admin/experiments/experiment/add/",
+        experiment_form_data(
+            campaign,
+            [
+                {"key": "A", "is_control": "on"},
+                {"key": "B", "subject": "Pour vous, {{ contact.first_name }}"},
+                {"key": "C", "template": rentree.pk},
+            ],
+        ),
+    )
+    experiment = Experiment.objects.get()
+    admin_client.post(
+        "/admin/experiments/experiment/",
+        {"action": "start_experiments", "_selected_action": [experiment.pk]},
+    )
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            page = admin_client.post(
+                "/admin/activation/campaign/",
+                {"action": "launch", "_selected_action": [campaign.pk]},
+                follow=True,
+            ).content.decode()
+    finally:
+        app.conf.task_always_eager = eager
+    assert "is being launched" in page
+
+    given = variant_of(experiment)
+    assert set(given.values()) == {"A", "B", "C"}
+    expected = {"A": "Bonjour Camille !", "B": "Pour vous, Camille", "C": "Rentrée !"}
+    for contact in contacts:
+        [mail] = smtp_settings.to(contact.email)
+        assert mail["Subject"] == expected[given[contact.pk]]

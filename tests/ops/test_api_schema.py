@@ -83,9 +83,25 @@ def test_members_page_size_out_of_range_is_refused_not_ignored(api_client, page_
     from segments.models import Segment
 
     segment = Segment.objects.create(
-        name="All", rule={"type": "feature", "feature": "frequency", "op": "gte", "value": 0}
+        name="All", rule={"type": "feature", "feature": "frequency_365d", "op": "gte", "value": 0}
     )
     response = api_client.get(f"/api/v1/segments/{segment.pk}/members?page_size={page_size}")
     assert response.status_code == 400
     assert "page_size" in response.json()
     assert api_client.get(f"/api/v1/segments/{segment.pk}/members?page_size=2").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/segments", "/api/v1/segments/{id}/members"])
+def test_a_cursor_we_did_not_give_out_is_a_400(api_client, path):
+    """Found by schemathesis: a made-up cursor answered 404, as if the list did not exist."""
+    from segments.models import Segment
+
+    segment = Segment.objects.create(
+        name="All", rule={"type": "feature", "feature": "frequency_365d", "op": "gte", "value": 0}
+    )
+    url = path.format(id=segment.pk)
+    response = api_client.get(url, {"cursor": "not-a-cursor"})
+    assert response.status_code == 400
+    assert "cursor" in response.json()
+    assert api_client.get(url).status_code == 200

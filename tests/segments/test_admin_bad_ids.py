@@ -45,3 +45,25 @@ def test_malformed_or_unknown_id_redirects_with_doesnt_exist(client, app_model, 
         assert response.status_code == 200, (app, model, page)
         assert response.redirect_chain, (app, model, page)
         assert "n’existe pas" in response.content.decode(), (app, model, page)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/segments/segment/{pk}/explain/?contact=99999999999999999999999999",
+        "/admin/segments/segment/{pk}/explain/?contact=%00%ff",
+        "/admin/segments/segment/99999999999999999999999999/explain/",
+        "/admin/segments/segment/99999999999999999999999999/status/",
+        "/admin/segments/segment/99999999999999999999999999/export.csv",
+        "/admin/segments_ml/clustermodelversion/99999999999999999999999999/segment-from-leaf/1/",
+        "/admin/scoring/scoringmodel/99999999999999999999999999/report/",
+    ],
+)
+def test_custom_admin_views_answer_huge_or_odd_ids_without_a_500(client, url):
+    from segments.models import Segment
+
+    client.force_login(User.objects.create_superuser("admin", "admin@example.fr", "x"))
+    segment = Segment.objects.create(name="S", rule={"all": []})
+    method = client.post if "segment-from-leaf" in url else client.get
+    response = method(url.format(pk=segment.pk))
+    assert response.status_code in (200, 404), response.status_code

@@ -77,3 +77,22 @@ def test_live_estimate_accepts_the_builders_text_fields(admin_logged):
         content_type="application/json",
     )
     assert response.status_code == 200 and response.json()["ok"]
+
+
+@pytest.mark.parametrize(
+    ("rule_text", "message"),
+    [
+        ("[" * 3000 + "]" * 3000, "JSON nested more than 64 levels deep."),
+        ('{"type": "feature", "feature": "monetary_total", "op": "gt", "value": NaN}', "NaN"),
+    ],
+)
+def test_admin_rule_box_refuses_deep_or_non_finite_json_with_a_form_error(
+    admin_logged, rule_text, message
+):
+    response = admin_logged.post(
+        "/admin/segments/segment/add/",
+        {"name": "Deep", "priority": 100, "is_active": "on", "rule": rule_text},
+    )
+    assert response.status_code == 200
+    assert "Invalid JSON" in response.content.decode() and message in response.content.decode()
+    assert not Segment.objects.exists()

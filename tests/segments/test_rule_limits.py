@@ -118,7 +118,7 @@ def test_admin_form_shows_the_out_of_range_date_in_french(admin_logged):
 
 
 def test_segment_that_fails_to_compute_is_marked_failed_and_the_others_compute(
-    backend, admin_logged
+    backend, admin_logged, api_client
 ):
     """A rule saved before range checks existed (or any other failure) fails alone."""
     buyer = ContactFactory()
@@ -146,6 +146,11 @@ def test_segment_that_fails_to_compute_is_marked_failed_and_the_others_compute(
     assert "could not be computed" in page and escape(bad.compute_error) in page
     listing = admin_logged.get("/admin/segments/segment/").content.decode()
     assert "computation failed" in listing
+
+    listed = api_client.get("/api/v1/segments").json()["results"]
+    state = {s["name"]: (s["compute_state"], s["compute_error"]) for s in listed}
+    assert state["Ancient buyers"] == ("failed", bad.compute_error)
+    assert state["Buyers A"] == ("done", "")
 
     with pytest.raises(CommandError, match="1 segment"):
         call_command("compute_segments")

@@ -5,6 +5,7 @@ in production, so every web process sees the same count)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.conf import settings
@@ -18,7 +19,8 @@ def client_ip(request: HttpRequest) -> str:
     ``REMOTE_ADDR``, unless ``CIBLE_TRUSTED_PROXIES`` (N > 0) says N reverse proxies of ours
     stand in front: then the address the outermost of them saw, i.e. the N-th entry from the
     right of ``X-Forwarded-For`` (entries further left are whatever the client sent, so never
-    trusted). Without enough entries, ``REMOTE_ADDR``."""
+    trusted). Without enough entries, ``REMOTE_ADDR``. Always a valid IP address (it is stored
+    in IP-address columns): anything else, or no address at all, is ``0.0.0.0``."""
     proxies = settings.CIBLE_TRUSTED_PROXIES
     if proxies > 0:
         forwarded = [
@@ -26,9 +28,21 @@ def client_ip(request: HttpRequest) -> str:
             for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
             if part.strip()
         ]
-        if len(forwarded) >= proxies:
+        if len(forwarded) >= proxies and _is_ip(forwarded[-proxies]):
             return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    remote = request.META.get("REMOTE_ADDR", "")
+    return remote if _is_ip(remote) else UNKNOWN_ADDRESS
+
+
+UNKNOWN_ADDRESS = "0.0.0.0"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _window(seconds: int) -> tuple[int, int]:

@@ -83,3 +83,29 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(settings):
     assert statuses[-1] == 429
     # Another client behind the same proxy is not blocked by the attacker.
     assert call("198.51.100.9") == 401
+
+
+@pytest.mark.parametrize("forwarded_for", ["", "not-an-address", "999.1.1.1"])
+def test_a_login_from_no_or_a_garbled_address_is_recorded_not_a_500(settings, forwarded_for):
+    """django-axes stores the client address in an IP column (PostgreSQL refuses anything
+    else): a request without REMOTE_ADDR, or a garbled forwarded address, still logs in."""
+    from django.test import Client
+
+    settings.CIBLE_TRUSTED_PROXIES = 1
+    User.objects.create_user("marie", password="Juste-2026!", is_staff=True)
+    client = Client(REMOTE_ADDR="")
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "marie", "password": "Juste-2026!"},
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.postgres
+def test_force_login_on_postgresql_records_a_valid_address(client):
+    """The same on PostgreSQL, where a non-IP value in axes' address column is an error."""
+    user = User.objects.create_user("marie", password="Juste-2026!", is_staff=True)
+    client.force_login(user)
+    assert client.get("/admin/").status_code == 200

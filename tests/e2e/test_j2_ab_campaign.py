@@ -1,7 +1,8 @@
 """J2 — a Marketer and an Analyst run an A/B/n email campaign.
 
 The Marketer writes two email templates in French and English, a campaign on a segment, and an
-experiment with A (control), B (subject override) and C (another template: content override);
+experiment with A (control), B (subject override), C (another template) and D (content
+override);
 starts it, dry-runs the campaign (who would receive it, who not and why), launches it — refused
 above the approval threshold until an Analyst approves the dry-run report — and a worker
 delivers. Every recipient's email, read back from the SMTP server, carries its variant's subject
@@ -56,14 +57,19 @@ LINK = (
     '<p><a href="{{ unsubscribe_url }}">Se désabonner / Unsubscribe</a></p>'
 )
 B_SUBJECT = "Dernière chance — Last chance"
+D_CONTENT = (
+    "<html><body><p>{{ contact.first_name }}, offre privée : -40 % ce soir.</p>"
+    + LINK
+    + "</body></html>"
+)
 
 
 def audience():
-    """26 people in the "Clients newsletter" segment: 12 French and 12 English speakers with
+    """42 people in the "Clients newsletter" segment: 20 French and 20 English speakers with
     newsletter consent by email, and 2 without consent (the dry run says why they are out)."""
     now = timezone.now()
-    french = ContactFactory.create_batch(12, locale="fr", first_name="Camille")
-    english = ContactFactory.create_batch(12, locale="en", first_name="Alex")
+    french = ContactFactory.create_batch(20, locale="fr", first_name="Camille")
+    english = ContactFactory.create_batch(20, locale="en", first_name="Alex")
     no_consent = ContactFactory.create_batch(2, locale="fr")
     for person in french + english:
         grant(person, at=now - timedelta(days=30))
@@ -109,6 +115,7 @@ def write_experiment(journey, page) -> None:
         {"key": "A", "name": "Contrôle", "is_control": True},
         {"key": "B", "name": "Objet urgent", "subject": B_SUBJECT},
         {"key": "C", "name": "Version courte", "template": "Soldes d'été — court"},
+        {"key": "D", "name": "Offre privée", "content": D_CONTENT},
     ]
     for position, variant in enumerate(variants):
         row = add_inline_row(page, "variants")
@@ -123,6 +130,8 @@ def write_experiment(journey, page) -> None:
             page.fill(prefix + "subject", variant["subject"])
         if "template" in variant:
             page.select_option(prefix + "template", label=variant["template"])
+        if "content" in variant:
+            page.fill(prefix + "content", variant["content"])
     journey.shot(page, "j2-experiment-variants")
     save(page)
     assert "was added successfully" in messages_shown(page), errors_shown(page)
@@ -139,6 +148,8 @@ def expected_email(contact, variant: str) -> tuple[str, str]:
     """(subject, a sentence of the body) the contact must receive for ``variant``."""
     template = "Soldes d'été — court" if variant == "C" else "Soldes d'été"
     subject, body = TEMPLATES[template][contact.locale]
+    if variant == "D":
+        body = D_CONTENT.split("<p>")[1].split("</p>")[0]
     sentence = re.sub(r"<[^>]+>", "", body).replace("{{ contact.first_name }}", contact.first_name)
     return (B_SUBJECT if variant == "B" else subject), sentence
 
@@ -172,7 +183,7 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
 
     # Dry run: who would receive it, who not and why.
     run_action(marketer, url=campaigns, rows=["Soldes d'été 2026"], action="dry_run")
-    assert "24 of 26 contacts would receive it" in messages_shown(marketer)
+    assert "40 of 42 contacts would receive it" in messages_shown(marketer)
     submit(marketer, "ul.messagelist a >> nth=0")
     report = marketer.locator("#content").inner_text()
     assert "No consent for this purpose and channel" in report
@@ -180,7 +191,7 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
 
     env = {"JOURNEYS_APPROVAL_THRESHOLD": str(APPROVAL_THRESHOLD)}
     with start_worker(**env):
-        # 26 contacts in the audience, above the threshold of 20: refused until approved.
+        # 42 contacts in the audience, above the threshold of 20: refused until approved.
         run_action(marketer, url=campaigns, rows=["Soldes d'été 2026"], action="launch")
         refusal = messages_shown(marketer)
         assert "approv" in refusal.lower(), refusal
@@ -196,21 +207,21 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
         analyst.locator("#result_list tbody tr", has_text="Soldes d'été 2026").locator(
             "th a, td a"
         ).first.click()
-        assert "24" in analyst.locator(".field-report_table").inner_text()
+        assert "40" in analyst.locator(".field-report_table").inner_text()
         journey.shot(analyst, "j2-approval")
         submit(analyst, "input[name=_approve], button[name=_approve]")
         assert "Soldes d'été 2026 approved." in messages_shown(analyst)
 
         run_action(marketer, url=campaigns, rows=["Soldes d'été 2026"], action="launch")
         assert "is being launched" in messages_shown(marketer), messages_shown(marketer)
-        wait_until(lambda: len(sink.messages) == 24, timeout=120, what="24 emails at the server")
+        wait_until(lambda: len(sink.messages) == 40, timeout=120, what="40 emails at the server")
 
     # Every recipient got their variant's subject and body, in their language.
     sent = {m.contact_id: m.variant for m in OutboxMessage.objects.filter(state="sent")}
     assert sorted(sent) == sorted(by_pk)
-    assert set(sent.values()) == {"A", "B", "C"}, "every variant has recipients"
+    assert set(sent.values()) == set("ABCD"), "every variant has recipients"
     received = {m["To"]: m for m in sink.messages}
-    assert len(received) == 24
+    assert len(received) == 40
     for contact_id, variant in sent.items():
         contact = by_pk[contact_id]
         message = received[contact.email]
@@ -219,7 +230,7 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
         assert sentence in html_of(message), (contact.locale, variant)
 
     # Opens and clicks through the tracking links of the emails received.
-    first = {v: next(c for c, var in sent.items() if var == v) for v in "ABC"}
+    first = {v: next(c for c, var in sent.items() if var == v) for v in "ABCD"}
     machine = journey.browser.new_context(user_agent="Mozilla/5.0")  # Apple MPP's proxy
     journey.contexts.append(machine)
     pixel, _click = tracking_links(received[by_pk[first["A"]].email])
@@ -229,7 +240,7 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
         user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Thunderbird/128.0"
     )
     journey.contexts.append(reader)
-    for variant in "BC":
+    for variant in "BCD":
         pixel, click = tracking_links(received[by_pk[first[variant]].email])
         assert reader.request.get(pixel).status == 200
         redirect = reader.request.get(click, max_redirects=0)
@@ -241,14 +252,14 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
     marketer.click("text=Open results")
     marketer.wait_for_selector("#arms")
     journey.shot(marketer, "j2-results")
-    rows = {key: marketer.locator(f"#arms tr[data-variant='{key}']").inner_text() for key in "ABC"}
+    rows = {key: marketer.locator(f"#arms tr[data-variant='{key}']").inner_text() for key in "ABCD"}
     assigned = {
         key: marketer.locator(f"#arms tr[data-variant='{key}'] td.assigned").inner_text()
-        for key in "ABC"
+        for key in "ABCD"
     }
-    for key in "ABC":
+    for key in "ABCD":
         assert assigned[key] == str(list(sent.values()).count(key)), rows
-    # A: one machine open (not counted), no click; B and C: one open and one click each.
+    # A: one machine open (not counted), no click; B, C and D: one open and one click each.
     headers = marketer.locator("#arms thead th").all_inner_texts()
     opens = next(i for i, h in enumerate(headers) if h.lower().startswith("open"))
     clicks = next(i for i, h in enumerate(headers) if h.lower().startswith("click"))
@@ -257,9 +268,9 @@ def run_ab_campaign(journey, start_worker, smtp_sink, settings) -> None:
             count_in(marketer.locator(f"#arms tr[data-variant='{key}'] td").nth(opens)),
             count_in(marketer.locator(f"#arms tr[data-variant='{key}'] td").nth(clicks)),
         )
-        for key in "ABC"
+        for key in "ABCD"
     }
-    assert shown == {"A": (0, 0), "B": (1, 1), "C": (1, 1)}, (headers, rows)
+    assert shown == {"A": (0, 0), "B": (1, 1), "C": (1, 1), "D": (1, 1)}, (headers, rows)
 
 
 def count_in(cell) -> int:

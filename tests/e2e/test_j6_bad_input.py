@@ -157,3 +157,25 @@ def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(
     offered = row.locator("select option").all_inner_texts()
     assert "(ignore)" in offered, offered
     assert not Contact.objects.filter(external_id="CRM-9").exists()
+
+    # The marketers' language: the same mistakes, the same messages, in French.
+    page = journey.login("Marketer", language="fr")
+    journey.open(page, "/admin/segments/segment/abc/change/")
+    assert "n’existe pas" in messages_shown(page), messages_shown(page)
+    journey.open(page, "/admin/activation/template/add/")
+    page.fill("#id_name", "Fidélité FR")
+    page.select_option("#id_channel", "email")
+    page.click("#versions-group .add-row a")
+    page.select_option("#id_versions-0-locale", "fr")
+    page.fill("#id_versions-0-subject", "Votre statut")
+    page.fill("#id_versions-0-html", "<p>Statut : {{ contact.loyalty_tier }}</p>")
+    save(page)
+    assert "Variable inconnue : contact.loyalty_tier" in errors_shown(page), errors_shown(page)
+    run_action(
+        page,
+        url=f"{journey.url}/admin/activation/campaign/",
+        rows=["Rentrée (brouillon)"],
+        action="launch",
+    )
+    assert "« Rentrée (brouillon) » est un brouillon" in messages_shown(page)
+    journey.shot(page, "j6-draft-launch-fr")

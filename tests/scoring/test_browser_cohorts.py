@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.experiments.test_e2e_results import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 WIDTH = 1400
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.experiments.test_e2e_results import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 
 @pytest.mark.e2e

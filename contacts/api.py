@@ -7,7 +7,6 @@ the contract in the OpenAPI schema and shape the output.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_json import json_loads_bounded
 from contacts.hooks import contact_detail_sections
 from contacts.normalisation import InvalidValue, clean_text, echo_safe
 from contacts.selectors import contact_by_external_id, contact_event_summary
@@ -61,13 +61,9 @@ class BoundedJSONParser(BaseParser):
                 _("The request body is larger than %(max)d bytes.") % {"max": limit}
             )
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
+            return json_loads_bounded(raw)
+        except ValueError as exc:
             raise exceptions.ParseError(_("Malformed JSON: %(error)s") % {"error": exc}) from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 # --- schema-only serializers (the contract) ---------------------------------------------------

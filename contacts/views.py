@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from config.api_json import json_loads_bounded
 from contacts.services import MAX_BATCH
 from contacts.services.webhooks import (
     SIGNATURE_HEADER,
@@ -49,8 +49,8 @@ def webhook(request: HttpRequest, provider: str) -> HttpResponse:
     except WebhookRefused as exc:
         return _error(str(exc.reason), exc.status)
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
+        payload = json_loads_bounded(body)
+    except ValueError:
         return _error(_("Malformed JSON."), 400)
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list) or not events:
@@ -110,14 +110,14 @@ def track(request: HttpRequest) -> HttpResponse:
         item: object = {k: v for k, v in request.GET.items() if k != "p"}
         if "p" in request.GET:
             try:
-                item["properties"] = json.loads(request.GET["p"])
-            except (ValueError, RecursionError):
+                item["properties"] = json_loads_bounded(request.GET["p"])
+            except ValueError:
                 return _cors(request, _error(_("p must be a JSON object."), 400))
     else:
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_TRACKING_BODY:
             return _cors(request, _error(_("The request is too large."), 413))
         try:
-            item = json.loads(request.body.decode("utf-8"))
+            item = json_loads_bounded(request.body)
         except (ValueError, RecursionError):
             return _cors(request, _error(_("Malformed JSON."), 400))
     result = tracking_event_record(item=item)

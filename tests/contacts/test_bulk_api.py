@@ -152,3 +152,19 @@ def test_openapi_schema_documents_the_bulk_endpoints(client):
     assert "/api/v1/events/bulk" in schema["paths"]
     assert "/api/v1/contacts/bulk" in schema["paths"]
     assert "/api/v1/contacts/{external_id}" in schema["paths"]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/events/bulk", "/api/v1/contacts/bulk"])
+def test_properties_nested_beyond_the_api_limit_are_400_with_the_limit_named(api_client, url):
+    """Nesting too shallow for the decoder to overflow (200 levels) is still refused with the
+    same limit as every other JSON door, instead of reaching storage and later readers."""
+    deep: object = 1
+    for _ in range(200):
+        deep = {"k": deep}
+    item = event("deep", properties=deep) if "events" in url else {"external_id": "C-9"}
+    if "contacts" in url:
+        item["attributes"] = deep
+    response = post(api_client, url, {"items": [item]})
+    assert response.status_code == 400
+    assert "64 levels" in json.dumps(response.json())
+    assert not Event.objects.filter(idempotency_key="deep").exists()

@@ -92,7 +92,10 @@ class Command(BaseCommand):
         }
         from ops.tasks import record_worker_heartbeat
 
-        record_worker_heartbeat.delay()  # first heartbeat now; beat sends one every minute
+        # First heartbeats now (default and send queues, as /readyz checks both); beat sends
+        # them every minute.
+        record_worker_heartbeat.delay()
+        record_worker_heartbeat.apply_async(queue="send")
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nCible is running: http://127.0.0.1:{port}/admin/  (login {DEMO_USER} / {DEMO_PASSWORD})\n"

@@ -102,6 +102,10 @@ class Command(BaseCommand):
                 "Worker + beat on the filesystem broker (var/broker/). Press Ctrl-C to stop everything.\n"
             )
         )
+        # `kill`, a terminal closing or a service manager stop everything like Ctrl-C does
+        # (the children run in their own sessions, so nothing else would reach them).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.default_int_handler)
         try:
             while all(p.poll() is None for p in running.values()):
                 time.sleep(0.5)
@@ -112,6 +116,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping web, worker and beat…")
         finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut this short
             for p in running.values():
                 if p.poll() is None:
                     os.killpg(p.pid, signal.SIGTERM)

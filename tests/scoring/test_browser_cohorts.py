@@ -3,12 +3,11 @@ chart (not clipped to "i-01 (77)") and no horizontal scroll."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.e2e.browser import logged_in_page
 
 WIDTH = 1400
 
@@ -16,10 +15,8 @@ WIDTH = 1400
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_cohort_heatmap_labels_fit_and_the_page_fits_the_window(live_server):
-    require_chromium()
     from django.contrib.auth.models import User
     from django.utils import timezone
-    from playwright.sync_api import sync_playwright
 
     from contacts.models import Contact
 
@@ -33,32 +30,24 @@ def test_cohort_heatmap_labels_fit_and_the_page_fits_the_window(live_server):
         ]
     )
     path = "/admin/scoring/scoringmodel/cohorts/?by=signup&months=24"
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(
-                viewport={"width": WIDTH, "height": 900},
-                locale="fr-FR",
-                extra_http_headers={"Accept-Language": "fr"},
-            )
-            page.goto(f"{live_server.url}/admin/login/?next={path}")
-            page.fill("#id_username", "analyst")
-            page.fill("#id_password", "Analyst-pass-2026")
-            page.click("input[type=submit]")
-            page.wait_for_selector("#scoring-chart-0 svg.main-svg", timeout=15_000)
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll_width <= WIDTH, f"page is {scroll_width} px wide in a {WIDTH} px window"
-            chart = page.locator("#scoring-chart-0 svg.main-svg").first.bounding_box()
-            labels = page.locator("#scoring-chart-0 .yaxislayer-above .ytick text")
-            assert labels.count() >= 20
-            for i in range(labels.count()):
-                box = labels.nth(i).bounding_box()
-                text = labels.nth(i).text_content()
-                assert box["x"] >= chart["x"], f"label “{text}” starts left of the chart"
-            month = datetime.now(UTC).strftime("%Y-%m")
-            texts = [labels.nth(i).text_content() for i in range(labels.count())]
-            assert any(t.startswith(f"{month[:4]}-") and t.endswith(")") for t in texts), texts
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with logged_in_page(
+        live_server,
+        username="analyst",
+        password="Analyst-pass-2026",
+        path=path,
+        language="fr",
+        viewport={"width": WIDTH, "height": 900},
+    ) as page:
+        page.wait_for_selector("#scoring-chart-0 svg.main-svg", timeout=15_000)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= WIDTH, f"page is {scroll_width} px wide in a {WIDTH} px window"
+        chart = page.locator("#scoring-chart-0 svg.main-svg").first.bounding_box()
+        labels = page.locator("#scoring-chart-0 .yaxislayer-above .ytick text")
+        assert labels.count() >= 20
+        for i in range(labels.count()):
+            box = labels.nth(i).bounding_box()
+            text = labels.nth(i).text_content()
+            assert box["x"] >= chart["x"], f"label “{text}” starts left of the chart"
+        month = datetime.now(UTC).strftime("%Y-%m")
+        texts = [labels.nth(i).text_content() for i in range(labels.count())]
+        assert any(t.startswith(f"{month[:4]}-") and t.endswith(")") for t in texts), texts

@@ -4,19 +4,15 @@ the change form instead → 403)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.e2e.browser import logged_in_page
 
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_first_create_rule_segment_button_creates_the_segment(live_server, seed_population):
-    require_chromium()
     from django.contrib.auth.models import User
-    from playwright.sync_api import sync_playwright
 
     from segments.ml.models import ClusterModel
     from segments.ml.services import cluster_model_train
@@ -29,25 +25,15 @@ def test_first_create_rule_segment_button_creates_the_segment(live_server, seed_
     User.objects.create_superuser("analyst", "a@example.fr", "Analyst-pass-2026")
     path = f"/admin/segments_ml/clustermodelversion/{version.pk}/change/"
 
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(locale="en-US", extra_http_headers={"Accept-Language": "en"})
-            page.goto(f"{live_server.url}/admin/login/?next={path}")
-            page.fill("#id_username", "analyst")
-            page.fill("#id_password", "Analyst-pass-2026")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**{path}")
-            buttons = page.locator("#ml-leaves button", has_text="Create rule segment")
-            assert buttons.count() == len(version.surrogate["leaves"]) >= 2
-            with page.expect_navigation():
-                buttons.first.click()
-            assert "/admin/segments/segment/" in page.url, page.url
-            assert "created from the tree path" in page.locator(".messagelist").inner_text()
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with logged_in_page(
+        live_server, username="analyst", password="Analyst-pass-2026", path=path
+    ) as page:
+        buttons = page.locator("#ml-leaves button", has_text="Create rule segment")
+        assert buttons.count() == len(version.surrogate["leaves"]) >= 2
+        with page.expect_navigation():
+            buttons.first.click()
+        assert "/admin/segments/segment/" in page.url, page.url
+        assert "created from the tree path" in page.locator(".messagelist").inner_text()
     segment = Segment.objects.get()
     assert segment.rule["all"][0]["type"] == "ml_feature"
     assert str(first_leaf["cluster"]) in segment.name or segment.name

@@ -44,7 +44,7 @@ services:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing$$missing from Debian packages…"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	      apt-get install -y -qq $$missing >/dev/null; \
 	  else \
 	    echo "make test: missing$$missing — install with: sudo apt-get install$$missing"; \
 	    echo "  (or run make test as root); until then the tests that need them are skipped."; \

@@ -203,18 +203,27 @@ class RightsRequestAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def export_view(self, request, pk: int):
-        """ZIP with contact.json (Art. 15/20); downloading it completes the access request."""
+        """GET: what the ZIP holds and that downloading it answers the request; POST: the ZIP
+        with contact.json (Art. 15/20), the access request then marked completed."""
         if not self.has_export_permission(request):
             return HttpResponse(status=403)
         rights_request = get_object_or_404(RightsRequest, pk=pk, contact__isnull=False)
-        data = services.export_contact_data(contact=rights_request.contact_id)
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": _("Export a person's data"),
+                "rights_request": rights_request,
+            }
+            return TemplateResponse(
+                request, "admin/consent/rightsrequest/export_confirm.html", context
+            )
+        data = services.rights_request_export(
+            request=rights_request, actor=str(request.user), at=timezone.now()
+        )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=2))
-        if rights_request.completed_at is None:
-            RightsRequest.objects.filter(pk=pk).update(
-                completed_at=timezone.now(), handled_by=str(request.user)[:150]
-            )
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")
         response["Content-Disposition"] = (
             f'attachment; filename="contact-{rights_request.contact_id}.zip"'

@@ -31,6 +31,7 @@ from consent.services.rights import (
     export_contact_data,
     retention_purge,
     rights_request_complete,
+    rights_request_export,
 )
 from consent.services.suppression import (
     identity_hash,
@@ -62,6 +63,7 @@ __all__ = [
     "preference_centre_purposes",
     "retention_purge",
     "rights_request_complete",
+    "rights_request_export",
     "sms_stop_process",
     "suppression_add",
 ]

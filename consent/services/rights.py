@@ -266,6 +266,19 @@ def rights_request_complete(*, request: RightsRequest, actor: str, at: datetime)
     return request
 
 
+def rights_request_export(*, request: RightsRequest, actor: str, at: datetime) -> dict:
+    """Answer an access/portability request: the contact's data (``export_contact_data``), and
+    the request marked completed by ``actor`` at ``at`` the first time (a repeat download keeps
+    the first answer's date)."""
+    if request.contact_id is None:
+        raise ValueError("this request names no contact")
+    data = export_contact_data(contact=request.contact_id)
+    RightsRequest.objects.filter(pk=request.pk, completed_at__isnull=True).update(
+        completed_at=at, handled_by=actor[:150]
+    )
+    return data
+
+
 # --- retention ------------------------------------------------------------------------------
 
 

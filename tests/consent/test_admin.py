@@ -55,7 +55,13 @@ def test_ledger_is_read_only_and_timeline_shows_every_row(dpo_client, contact):
 
 def test_access_request_downloads_a_zip_and_is_completed(dpo_client, contact):
     request = RightsRequest.objects.create(kind="access", contact=contact, received_at=T0)
-    response = dpo_client.get(f"/admin/consent/rightsrequest/{request.pk}/export.zip")
+    url = f"/admin/consent/rightsrequest/{request.pk}/export.zip"
+    # Opening the link is a read: a page saying what the ZIP holds; nothing is marked yet.
+    page = dpo_client.get(url)
+    assert page.status_code == 200 and "Download the ZIP" in page.content.decode()
+    request.refresh_from_db()
+    assert request.completed_at is None
+    response = dpo_client.post(url)
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         data = json.loads(archive.read("contact.json"))
@@ -100,6 +106,7 @@ def test_only_the_dpo_carries_out_or_exports(client, contact, role):
         {"action": "carry_out", "_selected_action": [erasure.pk], "confirm": "yes"},
     )
     assert client.get(f"/admin/consent/rightsrequest/{access.pk}/export.zip").status_code == 403
+    assert client.post(f"/admin/consent/rightsrequest/{access.pk}/export.zip").status_code == 403
     erasure.refresh_from_db()
     access.refresh_from_db()
     contact.refresh_from_db()

@@ -117,7 +117,12 @@ def example_segments() -> list[dict]:
             "priority": 3,
             "rule": feature("days_since_signup", "lte", 60),
         },
-        {"name": _("Lifecycle: Others"), "family": _("Lifecycle"), "priority": 4, "rule": {"all": []}},
+        {
+            "name": _("Lifecycle: Others"),
+            "family": _("Lifecycle"),
+            "priority": 4,
+            "rule": {"all": []},
+        },
     ]
 
 

@@ -28,9 +28,40 @@ pytestmark = pytest.mark.django_db
 
 ROOT = Path(settings.BASE_DIR)
 ENGLISH_WORDS = {
-    "the", "and", "with", "of", "is", "are", "this", "that", "from", "your", "has", "have",
-    "been", "will", "which", "when", "its", "was", "were", "into", "than", "should", "could",
-    "would", "there", "their", "they", "you", "not", "these", "those", "yet", "no", "yes",
+    "the",
+    "and",
+    "with",
+    "of",
+    "is",
+    "are",
+    "this",
+    "that",
+    "from",
+    "your",
+    "has",
+    "have",
+    "been",
+    "will",
+    "which",
+    "when",
+    "its",
+    "was",
+    "were",
+    "into",
+    "than",
+    "should",
+    "could",
+    "would",
+    "there",
+    "their",
+    "they",
+    "you",
+    "not",
+    "these",
+    "those",
+    "yet",
+    "no",
+    "yes",
 }
 SKIPPED_ELEMENTS = {"script", "style", "textarea", "code", "pre", "template", "svg"}
 # Text that is the same in both languages or not language at all; language names in their own
@@ -69,7 +100,12 @@ def _translated_strings() -> set[str]:
     ]
     catalogues += [Path(p) / "fr" / "LC_MESSAGES" / "django.po" for p in settings.LOCALE_PATHS]
     catalogues.append(
-        Path(django.__file__).parent / "contrib" / "admin" / "locale" / "fr" / "LC_MESSAGES"
+        Path(django.__file__).parent
+        / "contrib"
+        / "admin"
+        / "locale"
+        / "fr"
+        / "LC_MESSAGES"
         / "django.po"
     )
     strings: set[str] = set()
@@ -136,13 +172,13 @@ def _pages(client: Client) -> list[str]:
     """Every admin list, add and change page (first object of each model) and custom view."""
     urls = ["/admin/"]
     for model, model_admin in admin.site._registry.items():
-        info = (model._meta.app_label, model._meta.model_name)
-        urls.append(reverse("admin:%s_%s_changelist" % info))
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls.append(reverse(f"{prefix}_changelist"))
         if model_admin.has_add_permission(_request(client)):
-            urls.append(reverse("admin:%s_%s_add" % info))
+            urls.append(reverse(f"{prefix}_add"))
         first = model._default_manager.order_by("pk").first()
         if first is not None:
-            urls.append(reverse("admin:%s_%s_change" % info, args=[first.pk]))
+            urls.append(reverse(f"{prefix}_change", args=[first.pk]))
     for name, kwargs in _custom_views():
         try:
             urls.append(reverse(name, kwargs=kwargs))

@@ -47,4 +47,4 @@ def submit(page, selector: str) -> None:
 
 def save(page) -> None:
     """Press "Save" on a change form and wait for the next page."""
-    submit(page, "input[name=_save]")
+    submit(page, "[name=_save]")

@@ -35,7 +35,7 @@ def add_inline_row(page, prefix: str) -> int:
     """Click the inline's "Add another …" link; returns the index of the new row."""
     before = int(page.locator(f"#id_{prefix}-TOTAL_FORMS").input_value())
     page.locator(f"#{prefix}-group a.add-row").click()
-    page.locator(f"#id_{prefix}-{before}-id").wait_for(state="attached")
+    page.locator(f"[id^='id_{prefix}-{before}-']").first.wait_for(state="attached")
     return before
 
 

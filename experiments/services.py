@@ -191,7 +191,9 @@ def _assignments_ensure_postgresql(
     ``INSERT … SELECT … ON CONFLICT DO NOTHING`` computes each contact's buckets in SQL
     (``buckets_sql``: the same hash as numpy), keeps the test sample, maps the bucket to its
     variant and inserts in ascending contact order; then the stored rows are read back by
-    binary COPY (the stored row is the truth: earlier calls, other workers)."""
+    binary COPY: the inserted ones by the statement's ``RETURNING``, and when some contacts of
+    the sample were not inserted, every stored row (the stored row is the truth: earlier
+    calls, other workers)."""
     from segments.binary_copy import copy_in_rows, copy_out_float_matrix
 
     table = Assignment._meta.db_table
@@ -213,21 +215,30 @@ def _assignments_ensure_postgresql(
         try:
             copy_in_rows(cursor.cursor, f"{source} (c, t)", [(">i8", ids), ("u1", targeted)])
             cursor.execute(f"ANALYZE {source}")
-            cursor.execute(
-                f"INSERT INTO {table} "  # noqa: S608 — identifiers and integers only
-                "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
-                f"SELECT %(experiment)s, c, {_variant_case_sql(variants, 'bucket')}, bucket, t, "
-                f"%(now)s, 0 FROM ({bucketed}) AS bucketed {sample_filter} "
-                "ORDER BY c ON CONFLICT (experiment_id, contact_id) DO NOTHING",
-                {"experiment": experiment.pk, "now": now},
-            )
+            # COPY of the INSERT's RETURNING: the new rows come back in the same statement.
             stored_ids, stored = copy_out_float_matrix(
                 cursor.cursor,
-                f"SELECT a.contact_id, a.variant_id::float8 FROM {source} AS s "  # noqa: S608
-                f"JOIN {table} AS a ON a.contact_id = s.c "
-                f"WHERE a.experiment_id = {int(experiment.pk)}",
+                f"INSERT INTO {table} "  # noqa: S608 — identifiers and integers only
+                "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
+                f"SELECT %s, c, {_variant_case_sql(variants, 'bucket')}, bucket, t, "
+                f"%s, 0 FROM ({bucketed}) AS bucketed {sample_filter} "
+                "ORDER BY c ON CONFLICT (experiment_id, contact_id) DO NOTHING "
+                "RETURNING contact_id, variant_id::float8",
                 1,
+                [experiment.pk, now],
             )
+            missing = np.setdiff1d(ids, stored_ids, assume_unique=True)
+            if share < 1.0:
+                missing = missing[in_test_sample(experiment.salt, missing, share)]
+            if missing.size:
+                # Some were stored before (or by another worker meanwhile): read them all.
+                stored_ids, stored = copy_out_float_matrix(
+                    cursor.cursor,
+                    f"SELECT a.contact_id, a.variant_id::float8 FROM {source} AS s "  # noqa: S608
+                    f"JOIN {table} AS a ON a.contact_id = s.c "
+                    f"WHERE a.experiment_id = {int(experiment.pk)}",
+                    1,
+                )
         finally:
             cursor.execute(f"DROP TABLE {source}")
     if share < 1.0:  # a row stored while the share was larger stays out of the test

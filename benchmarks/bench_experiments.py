@@ -109,6 +109,43 @@ def _pandas_aggregates_seconds(experiment, start: datetime) -> float:
     return t["seconds"]
 
 
+def _assignment_floor_seconds(experiment) -> float:
+    """The floor of assigning: the same assignment rows written by a bare ``INSERT … SELECT``
+    (no hashing, no conflict check, no read-back) into an empty table with the same indexes."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_assignment_floor")
+        cursor.execute(
+            "CREATE TABLE bench_assignment_floor "
+            "(LIKE experiments_assignment INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+            "INCLUDING INDEXES)"
+        )
+        with timed() as t:
+            cursor.execute(
+                "INSERT INTO bench_assignment_floor SELECT * FROM experiments_assignment "
+                "WHERE experiment_id = %s",
+                [experiment.pk],
+            )
+        cursor.execute("DROP TABLE bench_assignment_floor")
+    return t["seconds"]
+
+
+def _cleanup() -> None:
+    """Remove what an earlier run on a kept cluster (``--keep``) left behind."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from experiments.models import Experiment
+
+    old = list(Experiment.objects.filter(name="Benchmark A/B/C").values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM experiments_assignment WHERE experiment_id = ANY(%s)", [old])
+        cursor.execute("DELETE FROM contacts_event WHERE source = 'bench-experiments'")
+    Experiment.objects.filter(pk__in=old).delete()
+    User.objects.filter(username="bench-marketer").delete()
+
+
 def run(ctx: Context) -> None:
     from django.contrib.auth.models import User
     from django.test import Client
@@ -119,6 +156,7 @@ def run(ctx: Context) -> None:
     from experiments.results import experiment_results
     from experiments.services import assignments_ensure
 
+    _cleanup()
     start = datetime.now(UTC).replace(microsecond=0)
     experiment = Experiment.objects.create(
         name="Benchmark A/B/C",
@@ -142,17 +180,28 @@ def run(ctx: Context) -> None:
     )
     with timed() as t_assign:
         assigned = assignments_ensure(experiment=experiment, contact_ids=contact_ids, now=start)
+    with timed() as t_again:  # every contact already assigned: read back, nothing inserted
+        assignments_ensure(experiment=experiment, contact_ids=contact_ids, now=start)
+    floor_seconds = _assignment_floor_seconds(experiment)
     keys = {v.pk: i for i, v in enumerate(experiment.variants.order_by("position"))}
     variant_index = np.fromiter((keys[assigned[int(c)].pk] for c in contact_ids), dtype=np.int64)
     with timed() as t_events:
         n_events = _load_events(contact_ids, variant_index, start)
+    ratio = t_assign["seconds"] / max(floor_seconds, 1e-9)
     ctx.record(
         Result(
             benchmark="experiments: assign every contact (assignments_ensure)",
             value=t_assign["seconds"],
             unit="s",
+            target="≤ 2× a bare INSERT … SELECT of the same rows",
+            passed=ratio <= 2.0,
+            comparison=f"bare INSERT … SELECT of the same {len(assigned):,} rows into an empty "
+            f"table with the same indexes: {floor_seconds:.1f} s (ratio {ratio:.2f})",
             details={
                 "assignments": len(assigned),
+                "floor_seconds": round(floor_seconds, 3),
+                "ratio": round(ratio, 2),
+                "again_all_assigned_seconds": round(t_again["seconds"], 3),
                 "events_loaded": n_events,
                 "events_load_seconds": round(t_events["seconds"], 1),
             },

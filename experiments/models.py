@@ -280,11 +280,28 @@ class Assignment(models.Model):
     select them: they are analysed (intention to treat) but not sent anything.
     """
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
-    contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="experiment_assignments"
+    # No database-level foreign keys: assigning a campaign's audience inserts up to millions of
+    # rows in one statement, and PostgreSQL checks a foreign key row by row at commit (a
+    # locking read of the contact, the variant and the experiment per row — more than the
+    # insert itself). The statement only inserts ids of existing contacts and of the
+    # experiment's own variants; deletions cascade through Django (on_delete), like the
+    # outbox's. The single-column index on the experiment is the unique index's first column.
+    experiment = models.ForeignKey(
+        Experiment,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_constraint=False,
+        db_index=False,
     )
-    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="assignments")
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="experiment_assignments",
+        db_constraint=False,
+    )
+    variant = models.ForeignKey(
+        Variant, on_delete=models.CASCADE, related_name="assignments", db_constraint=False
+    )
     bucket = models.PositiveSmallIntegerField(_("bucket"))
     targeted = models.BooleanField(_("selected by the arm's targeting"), default=True)
     assigned_at = models.DateTimeField(_("assigned at"))

@@ -9,6 +9,7 @@ read the stored row, so a contact keeps its variant for the life of the experime
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,15 @@ from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from experiments.assignment import buckets_for, in_test_sample, variant_index_for
+from contacts.models import Contact
+from experiments.assignment import (
+    BUCKETS,
+    bucket_boundaries,
+    buckets_for,
+    buckets_sql,
+    in_test_sample,
+    variant_index_for,
+)
 from experiments.models import (
     Assignment,
     DecisionKind,
@@ -137,14 +146,6 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
 
 
 def _stored_assignments(experiment: Experiment, ids: np.ndarray) -> dict[int, int]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT contact_id, variant_id FROM {Assignment._meta.db_table} "  # noqa: S608
-                "WHERE experiment_id = %s AND contact_id = ANY(%s)",
-                [experiment.pk, ids.tolist()],
-            )
-            return dict(cursor.fetchall())
     out: dict[int, int] = {}
     for start in range(0, ids.size, 5_000):  # stay under SQLite's bound-parameter limit
         rows = Assignment.objects.filter(
@@ -154,50 +155,96 @@ def _stored_assignments(experiment: Experiment, ids: np.ndarray) -> dict[int, in
     return out
 
 
-def _assignments_insert(
+def _existing_contacts(ids: np.ndarray) -> np.ndarray:
+    found: list[int] = []
+    for start in range(0, ids.size, 5_000):  # stay under SQLite's bound-parameter limit
+        found.extend(
+            Contact.objects.filter(pk__in=ids[start : start + 5_000].tolist()).values_list(
+                "pk", flat=True
+            )
+        )
+    return np.asarray(found, dtype=np.int64)
+
+
+def _variant_case_sql(variants: list[Variant], bucket: str) -> str:
+    """SQL ``CASE`` mapping a bucket column to its variant's id (``variant_index_for``)."""
+    bounds = bucket_boundaries([v.weight for v in variants])
+    whens = " ".join(
+        f"WHEN {bucket} < {int(bound)} THEN {int(v.pk)}"
+        for bound, v in zip(bounds[:-1], variants[:-1], strict=True)
+    )
+    return f"CASE {whens} ELSE {int(variants[-1].pk)} END"
+
+
+def _assignments_ensure_postgresql(
     *,
     experiment: Experiment,
-    contact_ids: np.ndarray,
-    variant_ids: np.ndarray,
-    buckets: np.ndarray,
+    ids: np.ndarray,
     targeted: np.ndarray,
+    variants: list[Variant],
     now: datetime,
-) -> None:
-    """Insert assignment rows, ignoring the ones another worker stored first (sorted ids)."""
-    if connection.vendor == "postgresql":
-        # One statement per chunk: arrays unnested server-side, conflicts ignored.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Assignment._meta.db_table} "  # noqa: S608 — fixed identifiers
-                "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
-                "SELECT %s, u.c, u.v, u.b, u.t, %s, 0 "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::bool[]) AS u(c, v, b, t) "
-                "ORDER BY u.c ON CONFLICT (experiment_id, contact_id) DO NOTHING",
-                [
-                    experiment.pk,
-                    now,
-                    contact_ids.tolist(),
-                    variant_ids.tolist(),
-                    buckets.tolist(),
-                    targeted.tolist(),
-                ],
-            )
-        return
-    Assignment.objects.bulk_create(
-        [
-            Assignment(
-                experiment_id=experiment.pk,
-                contact_id=int(cid),
-                variant_id=int(vid),
-                bucket=int(b),
-                targeted=bool(t),
-                assigned_at=now,
-            )
-            for cid, vid, b, t in zip(contact_ids, variant_ids, buckets, targeted, strict=True)
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """PostgreSQL: ``(contact ids, variant ids)`` stored for the test-sample contacts of
+    ``ids`` (sorted, unique), inserting the missing ones in one statement.
+
+    The ids (and targeting flags) travel by binary COPY into a temporary table; one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` computes each contact's buckets in SQL
+    (``buckets_sql``: the same hash as numpy), keeps the test sample, maps the bucket to its
+    variant and inserts in ascending contact order; then the stored rows are read back by
+    binary COPY: the inserted ones by the statement's ``RETURNING``, and when some contacts of
+    the sample were not inserted, every stored row (the stored row is the truth: earlier
+    calls, other workers)."""
+    from segments.binary_copy import copy_in_rows, copy_out_float_matrix
+
+    table = Assignment._meta.db_table
+    source = f"experiments_assign_{uuid.uuid4().hex[:16]}"
+    salts = {"bucket": experiment.salt}
+    share = experiment.effective_sample_share
+    sample_filter = ""
+    if share < 1.0:
+        salts["sample"] = f"{experiment.salt}:sample"
+        sample_filter = f"WHERE sample < {int(round(share * BUCKETS))}"
+    # Only contacts that exist are assigned (the table has no database foreign keys).
+    known = (
+        f"(SELECT s.c, s.t FROM {source} AS s WHERE EXISTS "  # noqa: S608 — identifiers only
+        f"(SELECT 1 FROM {Contact._meta.db_table} AS ct WHERE ct.id = s.c)) AS known"
     )
+    bucketed = buckets_sql(known, id_column="c", salts=salts, keep=["c", "t"])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {source} (c bigint NOT NULL, t boolean NOT NULL)")
+        try:
+            copy_in_rows(cursor.cursor, f"{source} (c, t)", [(">i8", ids), ("u1", targeted)])
+            cursor.execute(f"ANALYZE {source}")
+            # COPY of the INSERT's RETURNING: the new rows come back in the same statement.
+            stored_ids, stored = copy_out_float_matrix(
+                cursor.cursor,
+                f"INSERT INTO {table} "  # noqa: S608 — identifiers and integers only
+                "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
+                f"SELECT %s, c, {_variant_case_sql(variants, 'bucket')}, bucket, t, "
+                f"%s, 0 FROM ({bucketed}) AS bucketed {sample_filter} "
+                "ORDER BY c ON CONFLICT (experiment_id, contact_id) DO NOTHING "
+                "RETURNING contact_id, variant_id::float8",
+                1,
+                [experiment.pk, now],
+            )
+            missing = np.setdiff1d(ids, stored_ids, assume_unique=True)
+            if share < 1.0:
+                missing = missing[in_test_sample(experiment.salt, missing, share)]
+            if missing.size:
+                # Some were stored before (or by another worker meanwhile): read them all.
+                stored_ids, stored = copy_out_float_matrix(
+                    cursor.cursor,
+                    f"SELECT a.contact_id, a.variant_id::float8 FROM {source} AS s "  # noqa: S608
+                    f"JOIN {table} AS a ON a.contact_id = s.c "
+                    f"WHERE a.experiment_id = {int(experiment.pk)}",
+                    1,
+                )
+        finally:
+            cursor.execute(f"DROP TABLE {source}")
+    if share < 1.0:  # a row stored while the share was larger stays out of the test
+        sampled = in_test_sample(experiment.salt, stored_ids, share)
+        stored_ids, stored = stored_ids[sampled], stored[sampled]
+    return stored_ids, stored[:, 0].astype(np.int64)
 
 
 def assignments_ensure(
@@ -213,9 +260,9 @@ def assignments_ensure(
     assigned and are absent from the result. Already-assigned contacts keep their stored
     variant. ``targeted`` (same length as ``contact_ids``, targeting experiments) records
     whether the arm's strategy selects the contact; it is only written for new rows.
-    Set-based: numpy bucketing per chunk of 20,000 and one conflict-ignoring insert per chunk
-    (``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` on PostgreSQL,
-    ``bulk_create(ignore_conflicts=True)`` elsewhere).
+    Set-based: on PostgreSQL one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` hashing in SQL
+    (``_assignments_ensure_postgresql``); elsewhere numpy bucketing per chunk of 20,000 and
+    ``bulk_create(ignore_conflicts=True)``. Both give every contact the same variant.
     """
     ids = np.asarray(list(contact_ids) if not isinstance(contact_ids, np.ndarray) else contact_ids)
     ids = ids.astype(np.int64)
@@ -223,42 +270,60 @@ def assignments_ensure(
     # uniqueness checks wait on each other instead of deadlocking.
     if targeted is not None:
         ids, first = np.unique(ids, return_index=True)
-        targeted = np.asarray(targeted)[first]
+        targeted = np.asarray(targeted)[first].astype(bool)
     else:
         ids = np.unique(ids)
+        targeted = np.ones(ids.size, dtype=bool)
     variants = _ordered_variants(experiment)
     if len(variants) < 2:
         raise ExperimentError(_("An experiment needs at least two variants."))
     by_pk = {v.pk: v for v in variants}
+    now = now or timezone.now()
+    if ids.size == 0:
+        return {}
+    if connection.vendor == "postgresql":
+        stored_ids, stored_variants = _assignments_ensure_postgresql(
+            experiment=experiment, ids=ids, targeted=targeted, variants=variants, now=now
+        )
+        return dict(
+            zip(stored_ids.tolist(), map(by_pk.__getitem__, stored_variants.tolist()), strict=True)
+        )
     weights = [v.weight for v in variants]
     variant_pks = np.array([v.pk for v in variants], dtype=np.int64)
-    now = now or timezone.now()
     result: dict[int, Variant] = {}
     for start in range(0, ids.size, CHUNK):
         chunk = ids[start : start + CHUNK]
-        targeted_chunk = None if targeted is None else np.asarray(targeted[start : start + CHUNK])
-        sampled = in_test_sample(experiment.salt, chunk, experiment.effective_sample_share)
+        # Only contacts that exist are assigned (the table has no database foreign keys).
+        sampled = in_test_sample(
+            experiment.salt, chunk, experiment.effective_sample_share
+        ) & np.isin(chunk, _existing_contacts(chunk))
         chunk_ids = chunk[sampled]
-        if targeted_chunk is not None:
-            targeted_chunk = targeted_chunk[sampled]
         if chunk_ids.size == 0:
             continue
-        # Insert every sampled contact, conflicts ignored (already assigned, or another worker
-        # was first), then read back: the stored row is the truth.
+        # Insert every sampled contact, conflicts ignored (already assigned), then read
+        # back: the stored row is the truth.
         buckets = buckets_for(experiment.salt, chunk_ids)
         index = variant_index_for(buckets, weights)
-        flags = (
-            np.ones(chunk_ids.size, dtype=bool)
-            if targeted_chunk is None
-            else targeted_chunk.astype(bool)
-        )
-        _assignments_insert(
-            experiment=experiment,
-            contact_ids=chunk_ids,
-            variant_ids=variant_pks[index],
-            buckets=buckets,
-            targeted=flags,
-            now=now,
+        Assignment.objects.bulk_create(
+            [
+                Assignment(
+                    experiment_id=experiment.pk,
+                    contact_id=int(cid),
+                    variant_id=int(vid),
+                    bucket=int(b),
+                    targeted=bool(t),
+                    assigned_at=now,
+                )
+                for cid, vid, b, t in zip(
+                    chunk_ids,
+                    variant_pks[index],
+                    buckets,
+                    targeted[start : start + CHUNK][sampled],
+                    strict=True,
+                )
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
         )
         stored = _stored_assignments(experiment, chunk_ids)
         result.update({cid: by_pk[vid] for cid, vid in stored.items()})

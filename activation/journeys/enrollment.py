@@ -136,10 +136,16 @@ def enrollments_create(
         .values("n")
     )
     candidates = contacts.exclude(Exists(mine.filter(blocking)))
+    if reentry == Reentry.ONCE:
+        # Anyone ever enrolled was excluded above: every candidate enters for the first time
+        # (no per-contact count of earlier entries to look up).
+        entry = Value(1, output_field=IntegerField())
+    else:
+        entry = Coalesce(Subquery(previous, output_field=IntegerField()), Value(0)) + Value(1)
     columns = {
         "workflow": Value(workflow.pk, output_field=IntegerField()),
         "contact": F("pk"),
-        "entry": Coalesce(Subquery(previous, output_field=IntegerField()), Value(0)) + Value(1),
+        "entry": entry,
         "position": Value(ENTRY_POSITION, output_field=IntegerField()),
         "state": Value(EnrollmentState.ACTIVE.value, output_field=CharField()),
         "exit_reason": Value("", output_field=CharField()),
@@ -147,7 +153,13 @@ def enrollments_create(
         "due_at": ExpressionWrapper(F("j_entered") + Value(delay), output_field=DateTimeField()),
         "finished_at": Cast(Value(None), DateTimeField()),
     }
-    return insert_select(WorkflowEnrollment, columns, candidates)
+    # The one conflict that can happen (the candidates exclude everyone who would break the
+    # other unique constraint): another enrolment of the same contact made at the same time.
+    # Naming it spares PostgreSQL checking the other unique index before every row.
+    active = (
+        f"(workflow_id, contact_id) WHERE state = '{EnrollmentState.ACTIVE.value}'"  # fixed text
+    )
+    return insert_select(WorkflowEnrollment, columns, candidates, conflict_target=active)
 
 
 def enrollments_for_ids(

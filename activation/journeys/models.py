@@ -339,9 +339,25 @@ class WorkflowEnrollment(models.Model):
     """One contact's ``entry``-th way through a workflow: where they are and when the sweep
     looks at them next (``due_at``)."""
 
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="enrollments")
+    # No database-level foreign keys and no single-column indexes: enrolling a segment inserts
+    # up to millions of rows in one statement, and PostgreSQL checks a foreign key row by row
+    # at commit (a locking read of the contact and of the workflow per row — most of the time
+    # of an enrolment). Both ids come from the referenced tables in that same statement;
+    # deletions cascade through Django (on_delete), like the outbox's. The unique
+    # (workflow, contact, entry) and the (contact, workflow) index lead with each column.
+    workflow = models.ForeignKey(
+        Workflow,
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_constraint=False,
+        db_index=False,
+    )
     contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="workflow_enrollments"
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="workflow_enrollments",
+        db_constraint=False,
+        db_index=False,
     )
     entry = models.PositiveIntegerField(_("entry number"), default=1)
     position = models.PositiveSmallIntegerField(_("at step"))

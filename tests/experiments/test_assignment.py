@@ -155,3 +155,12 @@ def test_targeting_experiment_randomises_the_union_of_audiences():
     untargeted = set(rows.filter(targeted=False).values_list("contact_id", flat=True))
     assert untargeted and all(keys[cid] is None for cid in untargeted)
     assert all(keys[cid] == assigned[cid].key for cid in set(ids) - untargeted)
+
+
+def test_ids_of_contacts_that_do_not_exist_are_not_assigned():
+    experiment = make_experiment()
+    ids = make_contacts(50)
+    missing = max(ids) + 1_000
+    assigned = assignments_ensure(experiment=experiment, contact_ids=[*ids, missing])
+    assert set(assigned) == set(ids)
+    assert not Assignment.objects.filter(contact_id=missing).exists()

@@ -95,3 +95,77 @@ def test_variant_channel_override_on_postgres(
     variants.test_channel_override_sends_the_variants_contacts_an_sms_instead_of_an_email(
         smtp_settings, sms_provider, consenting, make_campaign
     )
+
+
+def test_buckets_computed_in_sql_equal_numpy_buckets():
+    """The SQL hash of the PostgreSQL insert gives every id the bucket numpy gives it,
+    including ids past 32 bits and the largest bigint."""
+    import numpy as np
+
+    from experiments.assignment import buckets_for, buckets_sql
+
+    rng = np.random.default_rng(7)
+    ids = np.concatenate(
+        [
+            np.arange(1, 3001),
+            rng.integers(1, 2**63 - 1, 3000, dtype=np.int64),
+            [2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1],
+        ]
+    ).astype(np.int64)
+    sql = buckets_sql(
+        "unnest(%s::bigint[]) AS u(c)",
+        id_column="c",
+        salts={"b": "salt-x", "s": "salt-x:sample"},
+        keep=["c"],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids.tolist()])
+        got = {c: (b, s) for c, b, s in cursor.fetchall()}
+    expected_b = buckets_for("salt-x", ids).tolist()
+    expected_s = buckets_for("salt-x:sample", ids).tolist()
+    assert [got[c] for c in ids.tolist()] == list(zip(expected_b, expected_s, strict=True))
+
+
+def test_postgres_assignment_stores_the_numpy_variant_bucket_and_sample():
+    """The set-based PostgreSQL insert stores, for a weighted auto-winner test, exactly the
+    rows the numpy path (SQLite) stores: same sample, same bucket, same variant."""
+    import numpy as np
+
+    from experiments.assignment import buckets_for, in_test_sample, variant_index_for
+
+    experiment = make_experiment(
+        arms=(("A", 3, True, False), ("B", 1, False, False), ("C", 2, False, False)),
+        auto_winner=True,
+        sample_share=0.4,
+    )
+    ids = np.asarray(make_contacts(3000), dtype=np.int64)
+    assigned = assignments_ensure(experiment=experiment, contact_ids=ids[::-1])
+    sample = ids[in_test_sample(experiment.salt, ids, 0.4)]
+    buckets = buckets_for(experiment.salt, sample)
+    keys = np.array(["A", "B", "C"])[variant_index_for(buckets, [3, 1, 2])]
+    assert {cid: v.key for cid, v in assigned.items()} == dict(
+        zip(sample.tolist(), keys.tolist(), strict=True)
+    )
+    stored = {
+        cid: (key, bucket)
+        for cid, key, bucket in Assignment.objects.filter(experiment=experiment).values_list(
+            "contact_id", "variant__key", "bucket"
+        )
+    }
+    assert stored == {
+        cid: (key, bucket)
+        for cid, key, bucket in zip(sample.tolist(), keys.tolist(), buckets.tolist(), strict=True)
+    }
+
+
+def test_ids_of_contacts_that_do_not_exist_are_not_assigned_on_postgres():
+    from tests.experiments import test_assignment
+
+    test_assignment.test_ids_of_contacts_that_do_not_exist_are_not_assigned()
+
+
+def test_targeting_assignment_on_postgres():
+    from tests.experiments import test_assignment
+
+    test_assignment.test_targeting_experiment_randomises_the_union_of_audiences()
+    test_assignment.test_stored_variant_wins_after_weights_change()

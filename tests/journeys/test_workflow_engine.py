@@ -113,3 +113,50 @@ def test_wait_until_a_time_of_day_uses_each_contacts_zone(consenting):
         paris.pk: datetime(2026, 6, 11, 7, 0, tzinfo=UTC),  # 09:00 in Paris the next day
         tokyo.pk: datetime(2026, 6, 11, 0, 0, tzinfo=UTC),  # 09:00 in Tokyo the next day
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_enrolments_of_the_same_contacts_at_once_enrol_each_contact_once(consenting):
+    """Two triggers enrolling the same segment at the same time (two workers): every contact
+    ends up with one active enrolment, and neither worker fails on the other's rows."""
+    import threading
+
+    from django.db import connections
+    from django.utils import timezone
+
+    from activation.journeys.enrollment import enrollments_create
+    from contacts.models import Contact
+
+    people = consenting(300)
+    workflow = welcome_workflow(segment=segment_with([]))
+    ids = [p.pk for p in people]
+    barrier = threading.Barrier(2)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def enrol(order):
+        try:
+            barrier.wait()
+            counts.append(
+                enrollments_create(
+                    workflow=workflow,
+                    contacts=Contact.objects.filter(pk__in=order),
+                    entered_at=timezone.now(),
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=enrol, args=(o,)) for o in (ids, ids[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sum(counts) == 300
+    rows = WorkflowEnrollment.objects.filter(workflow=workflow)
+    assert rows.count() == 300
+    assert set(rows.values_list("entry", "state").distinct()) == {(1, "active")}

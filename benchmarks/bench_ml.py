@@ -147,6 +147,19 @@ def run(ctx: Context) -> None:
             details=data,
         )
     )
+    ratio = data["features_sql_s"] / data["raw_group_by_s"]
+    ctx.record(
+        Result(
+            benchmark="cluster feature SQL (features_snapshot_refresh)",
+            value=data["features_sql_s"],
+            unit="s",
+            target="≤ 2 × bare GROUP BY over the events",
+            passed=ratio <= 2.0,
+            comparison=f"bare GROUP BY contact_id count over the same events (same run): "
+            f"{data['raw_group_by_s']:.2f} s; ratio {ratio:.2f}×",
+            details={"ratio": ratio},
+        )
+    )
     ctx.record(
         Result(
             benchmark="train_clusters peak RSS",

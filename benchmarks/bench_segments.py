@@ -123,6 +123,77 @@ def _add_events(contact_ids: list[int], *, event_type: str, tag: str) -> None:
     )
 
 
+def _scan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _scan_nodes(child)
+
+
+def _segment_costs(segment_ids: list[int]) -> list[dict]:
+    """Each segment's rule compiled on its own (as SQLite, a real-time batch or a level too
+    large for one pass run it) under ``EXPLAIN (ANALYZE, BUFFERS)``: its execution time and the
+    scan that costs most (node, relation, index, rows, heap blocks, loops) — why it is slow.
+    In a scheduled computation on PostgreSQL the segments of one dependency level are
+    evaluated together (one pass; their history rows share its duration), so this is where a
+    segment's own cost shows."""
+    import json
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from contacts.models import Contact
+    from segments.dependencies import effective_rule, spec_of
+    from segments.models import Segment
+    from segments.rules import rule_compile
+
+    specs = [spec_of(s) for s in Segment.objects.all()]
+    now = timezone.now()
+    costs = []
+    for spec in specs:
+        if spec.id not in segment_ids:
+            continue
+        q = rule_compile(effective_rule(spec, specs), now=now)
+        sql, params = Contact.objects.filter(q).values("pk").query.sql_with_params()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")  # as a computation runs it
+            cursor.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM ({sql}) x",  # noqa: S608
+                params,
+            )
+            plan = cursor.fetchone()[0]
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        top = plan[0]
+        scans = [n for n in _scan_nodes(top["Plan"]) if "Scan" in n["Node Type"]]
+        worst = max(scans, key=lambda n: n["Actual Total Time"], default=top["Plan"])
+        costs.append(
+            {
+                "segment": spec.name,
+                "ms": round(top["Execution Time"], 1),
+                "scan": worst["Node Type"],
+                "relation": worst.get("Relation Name", ""),
+                "index": worst.get("Index Name", ""),
+                "rows": worst.get("Actual Rows", 0) * worst.get("Actual Loops", 1),
+                "loops": worst.get("Actual Loops", 1),
+                "heap_blocks": worst.get("Exact Heap Blocks", 0)
+                + worst.get("Lossy Heap Blocks", 0),
+                "scan_ms": round(worst["Actual Total Time"], 1),
+            }
+        )
+    return sorted(costs, key=lambda c: -c["ms"])
+
+
+def _level_times(rows) -> list[tuple[int, list[str]]]:
+    """(duration ms, segment names) per computation pass: the segments of one dependency level
+    are evaluated together on PostgreSQL and share the pass's duration."""
+    from segments.models import Segment
+
+    names = dict(Segment.objects.values_list("pk", "name"))
+    passes: dict[int, list[str]] = {}
+    for r in rows:
+        passes.setdefault(r.duration_ms, []).append(names.get(r.segment_id, str(r.segment_id)))
+    return sorted(passes.items(), key=lambda p: -p[0])
+
+
 def run(ctx: Context) -> None:
     from django.db import connection
     from django.db.models import Max
@@ -215,6 +286,17 @@ def run(ctx: Context) -> None:
     with timed() as warm:
         rows = segments_compute()
     sizes = {s.name: s.size for s in Segment.objects.filter(pk__in=segment_ids)}
+    passes = _level_times(rows)
+    costs = _segment_costs(segment_ids)
+    slowest = costs[0]
+    why = (
+        f"{slowest['scan']} on {slowest['relation']}"
+        + (f" using {slowest['index']}" if slowest["index"] else "")
+        + f": {slowest['rows']:,} rows"
+        + (f" from {slowest['heap_blocks']:,} heap blocks" if slowest["heap_blocks"] else "")
+        + (f", run in each of {slowest['loops']} processes" if slowest["loops"] > 1 else "")
+        + f", {slowest['scan_ms']:.0f} ms"
+    )
     ctx.record(
         Result(
             benchmark="segments: 20 typical segments recomputed",
@@ -225,8 +307,18 @@ def run(ctx: Context) -> None:
             comparison=f"recompute after 10,000 contacts changed (diff: "
             f"{sum(r.entered for r in rows):,} entered, {sum(r.exited for r in rows):,} exited); "
             f"first compute (every member enters, {sum(sizes.values()):,} rows) "
-            f"{cold['seconds']:.2f} s; slowest segment {max(r.duration_ms for r in rows)} ms",
-            details={"sizes": sizes, "cold_seconds": cold["seconds"]},
+            f"{cold['seconds']:.2f} s; passes (segments of a dependency level evaluated "
+            f"together): "
+            + "; ".join(f"{ms} ms for {len(names)} segment(s)" for ms, names in passes)
+            + f"; slowest segment on its own (EXPLAIN ANALYZE): “{slowest['segment']}” "
+            f"{slowest['ms']:.0f} ms — {why}; next: "
+            + ", ".join(f"“{c['segment']}” {c['ms']:.0f} ms" for c in costs[1:4]),
+            details={
+                "sizes": sizes,
+                "cold_seconds": cold["seconds"],
+                "passes": [{"ms": ms, "segments": names} for ms, names in passes],
+                "segments_alone": costs,
+            },
         )
     )
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
 
 from contacts.models import Channel
+from segments.table_rebuild import rebuildable_schema, table_rebuild
 
 FEATURES_TABLE = "segments_contactfeatures"
-REBUILD_TABLE = "segments_contactfeatures_rebuild"
 
 # Channels counted for the preferred channel, in tie-break order.
 PREFERRED_CHANNELS: tuple[str, ...] = tuple(Channel.values)
@@ -315,7 +314,7 @@ def features_sql_execute(
 
     Contacts created after ``as_of`` are left out. Returns the number of rows written.
     Runs in the caller's transaction; a full refresh on PostgreSQL builds a fresh table and
-    swaps it in (see :func:`_postgres_rebuild`; readers wait only for the swap), or, when the
+    swaps it in (see :mod:`segments.table_rebuild`; readers wait only for the swap), or, when the
     table's schema is not the one the rebuild recreates, truncates and refills it.
     """
     written = 0
@@ -324,9 +323,18 @@ def features_sql_execute(
             restricted = contact_ids is not None
             params = _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids)
             if not restricted:
-                names = _rebuildable_schema(cursor)
-                if names is not None:
-                    return _postgres_rebuild(cursor, names=names, params=params)
+                schema = rebuildable_schema(
+                    cursor, table=FEATURES_TABLE, columns=["contact_id", *FEATURE_COLUMNS]
+                )
+                if schema is not None:
+                    # See segments.table_rebuild: readers wait only for the swap.
+                    return table_rebuild(
+                        cursor,
+                        schema=schema,
+                        select_sql=_postgres_sql(restricted=False, select_only=True),
+                        select_columns=["contact_id", *FEATURE_COLUMNS],
+                        params=params,
+                    )
                 # A full refresh rewrites every row: emptying the table first turns 1M
                 # conflict-updates into plain inserts. Readers wait (ACCESS EXCLUSIVE) until
                 # the refresh commits; they never see a half-empty table.
@@ -334,6 +342,13 @@ def features_sql_execute(
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"TRUNCATE {FEATURES_TABLE}")
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            elif len(contact_ids) > 1:
+                # The planner cannot see how many events the id list holds: it guesses ~67
+                # per contact, so a 10,000-contact refresh is costed past the JIT thresholds and
+                # compiling (inlining + optimising) its ~40 expressions took ~0.5 s of a 1 s
+                # statement that reads ~110,000 events. Off for the rest of the transaction
+                # (the caller's short statements that follow do not gain from it either).
+                cursor.execute("SET LOCAL jit = off")
             cursor.execute(_postgres_sql(restricted=restricted), params)
             return cursor.rowcount
         chunks: list[Sequence[int] | None]
@@ -351,102 +366,4 @@ def features_sql_execute(
             )
             cursor.execute("SELECT changes()")  # sqlite3's rowcount is -1 after WITH … INSERT
             written += cursor.fetchone()[0]
-    return written
-
-
-@dataclass(frozen=True)
-class _SchemaNames:
-    primary_key: str
-    column_types: dict[str, str]  # name → format_type(), e.g. "integer", "character varying(8)"
-    not_null: tuple[str, ...]
-    defaults: tuple[tuple[str, str], ...]  # (column, expression)
-    checks: tuple[tuple[str, str], ...]  # (constraint name, definition)
-
-
-def _rebuildable_schema(cursor) -> _SchemaNames | None:
-    """The feature table's primary key name, column types, NOT NULLs, defaults and CHECKs when
-    its schema is exactly what the rebuild recreates (no foreign key — the table has none since
-    migration 0002 —, no other constraint or index, no table referencing it, no grants); None
-    otherwise (the TRUNCATE path is then used)."""
-    cursor.execute(
-        """
-        SELECT
-            (SELECT count(*) FROM pg_index WHERE indrelid = t.oid),
-            (SELECT count(*) FROM pg_constraint WHERE confrelid = t.oid),
-            t.relacl IS NULL AND t.reloptions IS NULL,
-            (SELECT conname FROM pg_constraint WHERE conrelid = t.oid AND contype = 'p'),
-            (SELECT count(*) FROM pg_constraint
-             WHERE conrelid = t.oid AND contype NOT IN ('p', 'c'))
-        FROM pg_class t WHERE t.oid = %s::regclass
-        """,
-        [FEATURES_TABLE],
-    )
-    indexes, referenced_by, plain, pk, others = cursor.fetchone()
-    if indexes != 1 or referenced_by or not plain or pk is None or others:
-        return None
-    cursor.execute(
-        """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-               pg_get_expr(d.adbin, d.adrelid)
-        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum
-        """,
-        [FEATURES_TABLE],
-    )
-    attributes = cursor.fetchall()
-    if [name for name, *_ in attributes] != ["contact_id", *FEATURE_COLUMNS]:
-        return None  # a column the refresh does not fill: keep the TRUNCATE path
-    cursor.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype = 'c' ORDER BY conname",
-        [FEATURES_TABLE],
-    )
-    checks = tuple(cursor.fetchall())
-    return _SchemaNames(
-        primary_key=pk,
-        column_types={name: kind for name, kind, *_ in attributes},
-        not_null=tuple(
-            name for name, _, not_null, _ in attributes if not_null and name != "contact_id"
-        ),
-        defaults=tuple(
-            (name, default) for name, _, _, default in attributes if default is not None
-        ),
-        checks=checks,
-    )
-
-
-def _postgres_rebuild(cursor, *, names: _SchemaNames, params: dict[str, object]) -> int:
-    """Full refresh on PostgreSQL: build a fresh table by CREATE TABLE AS (which PostgreSQL
-    runs with parallel workers — an INSERT … SELECT never is), with the live table's column
-    types, NOT NULLs, CHECKs and defaults; build its primary key in one sort, then swap it for
-    the live table under the original constraint names (same transaction).
-
-    Readers of the feature table are blocked only during the swap at the end (the old table's
-    ACCESS EXCLUSIVE lock), never while the aggregate runs; they never see a partial table.
-    Identifiers are fixed or read from the catalog; values are parameters.
-    """
-    cursor.execute(f"DROP TABLE IF EXISTS {REBUILD_TABLE}")
-    columns = ["contact_id", *FEATURE_COLUMNS]
-    casts = ", ".join(f'x.{name}::{names.column_types[name]} AS "{name}"' for name in columns)
-    select = _postgres_sql(restricted=False, select_only=True)
-    cursor.execute(
-        f"CREATE TABLE {REBUILD_TABLE} AS SELECT {casts} FROM ({select}) x({', '.join(columns)})",  # noqa: S608
-        params,
-    )
-    written = cursor.rowcount
-    temporary_pk = f"{REBUILD_TABLE}_pkey"
-    # One ALTER: one pass checks the NOT NULLs and CHECKs, one sort builds the primary key.
-    alterations = [f'ALTER COLUMN "{name}" SET NOT NULL' for name in names.not_null]
-    alterations += [f'ALTER COLUMN "{n}" SET DEFAULT {d}' for n, d in names.defaults]
-    alterations += [f'ADD CONSTRAINT "{n}" {d}' for n, d in names.checks]
-    alterations.append(f"ADD CONSTRAINT {temporary_pk} PRIMARY KEY (contact_id)")
-    cursor.execute(f"ALTER TABLE {REBUILD_TABLE} {', '.join(alterations)}")
-    # No foreign key on or to the table (checked above), so no deferred check can be pending.
-    cursor.execute(f"DROP TABLE {FEATURES_TABLE}")
-    cursor.execute(f"ALTER TABLE {REBUILD_TABLE} RENAME TO {FEATURES_TABLE}")
-    cursor.execute(
-        f'ALTER TABLE {FEATURES_TABLE} RENAME CONSTRAINT {temporary_pk} TO "{names.primary_key}"'
-    )
-    cursor.execute(f"ANALYZE {FEATURES_TABLE}")
     return written

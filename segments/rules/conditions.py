@@ -364,16 +364,19 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
     shared = ctx.shared_events if ctx.contact_ids is None else None
     events = Event.objects.filter(where)
     aggregate, op, value = condition["aggregate"], condition["op"], condition["value"]
+    # A count with no property filter reads only type, time and contact: in a shared pass it
+    # is answered from the (type, occurred_at) INCLUDE (contact_id) index, without the heap.
+    index_only = aggregate == "count" and not condition.get("where")
     if aggregate == "count" and ((op == "gte" and value <= 1) or (op == "gt" and value < 1)):
         if (op == "gte" and value <= 0) or (op == "gt" and value < 0):
             return Q(pk__isnull=False)  # every contact
-        if shared is not None and (q := shared.add(where=where)) is not None:
+        if shared is not None and (q := shared.add(where=where, index_only=index_only)) is not None:
             return q
         return Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     if aggregate == "count" and (
         (op == "lt" and 0 < value <= 1) or (op in ("eq", "lte") and value == 0)
     ):
-        if shared is not None and (q := shared.add(where=where)) is not None:
+        if shared is not None and (q := shared.add(where=where, index_only=index_only)) is not None:
             return ~q
         return ~Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     if aggregate == "count":
@@ -391,14 +394,20 @@ def _event_compile(condition: dict, ctx: CompileContext) -> Q:
         # (holds for nothing) or passes the predicate.
         shared_measure = _filtered(measure, where)
         if holds_for_nothing:
-            if op == "between":
-                q = shared.add(where=where, measure=shared_measure, op="outside", value=value)
-            else:
-                q = shared.add(where=where, measure=shared_measure, op=NEGATED[op], value=value)
+            negated = ("outside", value) if op == "between" else (NEGATED[op], value)
+            q = shared.add(
+                where=where,
+                measure=shared_measure,
+                op=negated[0],
+                value=negated[1],
+                index_only=index_only,
+            )
             if q is not None:
                 return ~q
         else:
-            q = shared.add(where=where, measure=shared_measure, op=op, value=value)
+            q = shared.add(
+                where=where, measure=shared_measure, op=op, value=value, index_only=index_only
+            )
             if q is not None:
                 return q
     grouped = events.values("contact_id").annotate(measure=measure)

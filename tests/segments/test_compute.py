@@ -331,3 +331,39 @@ def test_event_conditions_of_segments_computed_together_each_keep_their_meaning(
         "Openers who did not buy": {"Cleo"},
         "Biggest basket outside 50 to 200": {"Bob", "Dan"},
     }
+
+
+def test_a_level_of_plain_event_counts_only_is_computed_from_the_type_index(backend):
+    """Counts of one event type in a window, with no property filter, are answered from the
+    events' (type, occurred_at) index alone on PostgreSQL (no heap pass at all when a level has
+    only such conditions); members are still exactly those of each rule."""
+    ann, bob, cleo = (ContactFactory(first_name=n) for n in ("Ann", "Bob", "Cleo"))
+    _buy(ann, days_ago=1)
+    _buy(ann, days_ago=20)
+    _buy(bob, days_ago=3)
+    _buy(cleo, days_ago=45)  # outside the 30-day window
+    EventFactory(contact=cleo, type="email_open", occurred_at=AS_OF - timedelta(days=2))
+    rules = {
+        "Twice in 30 days": _event_rule("purchase", op="gte", value=2, within_days=30),
+        "Exactly one in 30 days": _event_rule("purchase", op="eq", value=1, within_days=30),
+        "No purchase in 30 days": _event_rule("purchase", op="eq", value=0, within_days=30),
+        "Opened, bought nothing in 7 days": {
+            "all": [
+                _event_rule("email_open", within_days=7),
+                {"not": _event_rule("purchase", within_days=7)},
+            ]
+        },
+    }
+    segments = {name: segment_create(name=name, rule=rule) for name, rule in rules.items()}
+
+    segments_compute(now=AS_OF)
+
+    members = {
+        name: {c.first_name for c in segment_members(segment)} for name, segment in segments.items()
+    }
+    assert members == {
+        "Twice in 30 days": {"Ann"},
+        "Exactly one in 30 days": {"Bob"},
+        "No purchase in 30 days": {"Cleo"},
+        "Opened, bought nothing in 7 days": {"Cleo"},
+    }

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 
+from segments.features import FEATURE_COLUMNS
 from segments.models import ContactFeatures
 from segments.services import features_refresh, features_refresh_incremental
 from tests.factories import ContactFactory, EventFactory
@@ -82,6 +83,22 @@ def test_refresh_of_named_contacts_leaves_the_others_alone(backend):
     features_refresh(as_of=AS_OF, contact_ids=[shopper.pk])
     assert ContactFeatures.objects.filter(contact=shopper).exists()
     assert not ContactFeatures.objects.filter(contact=other).exists()
+
+
+def test_refresh_of_several_named_contacts_gives_the_full_refreshs_values(backend):
+    """The restricted statement (incremental refresh, real-time batches; on PostgreSQL it runs
+    without JIT) writes exactly the rows a full refresh writes."""
+    shoppers = [_shopper() for _ in range(3)]
+    idle = ContactFactory(created_at=datetime(2026, 6, 1, tzinfo=UTC))
+    columns = ["contact_id", *(c for c in FEATURE_COLUMNS if c != "computed_at")]
+
+    features_refresh(as_of=AS_OF)
+    full = sorted(ContactFeatures.objects.values_list(*columns))
+    ContactFeatures.objects.all().delete()
+    result = features_refresh(as_of=AS_OF, contact_ids=[idle.pk, *(s.pk for s in shoppers)])
+
+    assert result.contacts == 4
+    assert sorted(ContactFeatures.objects.values_list(*columns)) == full
 
 
 def test_incremental_refresh_touches_only_contacts_with_new_events(backend):

@@ -1,0 +1,92 @@
+"""Upkeep of the monthly event partitions (PostgreSQL) and retention's delete of old events.
+
+On SQLite (one plain table) :func:`event_partitions_ahead` does nothing and
+:func:`events_delete_before` is a set-based ``DELETE``; the DDL itself is in ``contacts.partitions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, models, transaction
+
+from contacts import partitions
+from contacts.models import Event
+
+
+def events_partitioned() -> bool:
+    """True when the events table is partitioned (PostgreSQL after ``contacts.0006``)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        return partitions.is_partitioned(cursor)
+
+
+def event_partitions_ahead(*, now: datetime, months: int | None = None) -> list[str]:
+    """Create the partitions of ``now``'s month and the ``months`` following (default
+    ``CONTACTS_EVENT_PARTITIONS_AHEAD``); return the names created. Idempotent: months that
+    exist are left alone. Rows already sitting in the DEFAULT partition for a new month move
+    with it (none in normal running: the month exists before its first event)."""
+    if not events_partitioned():
+        return []
+    months = settings.CONTACTS_EVENT_PARTITIONS_AHEAD if months is None else months
+    first = partitions.month_start(now)
+    wanted = partitions.month_range(first, partitions.month_add(first, months))
+    with transaction.atomic(), connection.cursor() as cursor:
+        return partitions.months_ensure(cursor, wanted)
+
+
+def event_partitions_create(*, first: datetime, last: datetime) -> list[str]:
+    """Create the month partitions from ``first``'s month to ``last``'s (bulk loads of past
+    events, an operator splitting DEFAULT); return the names created. SQLite: nothing."""
+    if not events_partitioned():
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        return partitions.months_ensure(cursor, partitions.month_range(first, last))
+
+
+def event_partitions_list() -> list[partitions.Partition]:
+    """The partitions with their bounds and estimated rows (empty on SQLite)."""
+    if not events_partitioned():
+        return []
+    with connection.cursor() as cursor:
+        return partitions.partitions(cursor)
+
+
+def events_delete_before(*, cutoff: datetime) -> int:
+    """Delete every event with ``occurred_at < cutoff`` and the rows that cascade from them;
+    return the number of events deleted.
+
+    On partitioned PostgreSQL a month partition wholly older than ``cutoff`` is detached and
+    dropped (no row is scanned, no dead tuples are left to vacuum) after the rows referencing
+    its events are deleted; only the boundary month and the DEFAULT partition are deleted from
+    row by row, with the partition pruned by the ``occurred_at`` condition."""
+    deleted = 0
+    with transaction.atomic():
+        if events_partitioned():
+            with connection.cursor() as cursor:
+                for part in partitions.partitions_before(cursor, cutoff):
+                    cursor.execute(f'SELECT count(*) FROM "{part.name}"')  # noqa: S608
+                    deleted += cursor.fetchone()[0]
+                    ids = models.expressions.RawSQL(f'SELECT id FROM "{part.name}"', ())  # noqa: S608, S611
+                    _delete_dependents(ids)
+                    partitions.partition_drop(cursor, part.name)
+        rest = Event.objects.filter(occurred_at__lt=cutoff)
+        _delete_dependents(rest.values("id"))
+        deleted += rest._raw_delete(rest.db)
+    return deleted
+
+
+def _delete_dependents(event_ids) -> None:
+    """Delete (with their own cascades) the rows of other apps that reference these events:
+    found through Django's relations, so contacts imports none of the apps that point at it."""
+    for relation in Event._meta.related_objects:
+        if relation.on_delete is not models.CASCADE:
+            raise NotImplementedError(
+                f"{relation.related_model.__name__}.{relation.field.name}: only CASCADE "
+                "relations to events can be purged set-based"
+            )
+        relation.related_model._base_manager.filter(
+            **{f"{relation.field.name}__in": event_ids}
+        ).delete()

@@ -13,6 +13,7 @@ Month partitions are created from the month of the oldest row (no earlier than 1
 with no rows, from the retention cut-off) to ``CONTACTS_EVENT_PARTITIONS_AHEAD`` months ahead;
 older, later or out-of-range rows (year 0001, 9999) land in the DEFAULT partition. Every other
 index and constraint of the table is re-created as it was (unique ones gain ``occurred_at``).
+Reversible: the reverse copies the rows back into one plain table.
 """
 
 import re
@@ -20,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import migrations
-from django.db.migrations.exceptions import IrreversibleError
 
 from contacts import partitions as p
 
@@ -35,52 +35,54 @@ def _with_occurred_at(columns_sql: str) -> str:
     return f"({inner}, occurred_at)"
 
 
-def partition(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        if p.is_partitioned(cursor):
-            return
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-            "WHERE confrelid = %s::regclass AND contype = 'f'",
-            [p.PARENT],
-        )
-        referencing = cursor.fetchall()
-        if referencing:
-            names = ", ".join(f"{table}.{name}" for table, name in referencing)
-            raise RuntimeError(
-                f"{p.PARENT} cannot be partitioned while foreign keys point at it ({names}): "
-                "drop them (db_constraint=False) in a migration that runs before this one."
-            )
-        # Every constraint and index of the table, as SQL, before anything changes.
-        cursor.execute(
-            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass ORDER BY conname",
-            [p.PARENT],
-        )
-        constraints = cursor.fetchall()
-        cursor.execute(
-            "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
-            "JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = %s::regclass AND NOT EXISTS "
-            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY 1",
-            [p.PARENT],
-        )
-        indexes = cursor.fetchall()
-        cursor.execute(f"SELECT min(occurred_at) FROM {p.PARENT}")  # noqa: S608
-        (oldest,) = cursor.fetchone()
+def _without_occurred_at(columns_sql: str) -> str:
+    """The reverse of :func:`_with_occurred_at` (a key made of occurred_at alone stays)."""
+    return re.sub(r", occurred_at\)$", ")", columns_sql)
 
-        cursor.execute(f"ALTER TABLE {p.PARENT} RENAME TO {OLD}")
-        for name, _kind, _definition in constraints:
-            cursor.execute(f'ALTER TABLE {OLD} DROP CONSTRAINT "{name}"')
-        for name, _definition in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        cursor.execute(
-            f"CREATE TABLE {p.PARENT} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY) "
-            "PARTITION BY RANGE (occurred_at)"
+
+def _rebuild(cursor, *, partitioned: bool) -> None:
+    """Copy ``contacts_event`` into a new table of the other shape (partitioned by month or
+    plain), re-creating its constraints and indexes and continuing its id sequence."""
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+        "WHERE confrelid = %s::regclass AND contype = 'f'",
+        [p.PARENT],
+    )
+    referencing = cursor.fetchall()
+    if partitioned and referencing:
+        names = ", ".join(f"{table}.{name}" for table, name in referencing)
+        raise RuntimeError(
+            f"{p.PARENT} cannot be partitioned while foreign keys point at it ({names}): "
+            "drop them (db_constraint=False) in a migration that runs before this one."
         )
+    # Every constraint and index of the table, as SQL, before anything changes.
+    cursor.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND coninhcount = 0 ORDER BY conname",
+        [p.PARENT],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = %s::regclass AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY 1",
+        [p.PARENT],
+    )
+    indexes = cursor.fetchall()
+    cursor.execute(f"SELECT min(occurred_at) FROM {p.PARENT}")  # noqa: S608
+    (oldest,) = cursor.fetchone()
+
+    cursor.execute(f"ALTER TABLE {p.PARENT} RENAME TO {OLD}")
+    for name, _kind, _definition in constraints:
+        cursor.execute(f'ALTER TABLE {OLD} DROP CONSTRAINT "{name}"')
+    for name, _definition in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    shape = " PARTITION BY RANGE (occurred_at)" if partitioned else ""
+    cursor.execute(
+        f"CREATE TABLE {p.PARENT} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY){shape}"
+    )
+    if partitioned:
         cursor.execute(f"CREATE TABLE {p.DEFAULT} PARTITION OF {p.PARENT} DEFAULT")
         now = datetime.now(UTC)
         floor = p.month_add(p.month_start(now), -120)
@@ -90,50 +92,56 @@ def partition(apps, schema_editor):
         last = p.month_add(p.month_start(now), settings.CONTACTS_EVENT_PARTITIONS_AHEAD)
         p.months_ensure(cursor, p.month_range(first, last))
 
-        cursor.execute(f"INSERT INTO {p.PARENT} SELECT * FROM {OLD}")  # noqa: S608
-        # The new identity sequence continues the old one: no id is ever handed out twice.
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [OLD])
-        (old_sequence,) = cursor.fetchone()
-        cursor.execute(f"SELECT last_value, is_called FROM {old_sequence}")  # noqa: S608
-        last_value, is_called = cursor.fetchone()
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, %s)",
-            [p.PARENT, last_value, is_called],
-        )
-        for name, kind, definition in constraints:
-            if kind == "p":
-                definition = "PRIMARY KEY (id, occurred_at)"
-            elif kind == "u":
-                definition = re.sub(
-                    r"^UNIQUE (\(.*\))", lambda m: "UNIQUE " + _with_occurred_at(m[1]), definition
-                )
-            cursor.execute(f'ALTER TABLE {p.PARENT} ADD CONSTRAINT "{name}" {definition}')
-        for _name, definition in indexes:
-            if definition.startswith("CREATE UNIQUE INDEX"):
-                definition = re.sub(
-                    r"USING (\w+) (\([^)]*\))",
-                    lambda m: f"USING {m[1]} {_with_occurred_at(m[2])}",
-                    definition,
-                    count=1,
-                )
-            cursor.execute(definition)
-        cursor.execute(f"DROP TABLE {OLD}")
-        cursor.execute(
-            "SELECT pg_get_serial_sequence(%s, 'id')",
-            [p.PARENT],
-        )
-        (sequence,) = cursor.fetchone()
-        if sequence != f"public.{p.PARENT}_id_seq":
-            cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {p.PARENT}_id_seq")
-        cursor.execute(f"ANALYZE {p.PARENT}")
+    cursor.execute(f"INSERT INTO {p.PARENT} SELECT * FROM {OLD}")  # noqa: S608
+    # The new identity sequence continues the old one: no id is ever handed out twice.
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [OLD])
+    (old_sequence,) = cursor.fetchone()
+    cursor.execute(f"SELECT last_value, is_called FROM {old_sequence}")  # noqa: S608
+    last_value, is_called = cursor.fetchone()
+    cursor.execute(
+        "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, %s)",
+        [p.PARENT, last_value, is_called],
+    )
+    key_columns = _with_occurred_at if partitioned else _without_occurred_at
+    for name, kind, definition in constraints:
+        if kind == "p":
+            definition = "PRIMARY KEY (id, occurred_at)" if partitioned else "PRIMARY KEY (id)"
+        elif kind == "u":
+            definition = re.sub(
+                r"^UNIQUE (\(.*\))", lambda m: "UNIQUE " + key_columns(m[1]), definition
+            )
+        cursor.execute(f'ALTER TABLE {p.PARENT} ADD CONSTRAINT "{name}" {definition}')
+    for _name, definition in indexes:
+        if definition.startswith("CREATE UNIQUE INDEX"):
+            definition = re.sub(
+                r"USING (\w+) (\([^)]*\))",
+                lambda m: f"USING {m[1]} {key_columns(m[2])}",
+                definition,
+                count=1,
+            )
+        cursor.execute(definition.replace(" ON ONLY ", " ON "))
+    cursor.execute(f"DROP TABLE {OLD}")  # with its partitions, when it had some
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [p.PARENT])
+    (sequence,) = cursor.fetchone()
+    if sequence != f"public.{p.PARENT}_id_seq":
+        cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {p.PARENT}_id_seq")
+    cursor.execute(f"ANALYZE {p.PARENT}")
 
 
-def refuse_reverse(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        raise IrreversibleError(
-            "contacts.0006: un-partitioning contacts_event is not automated; restore a backup "
-            "taken before the migration (or CREATE TABLE … AS SELECT by hand)."
-        )
+def partition(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        if not p.is_partitioned(cursor):
+            _rebuild(cursor, partitioned=True)
+
+
+def unpartition(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        if p.is_partitioned(cursor):
+            _rebuild(cursor, partitioned=False)
 
 
 class Migration(migrations.Migration):
@@ -142,5 +150,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(partition, refuse_reverse),
+        migrations.RunPython(partition, unpartition),
     ]

@@ -66,6 +66,9 @@ def events_delete_before(*, cutoff: datetime) -> int:
     with transaction.atomic():
         if events_partitioned():
             with connection.cursor() as cursor:
+                # Deferred foreign-key checks of rows written earlier in this transaction must
+                # fire before a table they touch is dropped (PostgreSQL refuses otherwise).
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 for part in partitions.partitions_before(cursor, cutoff):
                     cursor.execute(f'SELECT count(*) FROM "{part.name}"')  # noqa: S608
                     deleted += cursor.fetchone()[0]

@@ -6,6 +6,7 @@ On SQLite (one plain table) :func:`event_partitions_ahead` does nothing and
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.db import connection, models, transaction
 
 from contacts import partitions
 from contacts.models import Event
+
+logger = logging.getLogger(__name__)
 
 
 def events_partitioned() -> bool:
@@ -34,7 +37,20 @@ def event_partitions_ahead(*, now: datetime, months: int | None = None) -> list[
     first = partitions.month_start(now)
     wanted = partitions.month_range(first, partitions.month_add(first, months))
     with transaction.atomic(), connection.cursor() as cursor:
-        return partitions.months_ensure(cursor, wanted)
+        created = partitions.months_ensure(cursor, wanted)
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {partitions.DEFAULT} LIMIT 1000000) d"  # noqa: S608
+        )
+        stray = cursor.fetchone()[0]
+    if stray:
+        logger.warning(
+            "events: %s%s row(s) in %s (timestamps outside every month partition); "
+            "`manage.py event_partitions --from YYYY-MM` gives them their months",
+            stray,
+            "+" if stray >= 1_000_000 else "",
+            partitions.DEFAULT,
+        )
+    return created
 
 
 def event_partitions_create(*, first: datetime, last: datetime) -> list[str]:

@@ -57,6 +57,8 @@ JSON_COLUMNS = {"properties", "attributes"}
 # No conflict target for events: the unique constraint is (source, idempotency_key) on SQLite and
 # (source, idempotency_key, occurred_at) on partitioned PostgreSQL; the only other unique index
 # is the primary key, whose ids the database allocates, so any conflict is an idempotency repeat.
+# (Skipping keys stored at another instant too was measured: a NOT EXISTS probe of every month
+# partition made a 5,000-event insert 7× slower — 690 ms instead of 93 ms at 1M events.)
 EVENT_CONFLICT: tuple[str, ...] = ()
 SQLITE_MAX_PARAMS = 30_000
 
@@ -143,9 +145,10 @@ def _sqlite_value(name: str, value: Any) -> Any:
 
 def events_insert(rows: Sequence[tuple]) -> set[str]:
     """Insert event rows (``EVENT_INSERT_COLUMNS`` order, one source per call); return the
-    idempotency keys that were new. Rows whose ``(source, idempotency_key)`` exists are skipped
-    (on partitioned PostgreSQL: whose ``(source, idempotency_key, occurred_at)`` exists — the
-    unique constraint must hold the partition key; docs/decisions.md)."""
+    idempotency keys that were new. Rows whose ``(source, idempotency_key)`` exists are skipped;
+    on partitioned PostgreSQL the key is ``(source, idempotency_key, occurred_at)`` (a unique key
+    must hold the partition key): a key repeated at another instant is a new event there
+    (docs/decisions.md)."""
     returned = _insert_returning(
         table=Event._meta.db_table,
         columns=EVENT_INSERT_COLUMNS,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
@@ -120,20 +120,37 @@ def test_the_same_events_sent_twice_are_stored_once_across_partitions():
 
 
 @pytest.mark.django_db
-def test_same_key_with_another_timestamp_is_a_second_event_on_partitioned_postgresql():
-    """Documented (docs/decisions.md): the unique key includes occurred_at on PostgreSQL, so a
-    key reused for another instant is stored; a true repeat (same instant) is not."""
+def test_same_key_at_another_instant_is_a_second_event_on_partitioned_postgresql():
+    """Documented (docs/decisions.md): on PostgreSQL the unique key includes occurred_at, so a
+    key reused for another instant is stored; a true repeat (same instant) is a duplicate."""
     ContactFactory(external_id="C-1")
     now = timezone.now()
-    events_record_bulk(items=_items([("k", now.isoformat())]), source="api")
-    later = events_record_bulk(
+    first = events_record_bulk(items=_items([("k", now.isoformat())]), source="api")
+    other = events_record_bulk(
         items=_items([("k", (now - timedelta(days=40)).isoformat())]), source="api"
     )
     repeat = events_record_bulk(items=_items([("k", now.isoformat())]), source="api")
 
-    assert later.counts["created"] == 1
-    assert repeat.counts["duplicate"] == 1
+    assert first.counts["created"] == other.counts["created"] == 1
+    assert (repeat.counts["created"], repeat.counts["duplicate"]) == (0, 1)
     assert Event.objects.filter(source="api", idempotency_key="k").count() == 2
+
+
+@pytest.mark.django_db
+def test_database_unique_key_on_partitioned_postgresql_includes_occurred_at():
+    """What the database alone guarantees (docs/decisions.md): the same key at the same instant
+    is refused; at another instant only the ingestion services refuse it."""
+    now = timezone.now()
+    event = EventFactory(source="api", idempotency_key="k", occurred_at=now)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EventFactory(contact=event.contact, source="api", idempotency_key="k", occurred_at=now)
+    EventFactory(
+        contact=event.contact,
+        source="api",
+        idempotency_key="k",
+        occurred_at=now - timedelta(days=40),
+    )
+    assert Event.objects.filter(idempotency_key="k").count() == 2
 
 
 @pytest.mark.django_db

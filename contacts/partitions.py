@@ -94,7 +94,10 @@ def _timestamp(text: str) -> datetime:
 
 
 def months_ensure(cursor, months: list[datetime]) -> list[str]:
-    """Create the month partitions of ``months`` that do not exist; return their names."""
+    """Create the month partitions of ``months`` that do not exist; return their names.
+    Two concurrent callers (beat, the command) are serialised by a transaction-level advisory
+    lock: the second sees the first one's partitions and creates nothing."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [PARENT + " partitions"])
     existing = {p.start for p in partitions(cursor) if p.start is not None}
     created = []
     for month in sorted({month_start(m) for m in months}):

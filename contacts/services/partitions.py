@@ -75,9 +75,11 @@ def events_delete_before(*, cutoff: datetime) -> int:
     return the number of events deleted.
 
     On partitioned PostgreSQL a month partition wholly older than ``cutoff`` is detached and
-    dropped (no row is scanned, no dead tuples are left to vacuum) after the rows referencing
-    its events are deleted; only the boundary month and the DEFAULT partition are deleted from
-    row by row, with the partition pruned by the ``occurred_at`` condition."""
+    dropped (no row deleted one by one, no dead tuples left to vacuum; its rows are counted
+    and the rows referencing its events deleted first); only the boundary month and the
+    DEFAULT partition are deleted from row by row, the others pruned by ``occurred_at``.
+    Event deletions send no model signals (none are connected; the ORM's cascade is done here,
+    set-based, for every relation to events)."""
     deleted = 0
     with transaction.atomic():
         if events_partitioned():

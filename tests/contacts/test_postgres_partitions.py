@@ -256,3 +256,21 @@ def test_an_event_window_condition_reads_only_the_months_of_its_window():
     assert not [name for name in old_months if name in plan], plan
     # [now - 30 days, now] is covered by month partitions: DEFAULT is pruned as well.
     assert partitions.DEFAULT not in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_upkeep_runs_create_each_month_once():
+    from contacts.services.partitions import event_partitions_ahead as ahead
+    from tests.contacts.test_postgres_ingest import run_concurrently
+
+    far = partitions.month_add(partitions.month_start(timezone.now()), 60)
+    try:
+        outcomes = run_concurrently(lambda: ahead(now=far, months=2))
+        assert sorted(name for created in outcomes for name in created) == [
+            partitions.partition_name(partitions.month_add(far, i)) for i in range(3)
+        ]
+    finally:
+        with connection.cursor() as cursor:
+            for i in range(3):
+                name = partitions.partition_name(partitions.month_add(far, i))
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')

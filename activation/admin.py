@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from unfold import admin as unfold_admin
 
 from activation import services
 from activation.channels.mailsink import (
@@ -89,7 +90,7 @@ class TemplateVersionFormSet(forms.BaseInlineFormSet):
                 )
 
 
-class TemplateVersionInline(admin.StackedInline):
+class TemplateVersionInline(unfold_admin.StackedInline):
     model = TemplateVersion
     form = TemplateVersionForm
     formset = TemplateVersionFormSet
@@ -121,7 +122,7 @@ class TestSendForm(forms.Form):
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(unfold_admin.ModelAdmin):
     list_display = ("name", "channel", "default_locale", "updated_at", "preview_link")
     list_filter = ("channel",)
     search_fields = ("name",)
@@ -223,7 +224,7 @@ class CampaignForm(forms.ModelForm):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(unfold_admin.ModelAdmin):
     form = CampaignForm
     list_display = ("name", "channel", "purpose", "template", "status", "created_at")
     list_filter = ("channel", "status", "purpose")
@@ -300,7 +301,7 @@ def progress_bar(counts: dict[str, int]) -> str:
 
 
 @admin.register(CampaignRun)
-class CampaignRunAdmin(admin.ModelAdmin):
+class CampaignRunAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "__str__",
         "status",
@@ -421,7 +422,7 @@ def _retry_message(request, count: int) -> None:
     )
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(unfold_admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
@@ -432,7 +433,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "id",
         "run",
@@ -528,7 +529,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(unfold_admin.ModelAdmin):
     """The delivery log is a record of facts: read-only."""
 
     list_display = ("at", "message", "attempt", "outcome", "provider_message_id", "error")
@@ -546,7 +547,7 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attribution)
-class AttributionAdmin(admin.ModelAdmin):
+class AttributionAdmin(unfold_admin.ModelAdmin):
     list_display = ("event", "message", "run", "variant", "value", "attributed_at")
     list_filter = ("run__campaign",)
     raw_id_fields = ("event", "message", "run")

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold import admin as unfold_admin
 
 from consent import services
 from consent.models import (
@@ -31,7 +32,7 @@ from consent.selectors import consent_summary, consent_timeline
 from contacts.models import Contact
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(unfold_admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -43,7 +44,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Purpose)
-class PurposeAdmin(admin.ModelAdmin):
+class PurposeAdmin(unfold_admin.ModelAdmin):
     list_display = ("code", "name_fr", "legal_basis", "channels", "wording_version", "position")
     list_filter = ("legal_basis",)
 
@@ -110,7 +111,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(unfold_admin.ModelAdmin):
     list_display = ("channel", "address", "reason", "source", "created_at")
     list_filter = ("channel", "reason")
     search_fields = ("address",)
@@ -164,7 +165,7 @@ class OverdueFilter(admin.SimpleListFilter):
 
 
 @admin.register(RightsRequest)
-class RightsRequestAdmin(admin.ModelAdmin):
+class RightsRequestAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "kind",
         "contact",

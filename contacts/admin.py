@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from unfold import admin as unfold_admin
 
 from contacts.models import (
     Alias,
@@ -40,7 +41,7 @@ from contacts.services.csv_import import (
 from contacts.services.merge import MergeError, merge_contacts, merge_preview
 
 
-class PushSubscriptionInline(admin.TabularInline):
+class PushSubscriptionInline(unfold_admin.TabularInline):
     model = PushSubscription
     extra = 0
     fields = ("endpoint", "active", "created_at", "deactivated_at")
@@ -93,7 +94,7 @@ class ContactAdminForm(forms.ModelForm):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(unfold_admin.ModelAdmin):
     form = ContactAdminForm
     list_display = (
         "external_id",
@@ -175,7 +176,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(unfold_admin.ModelAdmin):
     """Events are facts: read-only in the admin."""
 
     list_display = ("occurred_at", "type", "contact", "channel", "device", "source")
@@ -197,7 +198,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(PushSubscription)
-class PushSubscriptionAdmin(admin.ModelAdmin):
+class PushSubscriptionAdmin(unfold_admin.ModelAdmin):
     list_display = ("contact", "endpoint", "active", "created_at")
     list_filter = ("active",)
     search_fields = ("contact__external_id", "endpoint")
@@ -212,7 +213,7 @@ class PushSubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(unfold_admin.ModelAdmin):
     list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
@@ -231,7 +232,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alias)
-class AliasAdmin(admin.ModelAdmin):
+class AliasAdmin(unfold_admin.ModelAdmin):
     list_display = ("kind", "alias", "canonical", "key")
     list_filter = ("kind",)
     search_fields = ("alias", "canonical", "key")
@@ -277,7 +278,7 @@ def _upload_dir() -> Path:
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -470,7 +471,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactMerge)
-class ContactMergeAdmin(admin.ModelAdmin):
+class ContactMergeAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "created_at",
         "survivor_external_id",
@@ -493,7 +494,7 @@ class ContactMergeAdmin(admin.ModelAdmin):
 
 
 @admin.register(DuplicateReport)
-class DuplicateReportAdmin(admin.ModelAdmin):
+class DuplicateReportAdmin(unfold_admin.ModelAdmin):
     list_display = ("created_at", "contacts_involved", "group_counts")
     fields = ("created_at", "contacts_involved", "group_counts", "group_links")
     readonly_fields = fields

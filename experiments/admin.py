@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold import admin as unfold_admin
 
 from experiments import services
 from experiments.integration import campaign_audience_size
@@ -43,7 +44,7 @@ class VariantForm(forms.ModelForm):
         return data
 
 
-class VariantInline(admin.TabularInline):
+class VariantInline(unfold_admin.TabularInline):
     model = Variant
     form = VariantForm
     extra = 0
@@ -79,7 +80,7 @@ class VariantInline(admin.TabularInline):
         return super().has_delete_permission(request, obj)
 
 
-class DecisionInline(admin.TabularInline):
+class DecisionInline(unfold_admin.TabularInline):
     model = DecisionLog
     extra = 0
     can_delete = False
@@ -91,7 +92,7 @@ class DecisionInline(admin.TabularInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(unfold_admin.ModelAdmin):
     list_display = ("name", "kind", "status", "primary_metric", "started_at", "results_link")
     list_filter = ("status", "kind", "primary_metric")
     search_fields = ("name",)
@@ -201,7 +202,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
+class VariantAdmin(unfold_admin.ModelAdmin):
     form = VariantForm
     list_display = ("key", "name", "experiment", "weight", "is_control", "is_holdout")
     list_filter = ("is_control", "is_holdout")
@@ -236,7 +237,7 @@ class VariantAdmin(admin.ModelAdmin):
 
 
 @admin.register(DecisionLog)
-class DecisionLogAdmin(admin.ModelAdmin):
+class DecisionLogAdmin(unfold_admin.ModelAdmin):
     list_display = ("experiment", "decided_at", "kind", "variant", "decided_by")
     list_filter = ("kind",)
     readonly_fields = (

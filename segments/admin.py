@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from unfold import admin as unfold_admin
 
 from config.api_json import json_loads_bounded
 from contacts.models import Contact
@@ -132,7 +133,7 @@ class SegmentAdminForm(forms.ModelForm):
         return data
 
 
-class FamilySegmentInline(admin.TabularInline):
+class FamilySegmentInline(unfold_admin.TabularInline):
     model = Segment
     fields = ("name", "priority", "is_active", "size")
     readonly_fields = ("name", "size")
@@ -146,7 +147,7 @@ class FamilySegmentInline(admin.TabularInline):
 
 
 @admin.register(SegmentFamily)
-class SegmentFamilyAdmin(admin.ModelAdmin):
+class SegmentFamilyAdmin(unfold_admin.ModelAdmin):
     list_display = ("name", "description")
     inlines = [FamilySegmentInline]
 
@@ -187,7 +188,7 @@ def _builder_schema() -> dict:
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(unfold_admin.ModelAdmin):
     form = SegmentAdminForm
     change_form_template = "admin/segments/segment/change_form.html"
     change_list_template = "admin/segments/segment/change_list.html"
@@ -533,7 +534,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactFeatures)
-class ContactFeaturesAdmin(admin.ModelAdmin):
+class ContactFeaturesAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "contact",
         "recency_days",
@@ -557,7 +558,7 @@ class ContactFeaturesAdmin(admin.ModelAdmin):
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
+class SegmentMembershipAdmin(unfold_admin.ModelAdmin):
     """Memberships are computed: read-only history."""
 
     list_display = ("segment", "contact", "entered_at", "exited_at")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from unfold import admin as unfold_admin
 
 from activation.journeys import selectors, services
 from activation.journeys.models import (
@@ -95,7 +96,7 @@ class CampaignScheduleForm(forms.ModelForm):
         return data
 
 
-class OccurrenceInline(admin.TabularInline):
+class OccurrenceInline(unfold_admin.TabularInline):
     model = ScheduledOccurrence
     extra = 0
     can_delete = False
@@ -108,7 +109,7 @@ class OccurrenceInline(admin.TabularInline):
 
 
 @admin.register(CampaignSchedule)
-class CampaignScheduleAdmin(admin.ModelAdmin):
+class CampaignScheduleAdmin(unfold_admin.ModelAdmin):
     form = CampaignScheduleForm
     list_display = ("campaign", "kind", "state", "next_run", "audience", "approval")
     list_filter = ("kind", "state")
@@ -313,7 +314,7 @@ class StepFormSet(BaseInlineFormSet):
             raise ValidationError(problems)
 
 
-class WorkflowStepInline(admin.TabularInline):
+class WorkflowStepInline(unfold_admin.TabularInline):
     model = WorkflowStep
     formset = StepFormSet
     extra = 1
@@ -335,7 +336,7 @@ class WorkflowStepInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(unfold_admin.ModelAdmin):
     list_display = ("campaign", "goal_event_type", "steps_count", "active_now", "funnel_link")
     search_fields = ("campaign__name",)
     inlines = [WorkflowStepInline]
@@ -398,7 +399,7 @@ class ApprovalRequestForm(forms.ModelForm):
 
 
 @admin.register(CampaignApproval)
-class CampaignApprovalAdmin(admin.ModelAdmin):
+class CampaignApprovalAdmin(unfold_admin.ModelAdmin):
     list_display = ("campaign", "status", "audience_size", "eligible", "requested_by", "decided_by")
     list_filter = ("status",)
     actions = ["approve", "reject"]
@@ -496,7 +497,7 @@ class CampaignApprovalAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkflowEnrollment)
-class WorkflowEnrollmentAdmin(admin.ModelAdmin):
+class WorkflowEnrollmentAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "contact",
         "workflow",

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import environ
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
 from config.environment import broker_settings, database_settings
@@ -27,6 +28,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "unfold",  # the workspace design of the admin (docs/decisions.md); before django.contrib.admin
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -95,6 +98,27 @@ AUTH_PASSWORD_VALIDATORS = [
 # Marketers work in French and English; French is the default language of the product.
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
+
+# --- workspace (django-unfold over the Django admin; docs/decisions.md) ---
+# The sidebar groups pages by task and shows each person what their role may open
+# (ops/navigation.py); the header carries the language switch and the light/dark theme.
+# unfold's login form posts no "next" when the login page was opened directly: land on the
+# dashboard, not Django's default /accounts/profile/ (a 404 here).
+LOGIN_REDIRECT_URL = "admin:index"
+UNFOLD = {
+    "SITE_TITLE": _("Cible"),
+    "SITE_HEADER": _("Cible"),
+    "SITE_SUBHEADER": _("campaign activation"),
+    "SITE_SYMBOL": "campaign",
+    "SHOW_LANGUAGES": True,
+    "SHOW_HISTORY": True,
+    "STYLES": [lambda request: static("cible/workspace.css")],
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "ops.navigation.sidebar",
+    },
+}
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="Europe/Paris")
 USE_I18N = True

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
+from unfold import admin as unfold_admin
 
 from segments.ml.models import (
     ClusterLabel,
@@ -22,7 +23,7 @@ from segments.ml.models import (
 )
 
 
-class ClusterLabelInline(admin.TabularInline):
+class ClusterLabelInline(unfold_admin.TabularInline):
     model = ClusterLabel
     extra = 0
     fields = ("stable_id", "name")
@@ -63,7 +64,7 @@ class ClusterModelForm(forms.ModelForm):
         return names
 
 
-class TrainingRunInline(admin.TabularInline):
+class TrainingRunInline(unfold_admin.TabularInline):
     """The model's training runs (queued, running, succeeded or failed, and why), newest first."""
 
     model = TrainingRun
@@ -86,7 +87,7 @@ class TrainingRunInline(admin.TabularInline):
 
 
 @admin.register(ClusterModel)
-class ClusterModelAdmin(admin.ModelAdmin):
+class ClusterModelAdmin(unfold_admin.ModelAdmin):
     form = ClusterModelForm
     list_display = (
         "name",
@@ -131,7 +132,7 @@ class ClusterModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ClusterModelVersion)
-class ClusterModelVersionAdmin(admin.ModelAdmin):
+class ClusterModelVersionAdmin(unfold_admin.ModelAdmin):
     list_display = ("__str__", "is_active", "trained_at", "trigger", "contacts_assigned")
     list_filter = ("model", "is_active")
     fields = (
@@ -224,7 +225,7 @@ class ClusterModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(unfold_admin.ModelAdmin):
     list_display = ("model", "started_at", "status", "trigger", "reason", "message")
     list_filter = ("model", "status", "trigger")
 
@@ -236,7 +237,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(DriftReport)
-class DriftReportAdmin(admin.ModelAdmin):
+class DriftReportAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "model",
         "version",

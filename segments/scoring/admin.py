@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
+from unfold import admin as unfold_admin
 
 from contacts.admin import ContactAdmin
 from segments.scoring import views
@@ -28,7 +29,7 @@ TRAIN_PERMISSION = "scoring.add_scoringjob"
 
 
 @admin.register(ScoringModel)
-class ScoringModelAdmin(admin.ModelAdmin):
+class ScoringModelAdmin(unfold_admin.ModelAdmin):
     """Model versions are facts produced by fits: read-only; the change page is the report."""
 
     list_display = (
@@ -127,7 +128,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScoringJob)
-class ScoringJobAdmin(admin.ModelAdmin):
+class ScoringJobAdmin(unfold_admin.ModelAdmin):
     """Training jobs are facts recorded by workers: read-only history."""
 
     list_display = ("kind", "status", "requested_by", "requested_at", "finished_at", "message")
@@ -144,7 +145,7 @@ class ScoringJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactScore)
-class ContactScoreAdmin(admin.ModelAdmin):
+class ContactScoreAdmin(unfold_admin.ModelAdmin):
     list_display = (
         "contact_link",
         "p_alive",
@@ -192,7 +193,7 @@ class ContactScoreAdmin(admin.ModelAdmin):
         return False
 
 
-class ContactScoresInline(admin.StackedInline):
+class ContactScoresInline(unfold_admin.StackedInline):
     """Read-only score card on the contact's change page: every stored score with its top rank,
     the model versions, when it was scored and the contact's cohorts; "not scored yet" when the
     contact has no score row. Shown to users who may view contact scores."""

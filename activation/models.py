@@ -348,8 +348,15 @@ class DeliveryAttempt(models.Model):
 class Attribution(models.Model):
     """A conversion event credited to the last message sent to the contact within the window."""
 
+    # No database foreign key: on PostgreSQL events are partitioned and their primary key is
+    # (id, occurred_at), so ``id`` alone cannot be referenced. Django still cascades deletes of
+    # events made through the ORM; partition drops delete these rows first (retention).
     event = models.OneToOneField(
-        Event, on_delete=models.CASCADE, related_name="attribution", verbose_name=_("conversion")
+        Event,
+        on_delete=models.CASCADE,
+        related_name="attribution",
+        verbose_name=_("conversion"),
+        db_constraint=False,
     )
     message = models.ForeignKey(
         OutboxMessage, on_delete=models.CASCADE, related_name="attributions"

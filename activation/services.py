@@ -659,13 +659,16 @@ def _tracking_event(
         "step": message.step,
         **properties,
     }
+    # The key names the second (open:<message>:<epoch s>); so does occurred_at, so that two
+    # concurrent fetches collide on the unique key even where it includes occurred_at
+    # (partitioned PostgreSQL): one event, not two.
     _event, created = Event.objects.get_or_create(
         source="activation",
         idempotency_key=key[:128],
         defaults={
             "contact_id": message.contact_id,
             "type": type,
-            "occurred_at": at,
+            "occurred_at": at.replace(microsecond=0),
             "properties": props,
             "channel": message.channel if message.channel in ("email", "sms", "push") else "",
         },

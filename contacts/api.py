@@ -116,7 +116,7 @@ class EventBatchSerializer(serializers.Serializer):
         required=False,
         default="api",
         max_length=64,
-        help_text="Idempotency is per (source, idempotency_key).",
+        help_text="Idempotency is per (source, idempotency_key); a retry carries the same timestamp.",
     )
     items = EventItemSerializer(many=True, max_length=MAX_BATCH)
 

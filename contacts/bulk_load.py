@@ -19,6 +19,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from contacts.demo import CATEGORIES, DEVICES, EVENT_TYPES, PERSONAS, DemoContacts, DemoEvents
 from contacts.models import Contact, Event
+from contacts.services.partitions import event_partitions_create
 
 Progress = Callable[[str, int, int], None]
 
@@ -251,6 +252,11 @@ def load_population(
                 "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
                 [contact_table, first_id + len(contacts) - 1 if len(contacts) else first_id],
             )
+        if postgres and len(contacts):
+            # Past months get their partitions before the load (beat only creates months
+            # ahead), so the history lands in month partitions, not in DEFAULT.
+            oldest = datetime.fromtimestamp(int(contacts.active_from.min()), UTC)
+            event_partitions_create(first=min(oldest, now), last=now)
         rebuild = postgres and expected_events >= LARGE_LOAD_EVENTS
         if rebuild:
             for name in EVENT_SECONDARY_INDEXES:

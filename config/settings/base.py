@@ -269,6 +269,13 @@ CELERY_BEAT_SCHEDULE["contacts-duplicate-report"] = {
     "task": "contacts.tasks.duplicate_report",
     "schedule": 24 * 3600.0,
 }
+# PostgreSQL: events are partitioned by month; beat creates the partitions of the current
+# month and this many months ahead (daily, idempotent), so no event lands in the DEFAULT partition.
+CONTACTS_EVENT_PARTITIONS_AHEAD = env.int("CONTACTS_EVENT_PARTITIONS_AHEAD", default=3)
+CELERY_BEAT_SCHEDULE["contacts-event-partitions-ahead"] = {
+    "task": "contacts.tasks.event_partitions_ahead",
+    "schedule": 24 * 3600.0,
+}
 
 # --- consent ---
 # Absolute base of links put in messages (unsubscribe, preference centre, double opt-in,

@@ -39,6 +39,7 @@ from consent.services.suppression import (
     suppression_add,
 )
 from contacts.models import Contact, Event, PushSubscription
+from contacts.services.partitions import events_delete_before
 from contacts.signals import contact_erasing
 
 logger = logging.getLogger(__name__)
@@ -319,7 +320,8 @@ def retention_purge(*, now: datetime, dry_run: bool, actor: str = "retention") -
     if not dry_run:
         for contact_id in inactive_ids:  # per-contact: each erasure notifies other apps
             erase_contact(contact=contact_id, actor=actor)
-        old_events.delete()
+        # On partitioned PostgreSQL whole months older than the cut-off are dropped, not deleted.
+        events_delete_before(cutoff=events_cutoff)
     return RetentionPurge.objects.create(
         started_at=now,
         dry_run=dry_run,

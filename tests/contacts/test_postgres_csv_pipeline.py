@@ -27,7 +27,7 @@ def test_chunked_import_on_postgresql_matches_sequential_semantics(tmp_path, mon
         lines.append(f"C-1,page_view,2026-03-01T10:{i:02d}:00Z,k-{i},")
     lines[3] = "NEW-1,page_view,2026-03-01T11:00:00Z,new-1,"  # unknown: created in chunk 1
     lines[8] = "NEW-1,page_view,2026-03-01T11:01:00Z,new-2,"  # same person, chunk 2
-    lines[12] = "C-1,page_view,2026-03-01T12:00:00Z,k-1,"  # key of chunk 1 again: duplicate
+    lines[12] = "C-1,page_view,2026-03-01T10:01:00Z,k-1,"  # line of chunk 1 again: duplicate
     lines[17] = "C-1,purchase,2026-03-01T12:00:00Z,p-1,abc"  # rejected in chunk 4
     lines[24] = "C-1,page_view,pas une date,k-bad,"  # rejected in chunk 5
     path = tmp_path / "events.csv"

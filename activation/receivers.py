@@ -26,10 +26,16 @@ def on_contacts_merged(sender, *, survivor_id, merged_ids, **kwargs) -> None:
 
 
 @receiver(events_ingested, dispatch_uid="activation.events_ingested")
-def on_events_ingested(sender, *, contact_ids, event_types, source="", **kwargs) -> None:
-    if not set(event_types) & set(settings.ACTIVATION_CONVERSION_EVENT_TYPES):
+def on_events_ingested(
+    sender, *, contact_ids, event_types, source="", contact_ids_by_type=None, **kwargs
+) -> None:
+    conversions = set(event_types) & set(settings.ACTIVATION_CONVERSION_EVENT_TYPES)
+    if not conversions:
         return
-    ids = [int(i) for i in contact_ids]
+    if contact_ids_by_type is not None:  # only the contacts who converted (batch ingestion)
+        ids = sorted({int(i) for kind in conversions for i in contact_ids_by_type.get(kind, ())})
+    else:
+        ids = [int(i) for i in contact_ids]
     if len(ids) <= INLINE_ATTRIBUTION_LIMIT:
         from activation.services import conversions_attribute
 

@@ -12,7 +12,9 @@ from django.dispatch import Signal
 demo_population_loaded = Signal()
 
 # Sent after new events are stored (API, CSV import, webhooks, tracking, activation's own events).
-# kwargs: contact_ids (list[int]), event_types (set[str]), source (str).
+# kwargs: contact_ids (list[int]), event_types (set[str]), source (str), and from the batch
+# ingestion paths (API, CSV) contact_ids_by_type (dict[str, list[int]]: the contacts that got
+# events of each type) — optional: a receiver falls back to contact_ids when it is absent.
 # Well-known event types written by ingestion/webhooks and read by other apps:
 #   purchase (properties.amount, properties.category), page_view, cart_updated, app_open,
 #   email_delivered, email_open (properties.machine_open: bool), email_click (properties.url),

@@ -32,6 +32,7 @@ from contacts.normalisation import (
     CLOCK_SKEW,
     EPOCH,
     MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
     InvalidValue,
     check_json_object,
     check_string,
@@ -66,6 +67,14 @@ _ISO = (
 TEXT_FIELDS = tuple(name for name in EVENT_FIELDS if name != "properties")
 IDENTITY_FIELDS = ("external_id", "email", "phone")
 _NUL = re.compile("\x00")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# ``json.dumps(value, ensure_ascii=False)`` without building an encoder per call.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_JSON_CHECKED = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_LONG_DIGITS = re.compile(r"\d{19}")
+# Budget that check_json_object charges per character of JSON text, at most (an integer ``0``
+# is one character and 20 bytes of budget).
+_BUDGET_PER_CHAR = 20
 
 
 @dataclass
@@ -217,8 +226,11 @@ def events_clean_columns(
     # Idempotency keys: all distinct, so checked column-wise rather than per value.
     keys = pd.Series(col("idempotency_key"), dtype=object).str.strip()
     flag |= (keys == "").to_numpy() | (keys.str.len() > 128).to_numpy()
-    flag |= keys.str.contains("\x00", regex=False).to_numpy()
-    flag |= keys.str.contains("[\ud800-\udfff]").to_numpy()
+    joined = "".join(keys)  # one C pass; the per-key scans only when it finds something
+    if "\x00" in joined:
+        flag |= keys.str.contains("\x00", regex=False).to_numpy()
+    if not joined.isascii() and _SURROGATE.search(joined):
+        flag |= keys.str.contains(_SURROGATE).to_numpy()
     clean["idempotency_key"] = keys.to_numpy(dtype=object)
 
     # Timestamps: strict ISO 8601 with offset → UTC nanoseconds, one range comparison.
@@ -262,18 +274,24 @@ def events_clean_columns(
             if value is None or value == "":
                 flag[i] |= bool(is_purchase[i])  # a purchase needs an amount
                 continue
-            errors: dict = {}
-            try:
-                value = check_json_object(value)
-            except InvalidValue:
-                flag[i] = True
+            if value == {}:
+                flag[i] |= bool(is_purchase[i])
                 continue
+            text = properties_json_vouched(value)
+            if text is None:  # the exact walk (and its reason, via the per-item path)
+                try:
+                    value = check_json_object(value)
+                except InvalidValue:
+                    flag[i] = True
+                    continue
+            errors: dict = {}
             if is_purchase[i]:
                 value = _purchase_properties(value, aliases=aliases, errors=errors)
+                text = None
             if errors:
                 flag[i] = True
             else:
-                properties[i] = json.dumps(value, ensure_ascii=False)
+                properties[i] = text if text is not None else _JSON.encode(value)
 
     # Rows the vectorised checks cannot vouch for: the per-item path, exactly.
     status = np.full(n, "created", dtype=object)
@@ -297,7 +315,7 @@ def events_clean_columns(
         clean["country"][i], clean["city"][i] = cleaned.country, cleaned.city
         identity_name[i], identity_value[i] = cleaned.identity
         ns[i] = pd.Timestamp(cleaned.occurred_at).value
-        properties[i] = json.dumps(cleaned.properties, ensure_ascii=False)
+        properties[i] = _JSON.encode(cleaned.properties)
 
     valid = status != "rejected"
     # A key repeated in the batch: the first valid row wins, later ones are duplicates.
@@ -314,6 +332,35 @@ def events_clean_columns(
         occurred_ns=ns,
         properties=properties,
     )
+
+
+def properties_json_vouched(value: Any) -> str | None:
+    """The JSON text of a properties object (as ``json.dumps(value, ensure_ascii=False)``)
+    when checks on that text vouch that :func:`check_json_object` accepts ``value`` unchanged;
+    ``None`` when they cannot (the caller then runs the exact walk). Vouched: one flat object
+    with string keys (lists at most ``MAX_JSON_DEPTH - 2`` deep), finite numbers, no integer
+    of 19 digits or more, no NUL, valid Unicode, a text short enough that no budget can be
+    exceeded. Every check errs towards ``None``: braces or digits inside strings count too."""
+    if type(value) is not dict or not all(type(key) is str for key in value):
+        return None
+    try:
+        text = _JSON_CHECKED.encode(value)
+    except (ValueError, TypeError):  # NaN/Infinity, a value JSON cannot hold
+        return None
+    if (
+        len(text) * _BUDGET_PER_CHAR > MAX_JSON_BYTES
+        or text.count("{") != 1
+        or text.count("[") > MAX_JSON_DEPTH - 2
+        or "\\u0000" in text
+        or _LONG_DIGITS.search(text)
+    ):
+        return None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return None
+    return text
 
 
 def events_prepare_rows(*, batch: CleanBatch, source: str, now: datetime) -> None:
@@ -369,13 +416,26 @@ def events_store_clean(
         is_new = frame["idempotency_key"].isin(new_keys).to_numpy()
         status[rows[~is_new]] = "duplicate"
         if is_new.any():
-            outcome.ingested = {
-                "contact_ids": sorted(int(c) for c in pd.unique(frame["contact_id"][is_new])),
-                "event_types": set(pd.unique(frame["type"][is_new])),
-            }
+            outcome.ingested = events_ingested_arguments(frame[is_new])
             if send_signal:
                 transaction.on_commit(lambda: events_ingested_send(outcome, source=source))
     return outcome
+
+
+def events_ingested_arguments(stored: pd.DataFrame) -> dict[str, Any]:
+    """The ``events_ingested`` arguments for the stored rows of a batch (``contact_id`` and
+    ``type`` columns): every contact, every type, and the contacts per type, so a receiver
+    interested in a few types (conversions, journey triggers) looks at their contacts only."""
+    pairs = stored[["type", "contact_id"]].drop_duplicates()
+    by_type = {
+        str(kind): sorted(int(c) for c in ids)
+        for kind, ids in pairs.groupby("type", sort=False)["contact_id"]
+    }
+    return {
+        "contact_ids": sorted(int(c) for c in pd.unique(pairs["contact_id"])),
+        "event_types": set(by_type),
+        "contact_ids_by_type": by_type,
+    }
 
 
 def events_ingested_send(outcome: BatchOutcome, *, source: str) -> None:

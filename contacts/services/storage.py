@@ -179,7 +179,7 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 def _copy_text(values: pd.Series) -> pd.Series:
     """Text column in COPY text format (backslash, tab, newline and CR escaped)."""
     values = values.astype(object)
-    if not values.str.contains(_COPY_SPECIAL).any():
+    if not _COPY_SPECIAL.search("".join(values)):  # one C pass over the column
         return values
     for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
         values = values.str.replace(char, escaped, regex=False)

@@ -168,3 +168,21 @@ def test_properties_nested_beyond_the_api_limit_are_400_with_the_limit_named(api
     assert response.status_code == 400
     assert "64 levels" in json.dumps(response.json())
     assert not Event.objects.filter(idempotency_key="deep").exists()
+
+
+@pytest.mark.parametrize(("levels", "refused"), [(63, False), (64, False), (65, True), (400, True)])
+def test_the_64_level_bound_counts_the_deepest_branch_of_a_wide_body(levels, refused):
+    """The nesting bound (config.api_json) holds at exactly 64 levels wherever the deep branch
+    sits among many flat siblings, as in a bulk body of 1,000 items."""
+    from config.api_json import JSONTooDeep, json_loads_bounded
+
+    deep = "1"
+    for level in range(levels - 2):  # inside the envelope object and its items list
+        deep = f'{{"k": {deep}}}' if level % 2 else f"[{deep}]"
+    flat = ['{"external_id": "C-1", "properties": {"amount": 1, "tags": ["a"]}}'] * 500
+    body = '{"items": [' + ", ".join([*flat, deep, *flat]) + "]}"
+    if refused:
+        with pytest.raises(JSONTooDeep, match="64 levels"):
+            json_loads_bounded(body)
+    else:
+        assert len(json_loads_bounded(body)["items"]) == 1001

@@ -114,6 +114,40 @@ def test_events_are_idempotent_and_signal_after_commit(django_capture_on_commit_
     assert received[0]["source"] == "shop"
 
 
+def test_events_signal_names_the_contacts_of_each_type(django_capture_on_commit_callbacks):
+    """Receivers interested in a few types (conversion attribution, journey triggers) get the
+    contacts per type, so a batch of page views does not make them look at every contact."""
+    buyer, reader = ContactFactory(external_id="c-1"), ContactFactory(external_id="c-2")
+    received = []
+    handler = lambda **kw: received.append(kw)  # noqa: E731
+    events_ingested.connect(handler)
+    stamp = "2026-05-01T10:00:00Z"
+    items = [
+        {
+            "external_id": "c-1",
+            "type": "purchase",
+            "timestamp": stamp,
+            "idempotency_key": "a",
+            "properties": {"amount": 5},
+        },
+        {"external_id": "c-1", "type": "page_view", "timestamp": stamp, "idempotency_key": "b"},
+        {"external_id": "c-2", "type": "page_view", "timestamp": stamp, "idempotency_key": "c"},
+        {"external_id": "c-2", "type": "page_view", "timestamp": stamp, "idempotency_key": "d"},
+    ]
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            events_record_bulk(items=items, source="shop", now=NOW)
+    finally:
+        events_ingested.disconnect(handler)
+    assert len(received) == 1
+    assert received[0]["contact_ids"] == sorted([buyer.pk, reader.pk])
+    assert received[0]["event_types"] == {"purchase", "page_view"}
+    assert received[0]["contact_ids_by_type"] == {
+        "purchase": [buyer.pk],
+        "page_view": sorted([buyer.pk, reader.pk]),
+    }
+
+
 def test_event_rejections_name_the_field_and_valid_items_still_land():
     ContactFactory(external_id="c-1")
     base = {"external_id": "c-1", "type": "page_view", "idempotency_key": "k"}

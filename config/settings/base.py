@@ -107,6 +107,7 @@ UNFOLD = {
     "SITE_HEADER": _("Cible"),
     "SITE_SUBHEADER": _("campaign activation"),
     "SITE_SYMBOL": "campaign",
+    "DASHBOARD_CALLBACK": "ops.dashboard.dashboard_callback",
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
     "STYLES": [lambda request: static("cible/workspace.css")],
@@ -207,6 +208,10 @@ SPECTACULAR_SETTINGS = {
 CIBLE_DEFAULT_COUNTRY = env.str("CIBLE_DEFAULT_COUNTRY", default="FR")
 CIBLE_PURCHASE_EVENT_TYPE = env.str("CIBLE_PURCHASE_EVENT_TYPE", default="purchase")
 CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", default="amount")
+# The home dashboard: contactable audience per channel is counted for this purpose; revenue
+# is shown with this currency symbol.
+CIBLE_DASHBOARD_PURPOSE = env.str("CIBLE_DASHBOARD_PURPOSE", default="newsletter")
+CIBLE_CURRENCY_SYMBOL = env.str("CIBLE_CURRENCY_SYMBOL", default="€")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver leaves /static/ to WhiteNoise (compressed files)
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -128,6 +129,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Static files are served by WhiteNoise from STATIC_ROOT, collected with their gzip variants and
+# content-hashed names (cached for a year); production and the demo run collectstatic first
+# (the Dockerfile, run_demo). Tests use plain storage (config/settings/test.py; see
+# docs/decisions.md). A file missing from the manifest (collectstatic not run yet, e.g. a
+# management command) keeps its plain URL instead of failing the page.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MANIFEST_STRICT = False
+# Serve the collected (compressed) files even with DEBUG, not the app folders' originals.
+WHITENOISE_USE_FINDERS = False
+WHITENOISE_AUTOREFRESH = False
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
@@ -336,8 +350,6 @@ CELERY_BEAT_SCHEDULE["segments-compute"] = {
     "task": "segments.tasks.compute_segments",
     "schedule": env.float("SEGMENTS_COMPUTE_EVERY_SECONDS", default=900.0),
 }
-# plotly.min.js served from the installed plotly package as static/plotly/plotly.min.js (no CDN).
-STATICFILES_DIRS += [("plotly", str(Path(__import__("plotly").__file__).parent / "package_data"))]
 
 # --- activation ---
 # Tracking pixels and click redirects use CIBLE_PUBLIC_BASE_URL (consent block) as their base.

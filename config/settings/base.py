@@ -229,6 +229,8 @@ CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", defau
 # is shown with this currency symbol.
 CIBLE_DASHBOARD_PURPOSE = env.str("CIBLE_DASHBOARD_PURPOSE", default="newsletter")
 CIBLE_CURRENCY_SYMBOL = env.str("CIBLE_CURRENCY_SYMBOL", default="€")
+# The dashboard's audience and send counts are kept this long in the cache (0: always fresh).
+CIBLE_DASHBOARD_CACHE_SECONDS = env.int("CIBLE_DASHBOARD_CACHE_SECONDS", default=300)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)

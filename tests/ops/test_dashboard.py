@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.utils import translation
+from django.utils import timezone, translation
 
 from activation.journeys.models import CampaignApproval
 from activation.models import Attribution, CampaignRun, OutboxMessage
@@ -269,3 +269,21 @@ def test_administrator_sees_worker_and_scheduler_health(client, population):
     client.force_login(admin)
     page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'data-card="health"' in page and "Scheduler (beat)" in page
+
+
+@pytest.mark.django_db
+def test_send_counts_are_kept_for_a_few_minutes_then_recounted(client, sends, settings):
+    user = _user("Marketer")
+    client.force_login(user)
+
+    def sent_last_7_days():
+        page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        row = page[page.index("Messages sent") :]
+        return row.split("<td data-value>")[1].split("<")[0].strip(), "Counted at" in page
+
+    first, stamped = sent_last_7_days()
+    run = CampaignRun.objects.get()
+    _message(run, ContactFactory(), sent_at=timezone.now() - timedelta(hours=1))
+    assert sent_last_7_days()[0] == first and stamped  # the kept count, with its time
+    settings.CIBLE_DASHBOARD_CACHE_SECONDS = 0
+    assert int(sent_last_7_days()[0]) == int(first) + 1

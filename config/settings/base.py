@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver leaves /static/ to WhiteNoise (compressed files)
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -110,6 +111,7 @@ UNFOLD = {
     "SITE_HEADER": _("Cible"),
     "SITE_SUBHEADER": _("campaign activation"),
     "SITE_SYMBOL": "campaign",
+    "DASHBOARD_CALLBACK": "ops.dashboard.dashboard_callback",
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
     "STYLES": [lambda request: static("cible/workspace.css")],
@@ -127,6 +129,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Static files are served by WhiteNoise from STATIC_ROOT, collected with their gzip variants and
+# content-hashed names (cached for a year); production and the demo run collectstatic first
+# (the Dockerfile, run_demo). Tests use plain storage (config/settings/test.py; see
+# docs/decisions.md). A file missing from the manifest (collectstatic not run yet, e.g. a
+# management command) keeps its plain URL instead of failing the page.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MANIFEST_STRICT = False
+# Serve the collected (compressed) files even with DEBUG, not the app folders' originals.
+WHITENOISE_USE_FINDERS = False
+WHITENOISE_AUTOREFRESH = False
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
@@ -210,6 +225,12 @@ SPECTACULAR_SETTINGS = {
 CIBLE_DEFAULT_COUNTRY = env.str("CIBLE_DEFAULT_COUNTRY", default="FR")
 CIBLE_PURCHASE_EVENT_TYPE = env.str("CIBLE_PURCHASE_EVENT_TYPE", default="purchase")
 CIBLE_PURCHASE_AMOUNT_PROPERTY = env.str("CIBLE_PURCHASE_AMOUNT_PROPERTY", default="amount")
+# The home dashboard: contactable audience per channel is counted for this purpose; revenue
+# is shown with this currency symbol.
+CIBLE_DASHBOARD_PURPOSE = env.str("CIBLE_DASHBOARD_PURPOSE", default="newsletter")
+CIBLE_CURRENCY_SYMBOL = env.str("CIBLE_CURRENCY_SYMBOL", default="€")
+# The dashboard's audience and send counts are kept this long in the cache (0: always fresh).
+CIBLE_DASHBOARD_CACHE_SECONDS = env.int("CIBLE_DASHBOARD_CACHE_SECONDS", default=300)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)
@@ -338,8 +359,6 @@ CELERY_BEAT_SCHEDULE["segments-compute"] = {
     "task": "segments.tasks.compute_segments",
     "schedule": env.float("SEGMENTS_COMPUTE_EVERY_SECONDS", default=900.0),
 }
-# plotly.min.js served from the installed plotly package as static/plotly/plotly.min.js (no CDN).
-STATICFILES_DIRS += [("plotly", str(Path(__import__("plotly").__file__).parent / "package_data"))]
 
 # --- activation ---
 # Tracking pixels and click redirects use CIBLE_PUBLIC_BASE_URL (consent block) as their base.

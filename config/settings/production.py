@@ -28,10 +28,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+# STORAGES: base.py's (WhiteNoise, compressed and hashed static files). The image collects
+# them at build time, so a file missing from the manifest is a bug to see at once.
+WHITENOISE_MANIFEST_STRICT = True
 
 # Probes answer over plain HTTP inside the network (healthchecks, Prometheus).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -1,5 +1,7 @@
-"""Plotly charts of a version for its admin page (HTML fragments; plotly.min.js is served
-locally as ``static/plotly/plotly.min.js``, never from a CDN)."""
+"""Plotly charts of a version for its admin page (HTML fragments; plotly.js is the vendored
+cartesian partial bundle ``static/vendor/plotly/plotly-cartesian.min.js``, never from a CDN,
+so only its trace types are used: scatter — SVG, enough for the projection's sample of
+``ML_PROJECTION_POINTS`` points — bar and heatmap)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def version_charts(version: ClusterModelVersion, names: dict[int, str]) -> dict[
             xs = [p[0] for p, lab in zip(points, labels, strict=True) if lab == stable]
             ys = [p[1] for p, lab in zip(points, labels, strict=True) if lab == stable]
             figure.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=xs,
                     y=ys,
                     mode="markers",

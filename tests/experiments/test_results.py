@@ -72,7 +72,7 @@ def test_results_page_shows_the_numbers_and_the_verdict(marketer_client):
     assert "13.50 %" in html and "10.00 %" in html  # click rates
     assert "1,000" in html  # recipients
     assert 'id="srm-alert"' not in html
-    assert "plotly/plotly.min.js" in html and "cdn" not in html.lower()
+    assert "vendor/plotly/plotly-cartesian.min.js" in html and "cdn" not in html.lower()
 
 
 def test_results_page_in_french(marketer_client):
@@ -275,14 +275,15 @@ def test_sample_size_calculator_page(marketer_client):
     assert 'id="audience-warning"' in html and "7,670" in html
 
 
-def test_plotly_is_served_locally():
+def test_plotly_is_served_locally_as_the_small_cartesian_bundle():
     from django.contrib.staticfiles import finders
 
-    path = finders.find("plotly/plotly.min.js")
+    path = finders.find("vendor/plotly/plotly-cartesian.min.js")
     assert path is not None
     with open(path, "rb") as fh:
         body = fh.read()
-    assert b"plotly" in body[:2000].lower() and len(body) > 1_000_000
+    # The partial bundle (scatter, bar, heatmap…), not the 4.8 MB full one.
+    assert b"plotly.js (cartesian - minified)" in body[:300] and len(body) < 2_000_000
 
 
 def test_events_arriving_later_are_counted_once_on_the_next_read():

@@ -108,4 +108,5 @@ def test_admin_speaks_french_to_a_french_marketer(client, django_user_model):
     page = client.get("/admin/contacts/contact/").content.decode()
     assert "Fusionner les contacts sélectionnés" in page
     page = client.get("/admin/").content.decode()
-    assert "Exploitation" in page  # the ops app's name
+    # The home page is the dashboard (ops/dashboard.py), its cards in French.
+    assert "Envois et résultats" in page and "Workers et planificateur" in page

@@ -76,7 +76,7 @@ def test_cohort_table_retention_revenue_and_cumulative_value(cohort_data):
 def test_cohort_page_and_csv_export(staff_client, cohort_data):
     page = staff_client.get(reverse("admin:scoring_cohorts") + "?by=signup&months=120")
     assert page.status_code == 200
-    assert b"plotly/plotly.min.js" in page.content and b"2026-03 (4)" in page.content
+    assert b"vendor/plotly/plotly-cartesian.min.js" in page.content and b"2026-03 (4)" in page.content
     export = staff_client.get(reverse("admin:scoring_cohorts_csv") + "?by=signup&months=120")
     assert export.status_code == 200
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))

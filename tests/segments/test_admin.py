@@ -88,18 +88,26 @@ def test_change_page_shows_size_chart_with_local_plotly_and_warnings(admin_clien
     segment = segment_create(name="Parisians", rule=PARISIANS)
     segments_compute()
     html = admin_client_logged.get(f"/admin/segments/segment/{segment.pk}/change/").content.decode()
-    assert "/static/plotly/plotly.min.js" in html and "cdn" not in html.lower()
+    assert "/static/vendor/plotly/plotly-cartesian.min.js" in html and "cdn" not in html.lower()
     assert "segment-size-chart" in html and "Contacts: city is “Paris”" in html
     assert "100 % of all contacts" in html  # one contact out of one
     listing = admin_client_logged.get("/admin/segments/segment/").content.decode()
     assert "too small to act on" in listing
 
 
-def test_static_plotly_is_the_installed_package_file():
+def test_vendored_plotly_bundle_matches_the_python_package_version():
+    """Figures built server-side (plotly.graph_objects) are drawn by the same plotly.js."""
+    import re
+    from pathlib import Path
+
+    import plotly
     from django.contrib.staticfiles import finders
 
-    found = finders.find("plotly/plotly.min.js")
-    assert found and found.endswith("plotly/package_data/plotly.min.js")
+    found = finders.find("vendor/plotly/plotly-cartesian.min.js")
+    bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    version = re.compile(rb"plotly\.js (?:\(cartesian - minified\) )?v(\d+\.\d+\.\d+)")
+    with open(found, "rb") as ours, open(bundled, "rb") as theirs:
+        assert version.search(ours.read(300)).group(1) == version.search(theirs.read(300)).group(1)
 
 
 def test_explain_shows_each_condition_with_the_contacts_value(admin_client_logged):

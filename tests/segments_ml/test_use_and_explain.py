@@ -138,7 +138,7 @@ def test_admin_page_shows_charts_names_and_makes_segments(trained, admin_client)
 
     page = admin_client.get(url).content.decode()
 
-    assert "plotly/plotly.min.js" in page and "cdn.plot.ly" not in page
+    assert "vendor/plotly/plotly-cartesian.min.js" in page and "cdn.plot.ly" not in page
     assert "Fidèles" in page and "ml-tsne" in page and "ml-profiles" in page
     leaf = version.surrogate["leaves"][0]["leaf"]
     response = admin_client.post(

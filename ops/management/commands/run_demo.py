@@ -64,6 +64,8 @@ class Command(BaseCommand):
         demo_ready.send(sender=self.__class__)
         if no_serve:
             return
+        # Static files as production serves them: hashed names, gzip variants (WhiteNoise).
+        call_command("collectstatic", interactive=False, verbosity=0)
         env = demo_environment(port=port)
         python = sys.executable
         processes = {

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold import admin as unfold_admin
 
+from contacts.story import StoryTab, story_tab_register
 from segments.ml.models import (
     ClusterLabel,
     ClusterModel,
@@ -254,3 +255,55 @@ class DriftReportAdmin(unfold_admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+# --- A contact's story: its clusters and scores (contacts/story.py) --------------------------
+
+
+def _story_clusters(request, contact) -> dict:
+    """The cluster each active model version gave the contact (the (contact, version) unique
+    index), with the marketer's name of that cluster, and the contact's predictive scores
+    with their ranks (the score card of the contact page, when the user may see scores)."""
+    from segments.ml.models import ClusterAssignment, ClusterLabel
+
+    versions = {
+        v.pk: v
+        for v in ClusterModelVersion.objects.filter(is_active=True).select_related("model")[:50]
+    }
+    assigned = dict(
+        ClusterAssignment.objects.filter(
+            contact_id=contact.pk, version_id__in=list(versions)
+        ).values_list("version_id", "stable_id")
+    )
+    labels = {
+        (model_id, stable_id): name
+        for model_id, stable_id, name in ClusterLabel.objects.filter(
+            model_id__in=[v.model_id for v in versions.values()]
+        ).values_list("model_id", "stable_id", "name")
+    }
+    rows = [
+        {
+            "version": version,
+            "stable_id": assigned.get(pk),
+            "label": labels.get((version.model_id, assigned.get(pk)), ""),
+        }
+        for pk, version in sorted(versions.items(), key=lambda item: item[1].model.name)
+    ]
+    card = None
+    if request.user.has_perm("scoring.view_contactscore"):
+        from segments.scoring.selectors import contact_score_card
+
+        card = contact_score_card(contact)
+    return {"cluster_rows": rows, "score_card": card}
+
+
+story_tab_register(
+    StoryTab(
+        key="clusters",
+        title=_("Clusters and scores"),
+        template="admin/segments_ml/story_clusters.html",
+        permission="segments_ml.view_clustermodel",
+        context=_story_clusters,
+        order=40,
+    )
+)

@@ -10,11 +10,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold import admin as unfold_admin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultiple
 
 from contacts.story import StoryTab, story_tab_register
+from segments.ml.catalogue import default_feature_names
 from segments.ml.models import (
     ClusterLabel,
     ClusterModel,
@@ -22,6 +26,7 @@ from segments.ml.models import (
     DriftReport,
     TrainingRun,
 )
+from segments.ml.selectors import cluster_model_identifier
 
 
 class ClusterLabelInline(unfold_admin.TabularInline):
@@ -30,10 +35,44 @@ class ClusterLabelInline(unfold_admin.TabularInline):
     fields = ("stable_id", "name")
 
 
+def _feature_choices() -> list[tuple[str, str]]:
+    """Each catalogue feature as a checkbox: its name and, in words, what a high and a low
+    value mean."""
+    from segments.ml.catalogue import FEATURES
+
+    return [
+        (
+            f.name,
+            format_html(
+                '<strong>{}</strong> <span class="help">— {}</span>',
+                capfirst(f.label),
+                _("high: %(high)s; low: %(low)s") % {"high": f.high, "low": f.low},
+            ),
+        )
+        for f in FEATURES
+    ]
+
+
 class ClusterModelForm(forms.ModelForm):
+    """A cluster model for people: a name (its identifier for segment rules is derived from it,
+    unique, and may be typed instead when creating), and the features picked as checkboxes,
+    each with what it means."""
+
+    features = forms.MultipleChoiceField(
+        label=_("features"),
+        choices=_feature_choices,
+        widget=UnfoldAdminCheckboxSelectMultiple,
+        help_text=_("The behaviours the clusters are built on."),
+        error_messages={
+            "required": _("Pick at least one feature."),
+            "invalid_choice": _("Unknown feature: %(value)s. Pick features from the list."),
+        },
+    )
+
     class Meta:
         model = ClusterModel
         fields = (
+            "title",
             "name",
             "description",
             "features",
@@ -49,20 +88,41 @@ class ClusterModelForm(forms.ModelForm):
             "dbscan_min_samples",
             "auto_retrain",
         )
+        error_messages = {
+            "name": {
+                "unique": _("Another cluster model already has this identifier; pick another."),
+                "invalid": _(
+                    "The identifier may hold only letters, digits, hyphens and underscores."
+                ),
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["title"].required = True
+        self.fields["title"].error_messages["required"] = _("Give the model a name.")
+        if "name" in self.fields:
+            self.fields["name"].required = False
+        if not self.is_bound:
+            self.initial["features"] = list(
+                self.instance.features if self.instance.pk else default_feature_names()
+            )
 
     def clean_features(self):
         from segments.ml.catalogue import FEATURE_NAMES
 
-        names = self.cleaned_data["features"]
-        if not isinstance(names, list) or not names:
-            raise forms.ValidationError(_("Give a list of feature names."))
-        unknown = [n for n in names if n not in FEATURE_NAMES]
-        if unknown:
-            raise forms.ValidationError(
-                _("Unknown feature(s): %(names)s. Known features: %(known)s.")
-                % {"names": ", ".join(map(str, unknown)), "known": ", ".join(FEATURE_NAMES)}
-            )
-        return names
+        picked = set(self.cleaned_data["features"])
+        return [name for name in FEATURE_NAMES if name in picked]  # the catalogue's order
+
+    def clean(self):
+        data = super().clean()
+        if "name" in self.fields and not data.get("name") and data.get("title"):
+            data["name"] = cluster_model_identifier(title=data["title"])
+            if not data["name"]:
+                self.add_error(
+                    "name", _("The name gives no identifier: type one (letters and digits).")
+                )
+        return data
 
 
 class TrainingRunInline(unfold_admin.TabularInline):
@@ -91,6 +151,7 @@ class TrainingRunInline(unfold_admin.TabularInline):
 class ClusterModelAdmin(unfold_admin.ModelAdmin):
     form = ClusterModelForm
     list_display = (
+        "__str__",
         "name",
         "algorithm",
         "k",
@@ -98,8 +159,13 @@ class ClusterModelAdmin(unfold_admin.ModelAdmin):
         "last_training",
         "auto_retrain",
     )
+    search_fields = ("title", "name")
     inlines = [ClusterLabelInline, TrainingRunInline]
     actions = ["train_now"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Segment rules name the model by its identifier: it is set once, at creation.
+        return ("name",) if obj is not None else ()
 
     @admin.display(description=_("active version"))
     def active_version_number(self, obj: ClusterModel) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import datetime
 
 from django.contrib import admin, messages
 from django.db.models import Q
@@ -308,7 +309,12 @@ def _story_consent(request, contact: Contact) -> dict:
             "legal_basis": LegalBasis(purpose["legal_basis"]).label,
             "channel": ConsentChannel(channel).label,
             "state": state,
-            "proof": proofs.get(state["event_id"]),
+            "decided_at": datetime.fromisoformat(state["decided_at"])
+            if state["decided_at"]
+            else None,
+            "proof": json.dumps(proofs[state["event_id"]], ensure_ascii=False, default=str)
+            if proofs.get(state["event_id"])
+            else "",
         }
         for purpose in summary["purposes"]
         for channel, state in purpose["channels"].items()

@@ -179,6 +179,7 @@ def test_analyst_creates_a_cluster_model_by_name_and_checkboxes_and_it_trains(jo
         page.uncheck(f"input[name=features][value={name}]")
     page.fill("#id_k", "3")
     page.fill("#id_sample_size", "400")
+    page.evaluate("window.scrollTo(0, 0)")
     journey.shot(page, "cluster-model-form")
     save(page)
     assert "was added successfully" in messages_shown(page), errors_shown(page)

@@ -15,7 +15,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold import admin as unfold_admin
-from unfold.widgets import UnfoldAdminCheckboxSelectMultiple
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from contacts.story import StoryTab, story_tab_register
 from segments.ml.catalogue import default_feature_names
@@ -61,7 +61,7 @@ class ClusterModelForm(forms.ModelForm):
     features = forms.MultipleChoiceField(
         label=_("features"),
         choices=_feature_choices,
-        widget=UnfoldAdminCheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text=_("The behaviours the clusters are built on."),
         error_messages={
             "required": _("Pick at least one feature."),

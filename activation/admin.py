@@ -42,9 +42,16 @@ from activation.rendering import (
     CHANNEL_BODY_FIELDS,
     template_source_errors,
 )
-from activation.selectors import run_progress, run_reason_counts
+from activation.selectors import (
+    contact_message_engagement,
+    contact_messages,
+    run_progress,
+    run_reason_counts,
+)
 from activation.sms import sms_segments, with_stop_mention
+from contacts.forms import ContactIdentifierField
 from contacts.models import Contact
+from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
 
 
 class TemplateVersionForm(forms.ModelForm):
@@ -110,7 +117,7 @@ class TemplateVersionInline(unfold_admin.StackedInline):
 
 
 class TestSendForm(forms.Form):
-    contact = forms.IntegerField(label=_("Sample contact ID"))
+    contact = ContactIdentifierField(label=_("Sample contact (external ID)"))
     locale = forms.ChoiceField(
         label=_("Locale"),
         choices=[("", _("Contact's")), ("fr", "fr"), ("en", "en")],
@@ -156,38 +163,34 @@ class TemplateAdmin(unfold_admin.ModelAdmin):
             "form": form,
         }
         if form.is_valid():
-            contact = Contact.objects.filter(pk=form.cleaned_data["contact"]).first()
-            if contact is None:
-                form.add_error("contact", _("No contact with this ID."))
+            contact = form.cleaned_data["contact"]
+            found = services.message_render_test(
+                template=template, contact=contact, locale=form.cleaned_data["locale"]
+            )
+            if found is None:
+                messages.error(request, _("This template has no version yet."))
             else:
-                found = services.message_render_test(
-                    template=template, contact=contact, locale=form.cleaned_data["locale"]
-                )
-                if found is None:
-                    messages.error(request, _("This template has no version yet."))
-                else:
-                    version, rendered = found
-                    context.update(rendered=rendered, version=version, contact=contact)
-                    if rendered.sms_body:
-                        body = with_stop_mention(rendered.sms_body, marketing=True)
-                        context.update(sms_body=body, sms_count=sms_segments(body))
-                    if request.method == "POST" and request.POST.get("action") == "send":
-                        if not self.has_change_permission(request, template):
-                            raise PermissionDenied
-                        result = services.message_send_test(
-                            template=template,
-                            contact=contact,
-                            to=form.cleaned_data["to"],
-                            locale=form.cleaned_data["locale"],
+                version, rendered = found
+                context.update(rendered=rendered, version=version, contact=contact)
+                if rendered.sms_body:
+                    body = with_stop_mention(rendered.sms_body, marketing=True)
+                    context.update(sms_body=body, sms_count=sms_segments(body))
+                if request.method == "POST" and request.POST.get("action") == "send":
+                    if not self.has_change_permission(request, template):
+                        raise PermissionDenied
+                    result = services.message_send_test(
+                        template=template,
+                        contact=contact,
+                        to=form.cleaned_data["to"],
+                        locale=form.cleaned_data["locale"],
+                    )
+                    if result.ok:
+                        messages.success(request, _("Test message sent."))
+                    else:
+                        messages.error(
+                            request,
+                            _("The test message was not sent: %(error)s") % {"error": result.error},
                         )
-                        if result.ok:
-                            messages.success(request, _("Test message sent."))
-                        else:
-                            messages.error(
-                                request,
-                                _("The test message was not sent: %(error)s")
-                                % {"error": result.error},
-                            )
         return TemplateResponse(request, "admin/activation/template/preview.html", context)
 
 
@@ -557,3 +560,32 @@ class AttributionAdmin(unfold_admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- A contact's story: every message it received (contacts/story.py) -----------------------
+
+
+def _story_messages(request, contact: Contact) -> dict:
+    """The contact's outbox rows newest first, 25 a page (the (contact, created_at) index),
+    each with its human and machine opens, clicks and conversions."""
+    page = story_page(contact_messages(contact.pk), page=story_page_number(request))
+    rows = page["rows"]
+    engagement = contact_message_engagement(
+        contact_id=contact.pk,
+        message_ids=[m.pk for m in rows],
+        since=min((m.created_at for m in rows), default=timezone.now()),
+    )
+    page["rows"] = [{"message": m, **engagement[m.pk]} for m in rows]
+    return {"messages_page": page}
+
+
+story_tab_register(
+    StoryTab(
+        key="messages",
+        title=_("Messages"),
+        template="admin/activation/story_messages.html",
+        permission="activation.view_outboxmessage",
+        context=_story_messages,
+        order=70,
+    )
+)

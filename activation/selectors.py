@@ -28,12 +28,14 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from activation.models import (
     CLAIMABLE_STATES,
     OPEN_STATES,
+    Attribution,
     Campaign,
     CampaignRun,
     MessageChannel,
@@ -42,7 +44,7 @@ from activation.models import (
     SkipReason,
 )
 from consent.selectors import CURRENT_STATE_TOLERANCE, annotate_exclusion_reason, contactable
-from contacts.models import Contact, PushSubscription
+from contacts.models import Contact, Event, PushSubscription
 from segments.selectors import segment_members
 
 
@@ -265,6 +267,51 @@ def contact_messages(contact_id: int) -> QuerySet[OutboxMessage]:
         .select_related("run__campaign")
         .order_by("-created_at", "-id")
     )
+
+
+def contact_message_engagement(
+    *, contact_id: int, message_ids: list[int], since: datetime
+) -> dict[int, dict[str, int]]:
+    """``{message id: {"human_opens", "machine_opens", "clicks", "conversions"}}`` for some of
+    one contact's messages: one grouped query over the contact's tracking events since
+    ``since`` (the (contact, occurred_at) index) and one over their attributions."""
+    result = {
+        pk: {"human_opens": 0, "machine_opens": 0, "clicks": 0, "conversions": 0}
+        for pk in message_ids
+    }
+    if not message_ids:
+        return result
+    rows = (
+        Event.objects.filter(
+            contact_id=contact_id,
+            occurred_at__gte=since,
+            source="activation",
+            type__in=["email_open", "email_click", "sms_click", "push_click"],
+        )
+        .annotate(message=KT("properties__message_id"), machine=KT("properties__machine_open"))
+        .values("type", "message", "machine")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        try:
+            pk = int(str(row["message"]))
+        except (TypeError, ValueError):
+            continue
+        if pk not in result:
+            continue
+        if row["type"] == "email_open":
+            machine = str(row["machine"]).lower() in ("true", "1")
+            result[pk]["machine_opens" if machine else "human_opens"] += row["n"]
+        else:
+            result[pk]["clicks"] += row["n"]
+    for pk, n in (
+        Attribution.objects.filter(message_id__in=message_ids)
+        .values("message_id")
+        .annotate(n=Count("id"))
+        .values_list("message_id", "n")
+    ):
+        result[pk]["conversions"] = n
+    return result
 
 
 def outbox_oldest_due(*, now: datetime) -> dict[str, datetime | None]:

@@ -7,29 +7,35 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import datetime
 
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
 
 from consent import services
 from consent.models import (
+    ConsentChannel,
     ConsentEvent,
     ErasedContact,
+    LegalBasis,
     Purpose,
     RetentionPurge,
     RightsRequest,
     Suppression,
     SuppressionReason,
 )
-from consent.selectors import consent_summary, consent_timeline
+from consent.selectors import CHANNEL_ADDRESS_FIELD, consent_summary, consent_timeline
+from contacts.forms import ContactByIdentifierAdmin
 from contacts.models import Contact
+from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
 
 
 class ReadOnlyAdmin(unfold_admin.ModelAdmin):
@@ -165,7 +171,7 @@ class OverdueFilter(admin.SimpleListFilter):
 
 
 @admin.register(RightsRequest)
-class RightsRequestAdmin(unfold_admin.ModelAdmin):
+class RightsRequestAdmin(ContactByIdentifierAdmin, unfold_admin.ModelAdmin):
     list_display = (
         "kind",
         "contact",
@@ -178,7 +184,6 @@ class RightsRequestAdmin(unfold_admin.ModelAdmin):
     )
     list_filter = (OverdueFilter, "kind")
     search_fields = ("contact__external_id", "requester")
-    raw_id_fields = ("contact",)
     readonly_fields = ("due_at", "completed_at", "handled_by")
     actions = ["carry_out"]
 
@@ -280,3 +285,79 @@ class RightsRequestAdmin(unfold_admin.ModelAdmin):
             messages.SUCCESS,
         )
         return None
+
+
+# --- A contact's story: its consent and its suppressions (contacts/story.py) ------------------
+
+
+def _story_consent(request, contact: Contact) -> dict:
+    """The current state per purpose × channel with the proof of the deciding ledger row, and
+    the ledger itself newest first, 25 rows a page (the full timeline page has them all)."""
+    summary = consent_summary(contact)
+    deciding = [
+        state["event_id"]
+        for purpose in summary["purposes"]
+        for state in purpose["channels"].values()
+        if state["event_id"]
+    ]
+    proofs = dict(ConsentEvent.objects.filter(pk__in=deciding).values_list("pk", "proof"))
+    language = (translation.get_language() or "en")[:2]
+    rows = [
+        {
+            "purpose": purpose["name_fr"] if language == "fr" else purpose["name_en"],
+            "code": purpose["code"],
+            "legal_basis": LegalBasis(purpose["legal_basis"]).label,
+            "channel": ConsentChannel(channel).label,
+            "state": state,
+            "decided_at": datetime.fromisoformat(state["decided_at"])
+            if state["decided_at"]
+            else None,
+            "proof": json.dumps(proofs[state["event_id"]], ensure_ascii=False, default=str)
+            if proofs.get(state["event_id"])
+            else "",
+        }
+        for purpose in summary["purposes"]
+        for channel, state in purpose["channels"].items()
+    ]
+    ledger = consent_timeline(contact).order_by("-occurred_at", "-id")
+    return {
+        "consent_erased": summary["erased"],
+        "consent_rows": rows,
+        "ledger": story_page(ledger, page=story_page_number(request)),
+        "timeline_url": reverse("admin:consent_timeline", args=[contact.pk]),
+    }
+
+
+def _story_suppressions(request, contact: Contact) -> dict:
+    """Suppression-list rows of the contact's addresses (the (channel, address) index), and
+    whether the contact was erased."""
+    addresses = Q(pk__in=[])
+    for channel, field in CHANNEL_ADDRESS_FIELD.items():
+        if getattr(contact, field):
+            addresses |= Q(channel=channel, address=getattr(contact, field))
+    return {
+        "suppressions": list(Suppression.objects.filter(addresses).order_by("-created_at")[:50]),
+        "erasure": ErasedContact.objects.filter(contact=contact).first(),
+    }
+
+
+story_tab_register(
+    StoryTab(
+        key="consent",
+        title=_("Consent"),
+        template="admin/consent/story_consent.html",
+        permission="consent.view_consentevent",
+        context=_story_consent,
+        order=10,
+    )
+)
+story_tab_register(
+    StoryTab(
+        key="suppressions",
+        title=_("Suppressions"),
+        template="admin/consent/story_suppressions.html",
+        permission="consent.view_suppression",
+        context=_story_suppressions,
+        order=20,
+    )
+)

@@ -4,6 +4,7 @@ Thin: every write goes through a service."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
 
+from contacts.forms import ContactByIdentifierAdmin
 from contacts.models import (
     Alias,
     ApiKey,
@@ -39,6 +41,16 @@ from contacts.services.csv_import import (
     csv_preview,
 )
 from contacts.services.merge import MergeError, merge_contacts, merge_preview
+from contacts.story import (
+    PROFILE_TAB,
+    PROFILE_TITLE,
+    StoryTab,
+    story_page,
+    story_page_number,
+    story_tab,
+    story_tab_register,
+    story_tabs,
+)
 
 
 class PushSubscriptionInline(unfold_admin.TabularInline):
@@ -113,6 +125,40 @@ class ContactAdmin(unfold_admin.ModelAdmin):
     show_full_result_count = False
     inlines = [PushSubscriptionInline]
     actions = ["merge_selected"]
+    # The tabs of the contact's story above the profile form (contacts/story.py).
+    change_form_outer_before_template = "admin/contacts/contact/story_tabs.html"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """``?tab=<key>`` on an existing contact opens that tab of its story instead of the
+        profile form; the profile form (the default) gets the row of tabs above it."""
+        if object_id is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        key = request.GET.get("tab") or PROFILE_TAB
+        extra_context = {**(extra_context or {}), "story_tabs": story_tabs(request.user)}
+        extra_context["story_profile_title"] = PROFILE_TITLE
+        extra_context["story_current"] = key
+        if key == PROFILE_TAB or request.method != "GET":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        contact = self.get_object(request, admin.utils.unquote(object_id))
+        if contact is None:  # Django's own "does not exist" answer
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        if not self.has_view_or_change_permission(request, contact):
+            raise PermissionDenied
+        tab = story_tab(request.user, key)
+        if tab is None:
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **extra_context,
+            "opts": self.model._meta,
+            "original": contact,
+            "contact": contact,
+            "title": contact.external_id,
+            "subtitle": tab.title,
+            "story_tab": tab,
+            **tab.context(request, contact),
+        }
+        return TemplateResponse(request, "admin/contacts/contact/story.html", context)
 
     def has_merge_permission(self, request) -> bool:
         """Merging deletes the duplicates: it needs change and delete."""
@@ -175,6 +221,73 @@ class ContactAdmin(unfold_admin.ModelAdmin):
         return TemplateResponse(request, "admin/contacts/contact/merge_preview.html", context)
 
 
+class StoryEventFilter(forms.Form):
+    """The events tab's filters: an event type and a date range (days, inclusive)."""
+
+    type = forms.CharField(label=_("Event type"), required=False, max_length=64)
+    since = forms.DateField(label=_("From"), required=False)
+    until = forms.DateField(label=_("To"), required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError(_("The start date is after the end date."))
+        return data
+
+
+def _story_events(request, contact: Contact) -> dict:
+    """Newest first, 25 a page; the filters use the (contact, occurred_at) index."""
+    from datetime import UTC, datetime, time
+
+    form = StoryEventFilter(request.GET)
+    events = Event.objects.filter(contact_id=contact.pk)
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["type"]:
+            events = events.filter(type=data["type"].strip())
+        if data["since"]:
+            events = events.filter(occurred_at__gte=datetime.combine(data["since"], time.min, UTC))
+        if data["until"]:
+            events = events.filter(occurred_at__lte=datetime.combine(data["until"], time.max, UTC))
+    else:
+        events = events.none()
+    page = story_page(events.order_by("-occurred_at", "-id"), page=story_page_number(request))
+    page["rows"] = [
+        (event, json.dumps(event.properties, ensure_ascii=False, default=str)[:300])
+        for event in page["rows"]
+    ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {"filter_form": form, "events": page, "filter_query": query.urlencode()}
+
+
+def _story_merges(request, contact: Contact) -> dict:
+    merges = ContactMerge.objects.filter(survivor_id=contact.pk).select_related("actor")
+    return {"merges": story_page(merges.order_by("-created_at", "-id"), page=1, size=50)}
+
+
+story_tab_register(
+    StoryTab(
+        key="events",
+        title=_("Events"),
+        template="admin/contacts/contact/story_events.html",
+        permission="contacts.view_event",
+        context=_story_events,
+        order=60,
+    )
+)
+story_tab_register(
+    StoryTab(
+        key="merges",
+        title=_("Merges"),
+        template="admin/contacts/contact/story_merges.html",
+        permission="contacts.view_contactmerge",
+        context=_story_merges,
+        order=90,
+    )
+)
+
+
 @admin.register(Event)
 class EventAdmin(unfold_admin.ModelAdmin):
     """Events are facts: read-only in the admin."""
@@ -198,11 +311,10 @@ class EventAdmin(unfold_admin.ModelAdmin):
 
 
 @admin.register(PushSubscription)
-class PushSubscriptionAdmin(unfold_admin.ModelAdmin):
+class PushSubscriptionAdmin(ContactByIdentifierAdmin, unfold_admin.ModelAdmin):
     list_display = ("contact", "endpoint", "active", "created_at")
     list_filter = ("active",)
     search_fields = ("contact__external_id", "endpoint")
-    raw_id_fields = ("contact",)
     actions = ["deactivate"]
 
     @admin.action(description=_("Deactivate selected subscriptions"), permissions=["change"])

@@ -99,6 +99,19 @@ def contact_by_external_id(external_id: str) -> Contact | None:
     return Contact.objects.filter(external_id=external_id).first()
 
 
+def contact_by_identifier(value: object) -> Contact | None:
+    """The contact a person typed: its external ID (the identifier every page shows), else —
+    for links and habits from before — its internal number. None when neither matches, and for
+    values no contact can have (empty, over 128 characters, NUL characters)."""
+    text = str(value if value is not None else "").strip()
+    if not text or len(text) > 128 or "\x00" in text:
+        return None
+    contact = contact_by_external_id(text)
+    if contact is None and text.isascii() and text.isdigit() and len(text) <= 18:
+        contact = Contact.objects.filter(pk=int(text)).first()
+    return contact
+
+
 def contact_event_summary(contact: Contact) -> dict:
     summary = Event.objects.filter(contact=contact).aggregate(
         events=Count("id"), last_event_at=Max("occurred_at")

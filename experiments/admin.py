@@ -10,9 +10,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
 
+from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
 from experiments import services
 from experiments.integration import campaign_audience_size
-from experiments.models import DecisionLog, Experiment, ExperimentStatus, Variant
+from experiments.models import Assignment, DecisionLog, Experiment, ExperimentStatus, Variant
 from experiments.planning import audience_warning, plan_sample
 from experiments.wording import number
 
@@ -255,3 +256,29 @@ class DecisionLogAdmin(unfold_admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- A contact's story: its experiments and variants (contacts/story.py) ---------------------
+
+
+def _story_experiments(request, contact) -> dict:
+    """The contact's assignments newest first (its contact index), 25 a page, with the
+    outcomes recorded for the analysis."""
+    assignments = (
+        Assignment.objects.filter(contact_id=contact.pk)
+        .select_related("experiment", "variant")
+        .order_by("-assigned_at", "-id")
+    )
+    return {"assignments": story_page(assignments, page=story_page_number(request))}
+
+
+story_tab_register(
+    StoryTab(
+        key="experiments",
+        title=_("Experiments"),
+        template="admin/experiments/story_experiments.html",
+        permission="experiments.view_assignment",
+        context=_story_experiments,
+        order=80,
+    )
+)

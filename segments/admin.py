@@ -6,6 +6,7 @@ Views here only parse input, call one service or selector and render.
 from __future__ import annotations
 
 import csv
+from urllib.parse import quote
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,7 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
 
 from config.api_json import json_loads_bounded
+from contacts.forms import ContactIdentifierField
 from contacts.models import Contact
+from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
 from segments.dependencies import SegmentSpec, effective_rule, spec_of
 from segments.models import (
     ContactFeatures,
@@ -185,6 +188,10 @@ def _builder_schema() -> dict:
     except ImportError:  # pragma: no cover - consent is installed in Cible
         pass
     return schema
+
+
+class ExplainForm(forms.Form):
+    contact = ContactIdentifierField()
 
 
 @admin.register(Segment)
@@ -446,28 +453,23 @@ class SegmentAdmin(unfold_admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         segment = get_object_or_404(Segment, pk=pk)
-        query = (request.GET.get("contact") or "").strip()
+        form = ExplainForm(request.GET if request.GET.get("contact") else None)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "segment": segment,
-            "query": query,
+            "form": form,
             "title": gettext("Why is a contact in “%(segment)s”?") % {"segment": segment.name},
         }
-        if query:
-            contact = Contact.objects.filter(external_id=query).first()
-            if contact is None and query.isdigit():
-                contact = Contact.objects.filter(pk=int(query)).first()
-            if contact is None:
-                context["not_found"] = True
-            else:
-                matches, lines = segment_explain(segment, contact)
-                context.update(
-                    contact=contact,
-                    matches=matches,
-                    lines=lines,
-                    is_member=segment_members(segment).filter(pk=contact.pk).exists(),
-                )
+        if form.is_valid():
+            contact = form.cleaned_data["contact"]
+            matches, lines = segment_explain(segment, contact)
+            context.update(
+                contact=contact,
+                matches=matches,
+                lines=lines,
+                is_member=segment_members(segment).filter(pk=contact.pk).exists(),
+            )
         return TemplateResponse(request, "admin/segments/segment/explain.html", context)
 
     def overlap_view(self, request: HttpRequest):
@@ -576,3 +578,44 @@ class SegmentMembershipAdmin(unfold_admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- A contact's story: its segments (contacts/story.py) -------------------------------------
+
+
+def _story_segments(request, contact: Contact) -> dict:
+    """Current memberships (the open-membership index) with their family and priority, each
+    with its "why" link, then the past stays newest first, 25 a page."""
+    current = (
+        SegmentMembership.objects.filter(contact_id=contact.pk, exited_at__isnull=True)
+        .select_related("segment__family")
+        .order_by("segment__family__name", "segment__priority", "segment__name")[:200]
+    )
+    past = (
+        SegmentMembership.objects.filter(contact_id=contact.pk, exited_at__isnull=False)
+        .select_related("segment")
+        .order_by("-exited_at", "-id")
+    )
+    why = "?contact=" + quote(contact.external_id)
+    return {
+        "memberships": [
+            {
+                "membership": m,
+                "why_url": reverse("admin:segments_segment_explain", args=[m.segment_id]) + why,
+            }
+            for m in current
+        ],
+        "past_memberships": story_page(past, page=story_page_number(request)),
+    }
+
+
+story_tab_register(
+    StoryTab(
+        key="segments",
+        title=_("Segments"),
+        template="admin/segments/story_segments.html",
+        permission="segments.view_segment",
+        context=_story_segments,
+        order=30,
+    )
+)

@@ -10,10 +10,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold import admin as unfold_admin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
+from contacts.story import StoryTab, story_tab_register
+from segments.ml.catalogue import default_feature_names
 from segments.ml.models import (
     ClusterLabel,
     ClusterModel,
@@ -21,6 +26,7 @@ from segments.ml.models import (
     DriftReport,
     TrainingRun,
 )
+from segments.ml.selectors import cluster_model_identifier
 
 
 class ClusterLabelInline(unfold_admin.TabularInline):
@@ -29,10 +35,44 @@ class ClusterLabelInline(unfold_admin.TabularInline):
     fields = ("stable_id", "name")
 
 
+def _feature_choices() -> list[tuple[str, str]]:
+    """Each catalogue feature as a checkbox: its name and, in words, what a high and a low
+    value mean."""
+    from segments.ml.catalogue import FEATURES
+
+    return [
+        (
+            f.name,
+            format_html(
+                '<strong>{}</strong> <span class="help">— {}</span>',
+                capfirst(f.label),
+                _("high: %(high)s; low: %(low)s") % {"high": f.high, "low": f.low},
+            ),
+        )
+        for f in FEATURES
+    ]
+
+
 class ClusterModelForm(forms.ModelForm):
+    """A cluster model for people: a name (its identifier for segment rules is derived from it,
+    unique, and may be typed instead when creating), and the features picked as checkboxes,
+    each with what it means."""
+
+    features = forms.MultipleChoiceField(
+        label=_("features"),
+        choices=_feature_choices,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+        help_text=_("The behaviours the clusters are built on."),
+        error_messages={
+            "required": _("Pick at least one feature."),
+            "invalid_choice": _("Unknown feature: %(value)s. Pick features from the list."),
+        },
+    )
+
     class Meta:
         model = ClusterModel
         fields = (
+            "title",
             "name",
             "description",
             "features",
@@ -48,20 +88,41 @@ class ClusterModelForm(forms.ModelForm):
             "dbscan_min_samples",
             "auto_retrain",
         )
+        error_messages = {
+            "name": {
+                "unique": _("Another cluster model already has this identifier; pick another."),
+                "invalid": _(
+                    "The identifier may hold only letters, digits, hyphens and underscores."
+                ),
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["title"].required = True
+        self.fields["title"].error_messages["required"] = _("Give the model a name.")
+        if "name" in self.fields:
+            self.fields["name"].required = False
+        if not self.is_bound:
+            self.initial["features"] = list(
+                self.instance.features if self.instance.pk else default_feature_names()
+            )
 
     def clean_features(self):
         from segments.ml.catalogue import FEATURE_NAMES
 
-        names = self.cleaned_data["features"]
-        if not isinstance(names, list) or not names:
-            raise forms.ValidationError(_("Give a list of feature names."))
-        unknown = [n for n in names if n not in FEATURE_NAMES]
-        if unknown:
-            raise forms.ValidationError(
-                _("Unknown feature(s): %(names)s. Known features: %(known)s.")
-                % {"names": ", ".join(map(str, unknown)), "known": ", ".join(FEATURE_NAMES)}
-            )
-        return names
+        picked = set(self.cleaned_data["features"])
+        return [name for name in FEATURE_NAMES if name in picked]  # the catalogue's order
+
+    def clean(self):
+        data = super().clean()
+        if "name" in self.fields and not data.get("name") and data.get("title"):
+            data["name"] = cluster_model_identifier(title=data["title"])
+            if not data["name"]:
+                self.add_error(
+                    "name", _("The name gives no identifier: type one (letters and digits).")
+                )
+        return data
 
 
 class TrainingRunInline(unfold_admin.TabularInline):
@@ -90,6 +151,7 @@ class TrainingRunInline(unfold_admin.TabularInline):
 class ClusterModelAdmin(unfold_admin.ModelAdmin):
     form = ClusterModelForm
     list_display = (
+        "__str__",
         "name",
         "algorithm",
         "k",
@@ -97,8 +159,13 @@ class ClusterModelAdmin(unfold_admin.ModelAdmin):
         "last_training",
         "auto_retrain",
     )
+    search_fields = ("title", "name")
     inlines = [ClusterLabelInline, TrainingRunInline]
     actions = ["train_now"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Segment rules name the model by its identifier: it is set once, at creation.
+        return ("name",) if obj is not None else ()
 
     @admin.display(description=_("active version"))
     def active_version_number(self, obj: ClusterModel) -> str:
@@ -254,3 +321,55 @@ class DriftReportAdmin(unfold_admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+# --- A contact's story: its clusters and scores (contacts/story.py) --------------------------
+
+
+def _story_clusters(request, contact) -> dict:
+    """The cluster each active model version gave the contact (the (contact, version) unique
+    index), with the marketer's name of that cluster, and the contact's predictive scores
+    with their ranks (the score card of the contact page, when the user may see scores)."""
+    from segments.ml.models import ClusterAssignment, ClusterLabel
+
+    versions = {
+        v.pk: v
+        for v in ClusterModelVersion.objects.filter(is_active=True).select_related("model")[:50]
+    }
+    assigned = dict(
+        ClusterAssignment.objects.filter(
+            contact_id=contact.pk, version_id__in=list(versions)
+        ).values_list("version_id", "stable_id")
+    )
+    labels = {
+        (model_id, stable_id): name
+        for model_id, stable_id, name in ClusterLabel.objects.filter(
+            model_id__in=[v.model_id for v in versions.values()]
+        ).values_list("model_id", "stable_id", "name")
+    }
+    rows = [
+        {
+            "version": version,
+            "stable_id": assigned.get(pk),
+            "label": labels.get((version.model_id, assigned.get(pk)), ""),
+        }
+        for pk, version in sorted(versions.items(), key=lambda item: item[1].model.name)
+    ]
+    card = None
+    if request.user.has_perm("scoring.view_contactscore"):
+        from segments.scoring.selectors import contact_score_card
+
+        card = contact_score_card(contact)
+    return {"cluster_rows": rows, "score_card": card}
+
+
+story_tab_register(
+    StoryTab(
+        key="clusters",
+        title=_("Clusters and scores"),
+        template="admin/segments_ml/story_clusters.html",
+        permission="segments_ml.view_clustermodel",
+        context=_story_clusters,
+        order=40,
+    )
+)

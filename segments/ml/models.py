@@ -41,8 +41,18 @@ class Reduction(models.TextChoices):
 class ClusterModel(models.Model):
     """A named clustering configuration; its trained versions live in ``ClusterModelVersion``."""
 
+    title = models.CharField(
+        _("name"),
+        max_length=120,
+        blank=True,
+        default="",
+        help_text=_("What people call this model, e.g. “Shopping profiles”."),
+    )
     name = models.SlugField(
-        _("name"), max_length=64, unique=True, help_text=_("Used in segment rules.")
+        _("identifier"),
+        max_length=64,
+        unique=True,
+        help_text=_("Used in segment rules; derived from the name when left empty."),
     )
     description = models.TextField(_("description"), blank=True, default="")
     features = models.JSONField(
@@ -95,7 +105,7 @@ class ClusterModel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return self.title or self.name
 
     @property
     def active_version(self) -> ClusterModelVersion | None:

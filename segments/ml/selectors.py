@@ -86,3 +86,26 @@ def version_page_context(version: ClusterModelVersion) -> dict:
         "ml_representativeness": version.representativeness,
         "ml_charts": version_charts(version, names),
     }
+
+
+def cluster_model_identifier(*, title: str, exclude_pk: int | None = None) -> str:
+    """A free identifier (slug) for a cluster model named ``title``: ``slugify(title)`` cut to
+    fit, then ``-2``, ``-3``… while another model holds it; "" when the name has no letter or
+    digit to build one from."""
+    from django.utils.text import slugify
+
+    field = ClusterModel._meta.get_field("name")
+    base = slugify(title)[: field.max_length].strip("-_")
+    if not base:
+        return ""
+    taken = set(
+        ClusterModel.objects.filter(name__startswith=base[: field.max_length - 4])
+        .exclude(pk=exclude_pk)
+        .values_list("name", flat=True)
+    )
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        suffix = f"-{n}"
+        candidate = base[: field.max_length - len(suffix)] + suffix
+    return candidate

@@ -53,7 +53,7 @@ def add_rights_request(journey, page, *, kind_label: str, contact) -> int:
 
     journey.open(page, "/admin/consent/rightsrequest/add/")
     page.select_option("#id_kind", label=kind_label)
-    page.fill("#id_contact", str(contact.pk))
+    page.fill("#id_contact", contact.external_id)  # the identifier its pages show
     page.fill("#id_requester", "lea.dubois@example.fr (formulaire web)")
     now = timezone.localtime()
     page.fill("#id_received_at_0", now.date().isoformat())

@@ -73,7 +73,7 @@ def test_analyst_trains_models_from_buttons_and_builds_segments_from_them(journe
     with workers(**SMALL_BASE):
         # A cluster model, trained from the list's action; its progress is on the list.
         journey.open(page, "/admin/segments_ml/clustermodel/add/")
-        page.fill("#id_name", "profils-achat")
+        page.fill("#id_title", "Profils achat")  # its identifier "profils-achat" is derived
         page.fill("#id_k", "3")
         page.fill("#id_sample_size", "400")
         save(page)

@@ -184,7 +184,23 @@ def _pages(client: Client) -> list[str]:
             urls.append(reverse(name, kwargs=kwargs))
         except NoReverseMatch:
             pass
+    urls += _story_tabs(client)
     return urls
+
+
+def _story_tabs(client: Client) -> list[str]:
+    """Every tab of a contact's story (contacts/story.py), for a contact who received a
+    message when the demo sent one."""
+    from activation.models import OutboxMessage
+    from contacts.models import Contact
+    from contacts.story import story_tabs
+
+    message = OutboxMessage.objects.order_by("pk").first()
+    contact = message.contact if message else Contact.objects.order_by("pk").first()
+    if contact is None:
+        return []
+    page = reverse("admin:contacts_contact_change", args=[contact.pk])
+    return [f"{page}?tab={tab.key}" for tab in story_tabs(_request(client).user)]
 
 
 def _request(client: Client):

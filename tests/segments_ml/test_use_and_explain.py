@@ -175,8 +175,8 @@ def test_admin_rejects_unknown_features_and_a_second_click_makes_a_second_segmen
     page = admin_client.post(
         f"/admin/segments_ml/clustermodel/{model.pk}/change/",
         {
-            "name": "shoppers",
-            "features": '["events_total", "shoe_size"]',
+            "title": "Shoppers",
+            "features": ["events_total", "shoe_size"],
             "algorithm": "kmeans",
             "auto_k_min": 2,
             "auto_k_max": 10,
@@ -190,7 +190,7 @@ def test_admin_rejects_unknown_features_and_a_second_click_makes_a_second_segmen
             "labels-INITIAL_FORMS": 0,
         },
     ).content.decode()
-    assert "Unknown feature(s): shoe_size" in page
+    assert "Unknown feature: shoe_size. Pick features from the list." in page
     leaf = version.surrogate["leaves"][0]["leaf"]
     url = f"/admin/segments_ml/clustermodelversion/{version.pk}/segment-from-leaf/{leaf}/"
     admin_client.post(url)

@@ -175,14 +175,12 @@ def test_report_csv_has_every_number_and_defuses_formulas(sent_run, client):
     assert values[("conversions", "", "")] == "1"
     assert values[("revenue", "", "")] == "42.50"
     # A variant named like a formula is written as text (leading apostrophe), not run.
-    assert values[("sent", "email", "'=HYPERLINK(\"x\")")] == "5"
+    assert values[("sent", "email", '\'=HYPERLINK("x")')] == "5"
     assert values[(f"clicks:{SOLDES}", "", "")] == "3"
     assert values[(f"clickers:{SOLDES}", "", "")] == "2"
 
 
-def test_report_pages_show_the_numbers_in_french_and_refuse_who_may_not_view_runs(
-    sent_run, client
-):
+def test_report_pages_show_the_numbers_in_french_and_refuse_who_may_not_view_runs(sent_run, client):
     from django.contrib.auth.models import User
 
     client.force_login(user_in("Marketer"))
@@ -216,3 +214,78 @@ def test_sent_message_page_shows_the_content_without_tracking(sent_run, client):
     assert "/t/o/" not in html and "/t/c/" not in html  # looking records no open or click
     assert "shop.example.fr" in html
     assert "machine open" in html or "open" in html
+
+
+@pytest.mark.postgres
+def test_run_report_counts_what_happened_on_postgresql(sent_run):
+    test_run_report_counts_what_happened(sent_run)
+    test_report_over_time_counts_human_opens_clicks_and_conversions_per_hour(sent_run)
+
+
+def test_hostile_event_properties_change_no_number(sent_run):
+    contact_id = OutboxMessage.objects.filter(run=sent_run).first().contact_id
+    for i, properties in enumerate(
+        [
+            {"run_id": str(sent_run.pk), "message_id": "abc", "machine_open": "yes"},
+            {"run_id": [sent_run.pk], "message_id": {"deep": [[[1]]]}},
+            ["not", "an", "object"],
+            "a string",
+            {"run_id": sent_run.pk, "message_id": 10**30, "url": "é" * 5000},
+        ]
+    ):
+        Event.objects.create(
+            contact_id=contact_id,
+            type="email_open" if i % 2 else "email_click",
+            occurred_at=NOW + timedelta(hours=1),
+            properties=properties,
+            source="webhook:mailer",
+            idempotency_key=f"hostile-{i}",
+        )
+
+    t = run_report(sent_run, now=NOW + timedelta(hours=6)).total
+
+    assert (t.human_opens, t.machine_opens, t.clickers, t.clicks) == (2, 2, 2, 4)
+
+
+def test_variant_numbers_are_the_experiment_results_pages(consenting, make_campaign, client):
+    """Sent, human opens and clickers per variant = delivered, opens and clicks per arm."""
+    from django.utils import timezone
+
+    from experiments.results import experiment_results
+    from experiments.services import experiment_start
+    from tests.factories import ExperimentFactory, VariantFactory
+
+    contacts = consenting(24)
+    campaign = make_campaign(contacts)
+    experiment = ExperimentFactory(campaign=campaign, primary_metric="click")
+    VariantFactory(experiment=experiment, key="A", is_control=True, position=0)
+    VariantFactory(experiment=experiment, key="B", position=1, subject="Nouveau : -20 %")
+    experiment_start(experiment=experiment, now=NOW - timedelta(minutes=1))
+    run = campaign_run_launch(campaign=campaign, now=NOW)
+    outbox_deliver_batch(channel="email", limit=100)
+    now = timezone.now()
+    sent = list(OutboxMessage.objects.filter(run=run, state="sent").order_by("pk"))
+    OutboxMessage.objects.filter(run=run, state="sent").update(sent_at=now - timedelta(hours=2))
+    for i, message in enumerate(sent):
+        at = now - timedelta(hours=1, seconds=i)
+        if i % 2 == 0:
+            tracking_open_record(message_id=message.pk, at=at, **HUMAN)
+        if i % 3 == 0:
+            tracking_open_record(message_id=message.pk, at=at + timedelta(seconds=30), **APPLE_MPP)
+        if i % 4 == 0:
+            tracking_click_record(message_id=message.pk, url=SOLDES, user_agent="x", at=at)
+
+    report = run_report(run, now=now)
+    results = experiment_results(experiment=experiment, now=now)
+
+    by_variant = {f.variant: f for f in report.breakdown}
+    assert set(by_variant) == {"A", "B"}
+    for arm in results.arms:
+        funnel = by_variant[arm.key]
+        assert funnel.sent == arm.delivered
+        assert funnel.human_opens == arm.metrics["open"].count
+        assert funnel.clickers == arm.metrics["click"].count
+    assert sum(f.human_opens for f in by_variant.values()) == len(sent[::2])
+    client.force_login(user_in("Marketer"))
+    page = client.get(f"/admin/activation/campaignrun/{run.pk}/report/").content.decode()
+    assert f"/experiments/{experiment.pk}/results/" in page

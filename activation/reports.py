@@ -190,18 +190,18 @@ def _report(campaign: Campaign, runs: list[CampaignRun], *, now: datetime) -> Ca
         unit = "hour" if started is None or now - started <= HOURLY_SPAN else "day"
         linked, params = _linked_events_sql(campaign=campaign, run_ids=run_ids, since=since)
         with connection.cursor() as cursor:
-            cursor.execute(_funnel_sql(linked, grouped=True), params)
-            for row in cursor.fetchall():
-                _fill(slice_of(row[0], row[1]), row[2:])
-            cursor.execute(_funnel_sql(linked, grouped=False), params)
-            row = cursor.fetchone()
-            if row:
-                _fill(total, row)
-            cursor.execute(_links_sql(linked), params)
-            links = [LinkClicks(url=u, clicks=int(c), clickers=int(k)) for u, c, k in cursor]
-            cursor.execute(_timeline_sql(linked, unit), params)
-            for at, opens, clicks in cursor.fetchall():
-                timeline[at] = {"at": at, "opens": int(opens or 0), "clicks": int(clicks or 0)}
+            cursor.execute(_report_sql(linked, unit), params)
+            rows = cursor.fetchall()
+        for part, key, variant, *values in rows:
+            if part == 0:
+                _fill(slice_of(key, variant), values)
+            elif part == 1:
+                _fill(total, values)
+            elif part == 2:
+                links.append(LinkClicks(url=key, clicks=int(values[0]), clickers=int(values[1])))
+            else:
+                timeline[key] = {"at": key, "opens": int(values[0]), "clicks": int(values[1])}
+        links.sort(key=lambda link: (-link.clicks, link.url))
         trunc = TruncHour if unit == "hour" else TruncDay
         conversions = (
             Attribution.objects.filter(run_id__in=run_ids)
@@ -291,7 +291,12 @@ def _dialect() -> dict[str, str]:
     if connection.vendor == "postgresql":
         return {
             "run_id": "(e.properties->>'run_id')",
-            "message_id": "(e.properties->>'message_id')",
+            # A bigint only when the text is one (a webhook's "abc" or 10**30 matches nothing),
+            # so the join reads the outbox by primary key.
+            "message_id": (
+                "CASE WHEN e.properties->>'message_id' ~ '^[0-9]{1,18}$' "
+                "THEN (e.properties->>'message_id')::bigint END"
+            ),
             "machine": "(COALESCE(e.properties->>'machine_open', 'false') = 'true')",
             "url": "COALESCE(e.properties->>'url', '')",
             "bounce_type": "COALESCE(e.properties->>'bounce_type', '')",
@@ -303,7 +308,10 @@ def _dialect() -> dict[str, str]:
         }
     return {
         "run_id": "CAST(json_extract(e.properties, '$.run_id') AS TEXT)",
-        "message_id": "CAST(json_extract(e.properties, '$.message_id') AS TEXT)",
+        "message_id": (
+            "CASE WHEN json_type(e.properties, '$.message_id') = 'integer' "
+            "THEN json_extract(e.properties, '$.message_id') END"
+        ),
         "machine": "(COALESCE(json_extract(e.properties, '$.machine_open'), 0) IN (1, 'true'))",
         "url": "COALESCE(CAST(json_extract(e.properties, '$.url') AS TEXT), '')",
         "bounce_type": "COALESCE(CAST(json_extract(e.properties, '$.bounce_type') AS TEXT), '')",
@@ -342,7 +350,7 @@ def _linked_events_sql(
                m.variant AS variant, e.type AS kind, {d["machine"]} AS machine,
                {d["url"]} AS url, '' AS bounce_type, e.occurred_at AS occurred_at
         FROM {e_table} e
-        JOIN {m_table} m ON CAST(m.id AS TEXT) = {d["message_id"]}
+        JOIN {m_table} m ON m.id = {d["message_id"]}
         WHERE e.type IN ({_in(tracked_types)}) AND e.occurred_at >= %s
           AND {d["run_id"]} IN ({runs_in}) AND m.run_id IN ({runs_in})
         UNION ALL
@@ -401,31 +409,28 @@ _FUNNEL_COLUMNS = """
 """
 
 
-def _funnel_sql(linked: str, *, grouped: bool) -> str:
-    if grouped:
-        return (
-            f"SELECT l.channel, l.variant, {_FUNNEL_COLUMNS} FROM ({linked}) l "  # noqa: S608
-            "GROUP BY l.channel, l.variant"
-        )
-    return f"SELECT {_FUNNEL_COLUMNS} FROM ({linked}) l"  # noqa: S608
-
-
-def _links_sql(linked: str) -> str:
-    return (
-        f"SELECT l.url, COUNT(*), COUNT(DISTINCT l.contact_id) FROM ({linked}) l "  # noqa: S608
-        "WHERE l.kind LIKE '%%\\_click' ESCAPE '\\' GROUP BY l.url ORDER BY COUNT(*) DESC, l.url"
-    )
-
-
-def _timeline_sql(linked: str, unit: str) -> str:
+def _report_sql(linked: str, unit: str) -> str:
+    """ONE statement over the linked events (a CTE read four times, computed once): rows
+    ``(part, key, variant, values…)`` — part 0 per (channel, variant), 1 the total, 2 per
+    clicked URL (clicks, clickers), 3 per time bucket (human opens, clicks)."""
     bucket = _dialect()[unit]
-    return (
-        f"SELECT {bucket} AS at, "  # noqa: S608
-        "SUM(CASE WHEN l.kind = 'email_open' AND NOT l.machine THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN l.kind LIKE '%%\\_click' ESCAPE '\\' THEN 1 ELSE 0 END) "
-        f"FROM ({linked}) l WHERE l.kind IN ('email_open', 'email_click', 'sms_click', "
-        "'push_click') GROUP BY at ORDER BY at"
-    )
+    click = "l.kind LIKE '%%\\_click' ESCAPE '\\'"
+    zeros = ", 0" * 7
+    return f"""
+        WITH l AS ({linked})
+        SELECT 0, l.channel, l.variant, {_FUNNEL_COLUMNS} FROM l GROUP BY l.channel, l.variant
+        UNION ALL
+        SELECT 1, '', '', {_FUNNEL_COLUMNS} FROM l
+        UNION ALL
+        SELECT 2, l.url, '', COUNT(*), COUNT(DISTINCT l.contact_id){zeros}
+        FROM l WHERE {click} GROUP BY l.url
+        UNION ALL
+        SELECT 3, {bucket}, '',
+               SUM(CASE WHEN l.kind = 'email_open' AND NOT l.machine THEN 1 ELSE 0 END),
+               SUM(CASE WHEN {click} THEN 1 ELSE 0 END){zeros}
+        FROM l WHERE l.kind IN ('email_open', 'email_click', 'sms_click', 'push_click')
+        GROUP BY {bucket}
+    """  # noqa: S608 — fixed identifiers and constant fragments only
 
 
 # --- one message -----------------------------------------------------------------------------

@@ -44,25 +44,49 @@ def _funnel_rows(funnel: Funnel) -> list[dict]:
     """The funnel of one slice as (label, number, rate over delivered) rows."""
     d = funnel.delivered
     rows = [
-        (_("Sent"), funnel.sent, ""),
-        (_("Delivered"), d, _percent(d, funnel.sent)),
-        (_("Hard bounces"), funnel.bounced_hard, _percent(funnel.bounced_hard, funnel.sent)),
-        (_("Soft bounces"), funnel.bounced_soft, _percent(funnel.bounced_soft, funnel.sent)),
-        (_("Failed"), funnel.failed, ""),
-        (_("Waiting to be sent"), funnel.waiting, ""),
-        (_("Human opens (unique)"), funnel.human_opens, _percent(funnel.human_opens, d)),
+        ("sent", _("Sent"), funnel.sent, ""),
+        ("delivered", _("Delivered"), d, _percent(d, funnel.sent)),
         (
+            "bounced_hard",
+            _("Hard bounces"),
+            funnel.bounced_hard,
+            _percent(funnel.bounced_hard, funnel.sent),
+        ),
+        (
+            "bounced_soft",
+            _("Soft bounces"),
+            funnel.bounced_soft,
+            _percent(funnel.bounced_soft, funnel.sent),
+        ),
+        ("failed", _("Failed"), funnel.failed, ""),
+        ("waiting", _("Waiting to be sent"), funnel.waiting, ""),
+        (
+            "human_opens",
+            _("Human opens (unique)"),
+            funnel.human_opens,
+            _percent(funnel.human_opens, d),
+        ),
+        (
+            "machine_opens",
             _("Machine opens (Apple MPP, scanners — not counted above)"),
             funnel.machine_opens,
             "",
         ),
-        (_("Clicks (unique clickers)"), funnel.clickers, _percent(funnel.clickers, d)),
-        (_("Clicks (all)"), funnel.clicks, ""),
-        (_("Unsubscribes"), funnel.unsubscribes, _percent(funnel.unsubscribes, d)),
-        (_("Complaints"), funnel.complaints, _percent(funnel.complaints, d)),
-        (_("Attributed conversions"), funnel.conversions, _percent(funnel.conversions, d)),
+        ("clickers", _("Clicks (unique clickers)"), funnel.clickers, _percent(funnel.clickers, d)),
+        ("clicks", _("Clicks (all)"), funnel.clicks, ""),
+        ("unsubscribes", _("Unsubscribes"), funnel.unsubscribes, _percent(funnel.unsubscribes, d)),
+        ("complaints", _("Complaints"), funnel.complaints, _percent(funnel.complaints, d)),
+        (
+            "conversions",
+            _("Attributed conversions"),
+            funnel.conversions,
+            _percent(funnel.conversions, d),
+        ),
     ]
-    return [{"label": label, "value": _number(n), "rate": rate} for label, n, rate in rows]
+    return [
+        {"key": key, "label": label, "value": _number(n), "rate": rate}
+        for key, label, n, rate in rows
+    ]
 
 
 def _breakdown(report: CampaignReport) -> list[dict]:
@@ -131,7 +155,12 @@ def _page(request: HttpRequest, report: CampaignReport, *, title: str, csv_url: 
         "campaign": report.campaign,
         "audience": _number(report.audience),
         "exclusions": [
-            {"label": x.label, "at_launch": _number(x.at_launch), "now": _number(x.now)}
+            {
+                "reason": x.reason,
+                "label": x.label,
+                "at_launch": _number(x.at_launch),
+                "now": _number(x.now),
+            }
             for x in report.exclusions
         ],
         "funnel": _funnel_rows(total),

@@ -126,3 +126,12 @@ def test_the_header_offers_the_language_switch():
     html = _client_as("Marketer").get("/admin/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert reverse("set_language") in html
     assert "Campagnes" in html  # the sidebar in French
+
+
+def test_logging_in_from_the_login_page_lands_on_the_dashboard(client):
+    User.objects.create_user("direct", password="Direct-pass-2026", is_staff=True)
+    response = client.post(
+        "/admin/login/", {"username": "direct", "password": "Direct-pass-2026"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("admin:index")
+    assert response.status_code == 200

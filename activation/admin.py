@@ -8,15 +8,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold import admin as unfold_admin
 
-from activation import services
+from activation import report_views, services
 from activation.channels.mailsink import (
     mail_sink_directory,
     mail_sink_file,
@@ -42,6 +43,7 @@ from activation.rendering import (
     CHANNEL_BODY_FIELDS,
     template_source_errors,
 )
+from activation.reports import message_engagement, message_sent_content
 from activation.selectors import (
     contact_message_engagement,
     contact_messages,
@@ -234,6 +236,27 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("segments", "exclusion_segments")
     actions = ["dry_run", "launch"]
+    readonly_fields = ("report_link",)
+
+    @admin.display(description=_("report"))
+    def report_link(self, obj):
+        return _report_link(obj, "admin:activation_campaign_report")
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/report/",
+                wrap(report_views.campaign_report_page),
+                name="activation_campaign_report",
+            ),
+            path(
+                "<int:pk>/report.csv",
+                wrap(report_views.campaign_report_csv),
+                name="activation_campaign_report_csv",
+            ),
+            *super().get_urls(),
+        ]
 
     def has_launch_permission(self, request) -> bool:
         return request.user.has_perm("activation.launch_campaign")
@@ -318,6 +341,7 @@ class CampaignRunAdmin(unfold_admin.ModelAdmin):
     search_fields = ("campaign__name",)
     list_select_related = ("campaign",)
     readonly_fields = (
+        "report_link",
         "campaign",
         "status",
         "dry_run",
@@ -333,6 +357,26 @@ class CampaignRunAdmin(unfold_admin.ModelAdmin):
     )
     exclude = ("counts", "report")
     actions = ["retry_failed", "cancel"]
+
+    @admin.display(description=_("report"))
+    def report_link(self, obj):
+        return _report_link(obj, "admin:activation_campaignrun_report")
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/report/",
+                wrap(report_views.run_report_page),
+                name="activation_campaignrun_report",
+            ),
+            path(
+                "<int:pk>/report.csv",
+                wrap(report_views.run_report_csv),
+                name="activation_campaignrun_report_csv",
+            ),
+            *super().get_urls(),
+        ]
 
     def _states(self, obj) -> dict[str, int]:
         if obj.status == RunStatus.SENDING:
@@ -407,6 +451,17 @@ class CampaignRunAdmin(unfold_admin.ModelAdmin):
         )
 
 
+def _report_link(obj, url_name: str) -> str:
+    """A link to the report of a saved campaign or run ("—" on the add form)."""
+    if obj is None or obj.pk is None:
+        return "—"
+    return format_html(
+        '<a class="cible-button" id="report-link" href="{}">{}</a>',
+        reverse(url_name, args=[obj.pk]),
+        _("Open the report"),
+    )
+
+
 def _table(rows) -> str:
     if not rows:
         return "—"
@@ -454,8 +509,32 @@ class OutboxMessageAdmin(unfold_admin.ModelAdmin):
     list_select_related = ("run__campaign", "contact")
     raw_id_fields = ("run", "contact")
     show_full_result_count = False
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    readonly_fields = ["sent_content", "engagement", *(f.name for f in OutboxMessage._meta.fields)]
     inlines = [DeliveryAttemptInline]
+
+    @admin.display(description=_("what was sent"))
+    def sent_content(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        content = message_sent_content(obj)
+        return render_to_string(
+            "admin/activation/outboxmessage/sent_content.html", {"content": content, "message": obj}
+        )
+
+    @admin.display(description=_("opens and clicks"))
+    def engagement(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        rows = []
+        for event in message_engagement(obj):
+            props = event.properties if isinstance(event.properties, dict) else {}
+            if event.type == "email_open":
+                what = _("machine open") if props.get("machine_open") else _("open")
+            else:
+                what = format_html("{} {}", _("click on"), props.get("url", ""))
+            rows.append((formats.localize(timezone.localtime(event.occurred_at)), what))
+        return _table(rows)
+
     actions = ["retry_failed"]
 
     def has_add_permission(self, request):

@@ -75,3 +75,27 @@ def variant_content(*, run: Any, variant: str) -> dict:
     for provider in _content_providers:
         content.update(provider(run=run, variant=variant) or {})
     return content
+
+
+# --- experiment links ------------------------------------------------------------------------
+# A link provider is ``fn(*, campaign_id: int) -> list[tuple[str, str]]``: ``(name, url)`` of
+# the results page of each experiment the campaign carries, for its campaign report.
+# experiments registers the provider of the product (``experiments.hooks``).
+
+ExperimentLinks = Callable[..., list[tuple[str, str]]]
+_link_providers: list[ExperimentLinks] = []
+
+
+def register_experiment_links(fn: ExperimentLinks) -> ExperimentLinks:
+    """Register a link provider (idempotent; usable as a decorator)."""
+    if fn not in _link_providers:
+        _link_providers.append(fn)
+    return fn
+
+
+def experiment_links(*, campaign_id: int) -> list[tuple[str, str]]:
+    """``(name, results URL)`` of the campaign's experiments, from every provider."""
+    links: list[tuple[str, str]] = []
+    for provider in _link_providers:
+        links.extend(provider(campaign_id=campaign_id) or [])
+    return links

@@ -61,13 +61,32 @@ def variant_overrides(*, run, variant: str) -> dict:
     return variant_message_overrides(found, campaign_channel=run.campaign.channel)
 
 
+def experiment_results_links(*, campaign_id: int) -> list[tuple[str, str]]:
+    """``(name, results page URL)`` of every experiment of the campaign, newest first."""
+    from django.urls import reverse
+
+    from experiments.models import Experiment
+
+    return [
+        (name, reverse("experiments:results", args=[pk]))
+        for pk, name in Experiment.objects.filter(campaign_id=campaign_id)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "name")
+    ]
+
+
 def register_with_activation() -> None:
     """Register the assigner, the content provider and the rollout hook (idempotent)."""
-    from activation.variants import register_variant_assigner, register_variant_content
+    from activation.variants import (
+        register_experiment_links,
+        register_variant_assigner,
+        register_variant_content,
+    )
     from experiments import rollout
     from experiments.integration import launch_rollout_run, variants_for_run
 
     register_variant_assigner(variants_for_run)
     register_variant_content(variant_overrides)
+    register_experiment_links(experiment_results_links)
     if launch_rollout_run not in rollout.hooks:
         rollout.hooks.append(launch_rollout_run)

@@ -46,7 +46,13 @@ from activation.rendering import (
 from activation.selectors import campaign_audience, run_progress, run_reason_counts
 from activation.sms import sms_segments, with_stop_mention
 from contacts.models import Contact
-from ops.confirm import back_to_object, confirmation_page, confirmed, count_text
+from ops.confirm import (
+    back_to_object,
+    confirmation_page,
+    confirmed,
+    count_text,
+    object_or_404,
+)
 
 
 class TemplateVersionForm(forms.ModelForm):
@@ -242,17 +248,17 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
         "cancel_button",
     ]
 
-    def has_launch_permission(self, request) -> bool:
+    def has_launch_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("activation.launch_campaign")
 
     # --- buttons on the campaign's page: a confirmation page, then the service on POST -------
 
     def _campaign(self, object_id) -> Campaign:
-        return get_object_or_404(Campaign, pk=_object_pk(object_id))
+        return object_or_404(Campaign, object_id)
 
     @action(
         description=_("Launch"),
-        permissions=["activation.launch_campaign"],
+        permissions=["launch"],
         url_path="launch",
         icon="send",
     )
@@ -289,7 +295,7 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
     @action(
         description=_("Dry run"),
-        permissions=["activation.view_campaign"],
+        permissions=["view"],
         url_path="dry-run",
         icon="fact_check",
     )
@@ -327,7 +333,7 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
     @action(
         description=_("Test send to myself"),
-        permissions=["activation.change_campaign"],
+        permissions=["change"],
         url_path="test-send",
         icon="outgoing_mail",
     )
@@ -400,7 +406,7 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
     @action(
         description=_("Pause"),
-        permissions=["activation.change_campaign"],
+        permissions=["change"],
         url_path="pause",
         icon="pause",
     )
@@ -420,7 +426,7 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
     @action(
         description=_("Resume"),
-        permissions=["activation.change_campaign"],
+        permissions=["change"],
         url_path="resume",
         icon="play_arrow",
     )
@@ -440,7 +446,7 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
     @action(
         description=_("Cancel"),
-        permissions=["activation.change_campaign"],
+        permissions=["change"],
         url_path="cancel",
         icon="cancel",
     )
@@ -508,14 +514,6 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
                 _("“%(name)s” is being launched; follow it in Campaign runs.")
                 % {"name": campaign.name},
             )
-
-
-def _object_pk(object_id) -> int:
-    """The object id of a button's URL (``<path:object_id>``): a number or a 404."""
-    try:
-        return int(str(object_id))
-    except ValueError:
-        raise Http404 from None
 
 
 def _launch_effect(campaign: Campaign, report: services.EligibilityReport) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats
@@ -20,6 +21,22 @@ def count_text(value: int) -> str:
     """``12430`` as the person's language writes it (``12 430`` in French, ``12,430`` in
     English)."""
     return formats.number_format(int(value), use_l10n=True, force_grouping=True)
+
+
+def object_pk(object_id) -> int | None:
+    """The id of a button's URL (``<path:object_id>``) as a number; None when it is not one."""
+    try:
+        return int(str(object_id))
+    except ValueError:
+        return None
+
+
+def object_or_404(model, object_id):
+    """The object a button acts on, or a 404 (also for a malformed id)."""
+    pk = object_pk(object_id)
+    if pk is None:
+        raise Http404
+    return get_object_or_404(model, pk=pk)
 
 
 def object_url(model_admin, obj) -> str:

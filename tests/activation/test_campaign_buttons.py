@@ -120,3 +120,17 @@ def test_pause_resume_cancel_buttons(client, campaign):
     client.post(url + "cancel/", {"confirm": "yes"})
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.ARCHIVED
+
+
+def test_launch_confirmation_in_french_with_french_numbers(client, consenting, make_campaign):
+    contacts = consenting(1234) + ContactFactory.create_batch(2)
+    campaign = make_campaign(contacts, status=CampaignStatus.ACTIVE, **quiet_hours_elsewhere())
+    person(client, "Marketer")
+
+    text = client.get(
+        f"/admin/activation/campaign/{campaign.pk}/launch/", HTTP_ACCEPT_LANGUAGE="fr"
+    ).text
+
+    shown = text.replace("\u00a0", " ").replace("\u202f", " ").replace("&nbsp;", " ")
+    assert "Envoyer à 1 234 contacts sur 1 236 — 2 exclus :" in shown
+    assert "Oui, l’envoyer maintenant" in text

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
 from segments.models import Segment, SegmentFamily
 
 
 def example_segments() -> list[dict]:
-    """20 segments a marketer would build on the demo data (names are the seed article's)."""
+    """20 segments a marketer would build on the demo data (names are the seed article's,
+    translated: the demo's segments are named in the installation's language)."""
     feature = lambda name, op, value: {"type": "feature", "feature": name, "op": op, "value": value}  # noqa: E731
     events = lambda t, n, days, **kw: {  # noqa: E731
         "type": "event",
@@ -20,13 +25,13 @@ def example_segments() -> list[dict]:
     }
     return [
         {
-            "name": "High-value recent buyers",
+            "name": _("High-value recent buyers"),
             "rule": {
                 "all": [feature("recency_days", "lte", 30), feature("monetary_total", "gte", 500)]
             },
         },
         {
-            "name": "At risk",
+            "name": _("At risk"),
             "rule": {
                 "all": [
                     feature("recency_days", "between", [90, 365]),
@@ -34,22 +39,22 @@ def example_segments() -> list[dict]:
                 ]
             },
         },
-        {"name": "Lapsed", "rule": feature("recency_days", "gt", 365)},
+        {"name": _("Lapsed"), "rule": feature("recency_days", "gt", 365)},
         {
-            "name": "Never bought",
+            "name": _("Never bought"),
             "rule": {"type": "feature", "feature": "recency_days", "op": "is_not_set"},
         },
-        {"name": "Bought twice in 30 days", "rule": events("purchase", 2, 30)},
-        {"name": "Opened an email in 14 days", "rule": events("email_open", 1, 14)},
+        {"name": _("Bought twice in 30 days"), "rule": events("purchase", 2, 30)},
+        {"name": _("Opened an email in 14 days"), "rule": events("email_open", 1, 14)},
         {
-            "name": "Shoes buyers (90 days)",
+            "name": _("Shoes buyers (90 days)"),
             "rule": events(
                 "purchase", 1, 90, where=[{"property": "category", "op": "eq", "value": "shoes"}]
             ),
         },
-        {"name": "Big basket", "rule": feature("avg_basket", "gte", 150)},
+        {"name": _("Big basket"), "rule": feature("avg_basket", "gte", 150)},
         {
-            "name": "Engaged",
+            "name": _("Engaged"),
             # A membership condition: engaged contacts, except those already lapsed.
             "rule": {
                 "all": [
@@ -59,11 +64,11 @@ def example_segments() -> list[dict]:
             },
         },
         {
-            "name": "Cart abandoners",
+            "name": _("Cart abandoners"),
             "rule": {"all": [events("cart_updated", 1, 7), {"not": events("purchase", 1, 7)}]},
         },
         {
-            "name": "Paris mobile",
+            "name": _("Paris mobile"),
             "rule": {
                 "all": [
                     {"type": "field", "field": "city", "op": "eq", "value": "Paris"},
@@ -71,9 +76,9 @@ def example_segments() -> list[dict]:
                 ]
             },
         },
-        {"name": "New sign-ups", "rule": feature("days_since_signup", "lte", 30)},
+        {"name": _("New sign-ups"), "rule": feature("days_since_signup", "lte", 30)},
         {
-            "name": "Spent 300 in 90 days",
+            "name": _("Spent 300 in 90 days"),
             "rule": {
                 "type": "event",
                 "event_type": "purchase",
@@ -85,34 +90,39 @@ def example_segments() -> list[dict]:
             },
         },
         {
-            "name": "Belgium and Switzerland",
+            "name": _("Belgium and Switzerland"),
             "rule": {"type": "field", "field": "country", "op": "in", "value": ["BE", "CH"]},
         },
-        {"name": "Frequent", "rule": feature("frequency_365d", "gte", 6)},
+        {"name": _("Frequent"), "rule": feature("frequency_365d", "gte", 6)},
         {
-            "name": "Quiet for 60 days",
+            "name": _("Quiet for 60 days"),
             "rule": feature("last_activity_at", "more_than_days_ago", 60),
         },
         # family: VIP > Churn risk > New > Others (membership-exclusive by priority)
         {
-            "name": "Lifecycle: VIP",
-            "family": "Lifecycle",
+            "name": _("Lifecycle: VIP"),
+            "family": _("Lifecycle"),
             "priority": 1,
             "rule": feature("monetary_total", "gte", 1000),
         },
         {
-            "name": "Lifecycle: Churn risk",
-            "family": "Lifecycle",
+            "name": _("Lifecycle: Churn risk"),
+            "family": _("Lifecycle"),
             "priority": 2,
             "rule": feature("recency_days", "gt", 120),
         },
         {
-            "name": "Lifecycle: New",
-            "family": "Lifecycle",
+            "name": _("Lifecycle: New"),
+            "family": _("Lifecycle"),
             "priority": 3,
             "rule": feature("days_since_signup", "lte", 60),
         },
-        {"name": "Lifecycle: Others", "family": "Lifecycle", "priority": 4, "rule": {"all": []}},
+        {
+            "name": _("Lifecycle: Others"),
+            "family": _("Lifecycle"),
+            "priority": 4,
+            "rule": {"all": []},
+        },
     ]
 
 
@@ -135,24 +145,29 @@ def example_segments_create() -> list[Segment]:
     from segments.services import segment_create
 
     created = []
-    ids_by_name: dict[str, int] = {}
+    ids_by_name: dict[str, int] = {}  # by English name, as the example rules name them
     for spec in example_segments():
-        existing = Segment.objects.filter(name=spec["name"]).values_list("pk", flat=True).first()
+        with translation.override("en"):
+            key = str(spec["name"])
+        with translation.override(settings.LANGUAGE_CODE):
+            name = str(spec["name"])
+            family_name = str(spec["family"]) if "family" in spec else None
+        existing = Segment.objects.filter(name=name).values_list("pk", flat=True).first()
         if existing is not None:
-            ids_by_name[spec["name"]] = existing
+            ids_by_name[key] = existing
             continue
         family = None
-        if "family" in spec:
-            family = SegmentFamily.objects.get_or_create(name=spec["family"])[0]
+        if family_name:
+            family = SegmentFamily.objects.get_or_create(name=family_name)[0]
         created.append(
             segment_create(
-                name=spec["name"],
+                name=name,
                 rule=example_rule(spec["rule"], ids_by_name),
                 family=family,
                 priority=spec.get("priority", 100),
             )
         )
-        ids_by_name[spec["name"]] = created[-1].pk
+        ids_by_name[key] = created[-1].pk
     return created
 
 

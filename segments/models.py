@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
@@ -55,7 +56,7 @@ class ContactFeatures(models.Model):
         verbose_name_plural = _("contact features")
 
     def __str__(self) -> str:
-        return f"features of contact {self.contact_id}"
+        return gettext("features of contact %(id)s") % {"id": self.contact_id}
 
 
 class FeatureWatermark(models.Model):

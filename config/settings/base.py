@@ -102,6 +102,9 @@ LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 # --- workspace (django-unfold over the Django admin; docs/decisions.md) ---
 # The sidebar groups pages by task and shows each person what their role may open
 # (ops/navigation.py); the header carries the language switch and the light/dark theme.
+# unfold's login form posts no "next" when the login page was opened directly: land on the
+# dashboard, not Django's default /accounts/profile/ (a 404 here).
+LOGIN_REDIRECT_URL = "admin:index"
 UNFOLD = {
     "SITE_TITLE": _("Cible"),
     "SITE_HEADER": _("Cible"),

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
@@ -276,7 +277,7 @@ class ContactMlFeatures(models.Model):
         verbose_name_plural = _("contact ML features")
 
     def __str__(self) -> str:
-        return f"ML features of contact {self.contact_id}"
+        return gettext("ML features of contact %(id)s") % {"id": self.contact_id}
 
 
 class TrainingRun(models.Model):

@@ -34,8 +34,8 @@ def choose_in_filter(page, field: str, label: str) -> None:
 def add_inline_row(page, prefix: str) -> int:
     """Click the inline's "Add another …" link; returns the index of the new row."""
     before = int(page.locator(f"#id_{prefix}-TOTAL_FORMS").input_value())
-    page.locator(f"#{prefix}-group .add-row a").click()
-    page.locator(f"#id_{prefix}-{before}-id").wait_for(state="attached")
+    page.locator(f"#{prefix}-group a.add-row").click()
+    page.locator(f"[id^='id_{prefix}-{before}-']").first.wait_for(state="attached")
     return before
 
 
@@ -47,4 +47,4 @@ def submit(page, selector: str) -> None:
 
 def save(page) -> None:
     """Press "Save" on a change form and wait for the next page."""
-    submit(page, "input[name=_save]")
+    submit(page, "[name=_save]")

@@ -56,7 +56,7 @@ def logged_in_page(
             page.goto(f"{live_server.url}/admin/login/?next={quote(path)}")
             page.fill("#id_username", username)
             page.fill("#id_password", password)
-            page.click("input[type=submit]")
+            page.click("#login-form [type=submit]")
             page.wait_for_url(lambda url: url.endswith(path))
             try:
                 yield page

@@ -80,7 +80,7 @@ class Journey:
         page.goto(f"{self.url}/admin/login/")
         page.fill("#id_username", role.lower())
         page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
+        page.click("#login-form [type=submit]")
         page.wait_for_url(f"{self.url}/admin/")
         return page
 

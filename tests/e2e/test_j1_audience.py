@@ -79,7 +79,7 @@ def test_marketer_builds_a_rule_segment_sees_its_size_and_explains_membership(jo
     page = journey.login("Marketer")
 
     journey.open(page, "/admin/segments/segment/")
-    page.click(".object-tools a.addlink")
+    page.click("a.addlink")
     page.fill("#id_name", "Acheteurs réguliers")
     page.select_option("#id_family", label="Lifecycle")
     page.fill("#id_priority", "2")

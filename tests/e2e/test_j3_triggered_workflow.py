@@ -107,7 +107,7 @@ def build_welcome_series(journey, page) -> None:
     ]
     for index, step in enumerate(steps):
         if index:
-            page.click(".inline-group .add-row a")
+            page.click("a.add-row")
         fill_step(page, index, **step)
     journey.shot(page, "j3-workflow-steps")
     save(page)

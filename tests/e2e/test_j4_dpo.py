@@ -55,8 +55,9 @@ def add_rights_request(journey, page, *, kind_label: str, contact) -> int:
     page.select_option("#id_kind", label=kind_label)
     page.fill("#id_contact", str(contact.pk))
     page.fill("#id_requester", "lea.dubois@example.fr (formulaire web)")
-    page.click("#id_received_at_0 ~ span a:has-text('Today')")
-    page.click("#id_received_at_1 ~ span a:has-text('Now')")
+    now = timezone.localtime()
+    page.fill("#id_received_at_0", now.date().isoformat())
+    page.fill("#id_received_at_1", now.strftime("%H:%M:%S"))
     save(page)
     assert "was added successfully" in messages_shown(page), errors_shown(page)
     return RightsRequest.objects.latest("pk").pk

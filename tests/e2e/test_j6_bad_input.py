@@ -57,7 +57,7 @@ def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(
     journey.open(page, "/admin/activation/template/add/")
     page.fill("#id_name", "Fidélité")
     page.select_option("#id_channel", "email")
-    page.click("#versions-group .add-row a")
+    page.click("#versions-group a.add-row")
     page.select_option("#id_versions-0-locale", "fr")
     page.fill("#id_versions-0-subject", "Votre statut")
     page.fill(
@@ -165,7 +165,7 @@ def test_marketer_mistakes_get_clear_messages_and_never_a_server_error(
     journey.open(page, "/admin/activation/template/add/")
     page.fill("#id_name", "Fidélité FR")
     page.select_option("#id_channel", "email")
-    page.click("#versions-group .add-row a")
+    page.click("#versions-group a.add-row")
     page.select_option("#id_versions-0-locale", "fr")
     page.fill("#id_versions-0-subject", "Votre statut")
     page.fill("#id_versions-0-html", "<p>Statut : {{ contact.loyalty_tier }}</p>")

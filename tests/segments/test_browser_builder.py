@@ -33,7 +33,7 @@ def test_analyst_builds_a_top_20_percent_clv_segment_in_the_builder(live_server)
         assert selects.nth(2).input_value() == "top_percent"
         assert "les … % les plus élevés" in selects.nth(2).inner_text()
         assert leaf.locator("input").first.input_value() == "20"
-        page.click("input[name=_continue]")
+        page.click("[name=_continue]")
         page.wait_for_selector("#segment-computing")
     segment = Segment.objects.get()
     assert segment.rule == {"all": [{"type": "score", "score": "clv", "top_percent": 20}]}

@@ -15,6 +15,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests.activation.conftest import grant, quiet_hours_elsewhere, segment_with
 from tests.e2e.admin_ui import messages_shown, submit
@@ -156,11 +157,15 @@ def test_dpo_carries_out_an_erasure_from_its_page(journey):
     from consent.models import RightsRequest
     from contacts.models import Contact
 
-    contact = ContactFactory(external_id="CLI-4242", email="lea.durand@example.fr")
-    RightsRequest.objects.create(kind="erasure", contact=contact, requester=contact.email)
+    contact = ContactFactory(
+        external_id="CLI-4242", email="lea.durand@example.fr", first_name="Léa", last_name="Durand"
+    )
+    RightsRequest.objects.create(
+        kind="erasure", contact=contact, requester=contact.email, received_at=timezone.now()
+    )
     page = journey.login("DPO")
 
-    from_sidebar(page, "/admin/consent/rightsrequest/", "CLI-4242")
+    from_sidebar(page, "/admin/consent/rightsrequest/", "Léa Durand")
     press(page, "Carry out this request")
     text = confirmation(page)
     assert "erased for good" in text and "CLI-4242" in text

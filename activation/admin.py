@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold import admin as unfold_admin
+from unfold.decorators import action
 
 from activation import report_views, services
 from activation.channels.mailsink import (
@@ -45,6 +46,7 @@ from activation.rendering import (
 )
 from activation.reports import message_engagement, message_sent_content
 from activation.selectors import (
+    campaign_audience,
     contact_message_engagement,
     contact_messages,
     run_progress,
@@ -54,6 +56,13 @@ from activation.sms import sms_segments, with_stop_mention
 from contacts.forms import ContactIdentifierField
 from contacts.models import Contact
 from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
+from ops.confirm import (
+    back_to_object,
+    confirmation_page,
+    confirmed,
+    count_text,
+    object_or_404,
+)
 
 
 class TemplateVersionForm(forms.ModelForm):
@@ -258,8 +267,230 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def has_launch_permission(self, request) -> bool:
+    actions_detail = [
+        "launch_button",
+        "dry_run_button",
+        "test_send_button",
+        "pause_button",
+        "resume_button",
+        "cancel_button",
+    ]
+
+    def has_launch_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("activation.launch_campaign")
+
+    # --- buttons on the campaign's page: a confirmation page, then the service on POST -------
+
+    def _campaign(self, object_id) -> Campaign:
+        return object_or_404(Campaign, object_id)
+
+    @action(
+        description=_("Launch"),
+        permissions=["launch"],
+        url_path="launch",
+        icon="send",
+    )
+    def launch_button(self, request, object_id):
+        from activation.journeys.services import campaign_launch, campaign_launch_refusal
+
+        campaign = self._campaign(object_id)
+        if confirmed(request):
+            try:
+                campaign_launch(
+                    campaign=campaign, user=request.user, now=timezone.now(), background=True
+                )
+            except ValidationError as exc:
+                messages.error(request, "; ".join(exc.messages))
+            else:
+                messages.success(
+                    request,
+                    _("“%(name)s” is being launched; follow it in Campaign runs.")
+                    % {"name": campaign.name},
+                )
+            return back_to_object(self, campaign)
+        refusal = campaign_launch_refusal(campaign=campaign)
+        report = services.eligibility_report(campaign=campaign, now=timezone.now())
+        return confirmation_page(
+            self,
+            request,
+            campaign,
+            title=_("Launch “%(name)s”") % {"name": campaign.name},
+            effects=[_launch_effect(campaign, report)],
+            details=_reason_rows(report),
+            refusals=[refusal[1]] if refusal else [],
+            confirm_label=_("Yes, send it now"),
+        )
+
+    @action(
+        description=_("Dry run"),
+        permissions=["view"],
+        url_path="dry-run",
+        icon="fact_check",
+    )
+    def dry_run_button(self, request, object_id):
+        campaign = self._campaign(object_id)
+        if confirmed(request):
+            run = services.campaign_run_launch(campaign=campaign, now=timezone.now(), dry_run=True)
+            messages.info(
+                request,
+                _("Dry run recorded: %(eligible)s of %(audience)s contacts would receive it.")
+                % {
+                    "eligible": count_text(run.counts["eligible"]),
+                    "audience": count_text(run.audience_size),
+                },
+            )
+            return HttpResponseRedirect(
+                reverse("admin:activation_campaignrun_change", args=[run.pk])
+            )
+        return confirmation_page(
+            self,
+            request,
+            campaign,
+            title=_("Dry run of “%(name)s”") % {"name": campaign.name},
+            effects=[
+                _(
+                    "A dry run sends nothing: it records who would receive the campaign now, "
+                    "who would not and why, with sample contacts per reason."
+                ),
+                _launch_effect(
+                    campaign, services.eligibility_report(campaign=campaign, now=timezone.now())
+                ),
+            ],
+            confirm_label=_("Record the dry run"),
+        )
+
+    @action(
+        description=_("Test send to myself"),
+        permissions=["change"],
+        url_path="test-send",
+        icon="outgoing_mail",
+    )
+    def test_send_button(self, request, object_id):
+        campaign = self._campaign(object_id)
+        to = request.user.email
+        refusals = []
+        if campaign.channel != MessageChannel.EMAIL:
+            refusals.append(
+                _("A test to yourself goes by email: this campaign sends %(channel)s.")
+                % {"channel": MessageChannel(campaign.channel).label}
+            )
+        elif not to:
+            refusals.append(_("Your user account has no email address: add one in your profile."))
+        if campaign.template_id is None:
+            refusals.append(_("This campaign has no template yet."))
+        sample = campaign_audience(campaign).order_by("pk").first() if not refusals else None
+        if not refusals and sample is None:
+            sample = Contact.objects.order_by("pk").first()
+        if not refusals and sample is None:
+            refusals.append(_("There is no contact yet to render the template for."))
+        if confirmed(request) and not refusals:
+            result = services.message_send_test(template=campaign.template, contact=sample, to=to)
+            if result.ok:
+                messages.success(request, _("Test message sent to %(to)s.") % {"to": to})
+            else:
+                messages.error(
+                    request,
+                    _("The test message was not sent: %(error)s") % {"error": result.error},
+                )
+            return back_to_object(self, campaign)
+        effects = []
+        if not refusals:
+            effects.append(
+                _(
+                    "The template “%(template)s”, rendered for the contact %(contact)s, is sent "
+                    "now to %(to)s with “[TEST]” before its subject. No contact receives it."
+                )
+                % {"template": campaign.template, "contact": sample.external_id, "to": to}
+            )
+        return confirmation_page(
+            self,
+            request,
+            campaign,
+            title=_("Test send of “%(name)s”") % {"name": campaign.name},
+            effects=effects,
+            refusals=refusals,
+            confirm_label=_("Send the test"),
+        )
+
+    def _state_change(self, request, object_id, *, service: str, title, effect, done, label):
+        from activation.journeys import services as journey_services
+
+        campaign = self._campaign(object_id)
+        if confirmed(request):
+            count = getattr(journey_services, service)(
+                campaign=campaign, now=timezone.now(), user=request.user
+            )
+            messages.success(request, done % {"name": campaign.name, "n": count_text(count)})
+            return back_to_object(self, campaign)
+        return confirmation_page(
+            self,
+            request,
+            campaign,
+            title=title % {"name": campaign.name},
+            effects=[effect],
+            confirm_label=label,
+            danger=service == "campaign_cancel",
+        )
+
+    @action(
+        description=_("Pause"),
+        permissions=["change"],
+        url_path="pause",
+        icon="pause",
+    )
+    def pause_button(self, request, object_id):
+        return self._state_change(
+            request,
+            object_id,
+            service="campaign_pause",
+            title=_("Pause “%(name)s”"),
+            effect=_(
+                "No scheduled run fires, no trigger enrols, workflows wait, and messages "
+                "still waiting in the outbox are held until you resume."
+            ),
+            done=_("“%(name)s” is paused: %(n)s waiting message(s) held."),
+            label=_("Yes, pause it"),
+        )
+
+    @action(
+        description=_("Resume"),
+        permissions=["change"],
+        url_path="resume",
+        icon="play_arrow",
+    )
+    def resume_button(self, request, object_id):
+        return self._state_change(
+            request,
+            object_id,
+            service="campaign_resume",
+            title=_("Resume “%(name)s”"),
+            effect=_(
+                "Schedules, triggers and workflows run again; held messages get their due "
+                "time back (those already due are sent at once)."
+            ),
+            done=_("“%(name)s” is active again: %(n)s held message(s) released."),
+            label=_("Yes, resume it"),
+        )
+
+    @action(
+        description=_("Cancel"),
+        permissions=["change"],
+        url_path="cancel",
+        icon="cancel",
+    )
+    def cancel_button(self, request, object_id):
+        return self._state_change(
+            request,
+            object_id,
+            service="campaign_cancel",
+            title=_("Cancel “%(name)s”"),
+            effect=_(
+                "For good: schedules stop, workflow enrolments end and every message not "
+                "yet sent is withdrawn. The campaign is archived."
+            ),
+            done=_("“%(name)s” is cancelled: %(n)s message(s) withdrawn."),
+            label=_("Yes, cancel it"),
+        )
 
     @admin.action(
         description=_("Dry run: show who would get the message, and why not"),
@@ -311,6 +542,43 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
                 _("“%(name)s” is being launched; follow it in Campaign runs.")
                 % {"name": campaign.name},
             )
+
+
+def _launch_effect(campaign: Campaign, report: services.EligibilityReport) -> str:
+    """ "Send to 12 430 contacts — 1 204 excluded: no consent 980, capped 224" from the
+    eligibility report (the dry run's numbers, computed now)."""
+    labels = dict(SkipReason.choices)
+    excluded = sum(n for r, n in report.by_reason.items() if r != SkipReason.QUIET_HOURS)
+    parts = [
+        f"{labels.get(reason, reason).lower()} {count_text(n)}"
+        for reason, n in report.by_reason.items()
+        if n and reason != SkipReason.QUIET_HOURS
+    ]
+    text = _("Send to %(eligible)s contacts of %(audience)s") % {
+        "eligible": count_text(report.eligible),
+        "audience": count_text(report.audience),
+    }
+    if excluded:
+        text += " — " + _("%(n)s excluded: %(reasons)s") % {
+            "n": count_text(excluded),
+            "reasons": ", ".join(parts),
+        }
+    quiet = report.by_reason.get(SkipReason.QUIET_HOURS, 0)
+    if quiet and report.deferred:
+        text += " — " + _("%(n)s held until their quiet hours end") % {"n": count_text(quiet)}
+    elif quiet:
+        text += " — " + _("%(n)s skipped: quiet hours") % {"n": count_text(quiet)}
+    return text + "."
+
+
+def _reason_rows(report: services.EligibilityReport) -> list[tuple[str, str]]:
+    labels = dict(SkipReason.choices)
+    rows = [
+        (_("Audience"), count_text(report.audience)),
+        (_("Would receive it"), count_text(report.eligible)),
+    ]
+    rows += [(labels.get(r, r), count_text(n)) for r, n in report.by_reason.items() if n]
+    return rows
 
 
 def progress_bar(counts: dict[str, int]) -> str:

@@ -15,10 +15,11 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
+from unfold.decorators import action
 
 from consent import services
 from consent.models import (
@@ -36,6 +37,7 @@ from consent.selectors import CHANNEL_ADDRESS_FIELD, consent_summary, consent_ti
 from contacts.forms import ContactByIdentifierAdmin
 from contacts.models import Contact
 from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
+from ops.confirm import back_to_object, confirmation_page, confirmed, object_or_404
 
 
 class ReadOnlyAdmin(unfold_admin.ModelAdmin):
@@ -186,6 +188,84 @@ class RightsRequestAdmin(ContactByIdentifierAdmin, unfold_admin.ModelAdmin):
     search_fields = ("contact__external_id", "requester")
     readonly_fields = ("due_at", "completed_at", "handled_by")
     actions = ["carry_out"]
+    actions_detail = ["carry_out_button"]
+
+    @action(
+        description=_("Carry out this request"),
+        permissions=["carry_out"],
+        url_path="carry-out",
+        icon="gavel",
+    )
+    def carry_out_button(self, request, object_id):
+        """The request's own page: what carrying it out does to this person, then (POST of the
+        confirmation) the one service that does it and marks it completed."""
+        rights_request = object_or_404(RightsRequest, object_id)
+        refusals = []
+        if rights_request.completed_at is not None:
+            refusals.append(
+                _("Already carried out on %(at)s by %(by)s.")
+                % {
+                    "at": formats.date_format(
+                        timezone.localtime(rights_request.completed_at), "SHORT_DATETIME_FORMAT"
+                    ),
+                    "by": rights_request.handled_by,
+                }
+            )
+        elif rights_request.kind not in ("erasure", "objection"):
+            refusals.append(
+                _("An access request is answered by downloading its export (the ZIP link).")
+            )
+        elif rights_request.contact_id is None:
+            refusals.append(_("This request names no contact."))
+        who = rights_request.contact.external_id if rights_request.contact_id else "—"
+        if confirmed(request) and not refusals:
+            services.rights_request_complete(
+                request=rights_request, actor=str(request.user), at=timezone.now()
+            )
+            self.message_user(
+                request,
+                _("The %(kind)s request of %(who)s is carried out.")
+                % {
+                    "kind": rights_request.get_kind_display().lower(),
+                    "who": who,
+                },
+                messages.SUCCESS,
+            )
+            return back_to_object(self, rights_request)
+        effects = {
+            "erasure": _(
+                "The personal data of %(who)s (email, phone, names, event details, push "
+                "subscriptions) is erased for good; only keyed hashes of the email and phone "
+                "stay on the suppression list. Messages not yet sent are cancelled. This cannot "
+                "be undone."
+            ),
+            "objection": _(
+                "Consent to profiling is withdrawn for %(who)s (recorded in the consent ledger "
+                "with this request as proof)."
+            ),
+        }
+        return confirmation_page(
+            self,
+            request,
+            rights_request,
+            title=_("Carry out a rights request"),
+            effects=[effects[rights_request.kind] % {"who": who}]
+            if rights_request.kind in effects and not refusals
+            else [],
+            details=[
+                (_("Request"), rights_request.get_kind_display()),
+                (_("Contact"), who),
+                (
+                    _("Due"),
+                    formats.date_format(rights_request.due_at, "SHORT_DATE_FORMAT")
+                    if rights_request.due_at
+                    else "—",
+                ),
+            ],
+            refusals=refusals,
+            confirm_label=_("Yes, carry it out"),
+            danger=rights_request.kind == "erasure",
+        )
 
     @admin.display(description=_("overdue"), boolean=True)
     def overdue(self, obj):
@@ -239,7 +319,7 @@ class RightsRequestAdmin(ContactByIdentifierAdmin, unfold_admin.ModelAdmin):
     def has_export_permission(self, request) -> bool:
         return request.user.has_perm("consent.export_contact")
 
-    def has_carry_out_permission(self, request) -> bool:
+    def has_carry_out_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("consent.carry_out_rightsrequest")
 
     @admin.action(

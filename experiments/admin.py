@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
+from unfold.decorators import action
 
 from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
 from experiments import services
@@ -16,6 +17,7 @@ from experiments.integration import campaign_audience_size
 from experiments.models import Assignment, DecisionLog, Experiment, ExperimentStatus, Variant
 from experiments.planning import audience_warning, plan_sample
 from experiments.wording import number
+from ops.confirm import back_to_object, confirmation_page, confirmed, object_or_404, object_pk
 
 
 class VariantForm(forms.ModelForm):
@@ -190,6 +192,155 @@ class ExperimentAdmin(unfold_admin.ModelAdmin):
             else None
         )
         return f"{text} {warning}" if warning else text
+
+    actions_detail = ["start_button", "stop_button", "send_winner_button"]
+
+    def has_launch_permission(self, request, obj=None) -> bool:
+        """Sending the winner to the remainder sends messages: it is a launch."""
+        return request.user.has_perm("activation.launch_campaign")
+
+    def _experiment(self, object_id) -> Experiment:
+        return object_or_404(Experiment, object_id)
+
+    @action(
+        description=_("Start"),
+        permissions=["change"],
+        url_path="start",
+        icon="play_arrow",
+    )
+    def start_button(self, request, object_id):
+        experiment = self._experiment(object_id)
+        if confirmed(request):
+            try:
+                services.experiment_start(experiment=experiment)
+            except services.ExperimentError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, _("%(name)s started.") % {"name": experiment})
+            return back_to_object(self, experiment)
+        refusals = []
+        if experiment.status != ExperimentStatus.DRAFT:
+            refusals.append(_("Only a draft experiment can be started."))
+        else:
+            refusals += services.experiment_validate(experiment=experiment)
+        variants = list(experiment.variants.order_by("position", "pk"))
+        return confirmation_page(
+            self,
+            request,
+            experiment,
+            title=_("Start “%(name)s”") % {"name": experiment},
+            effects=[
+                _(
+                    "From now on, each contact the campaign “%(campaign)s” reaches gets one of "
+                    "%(n)s variants, and keeps it for the life of the experiment."
+                )
+                % {"campaign": experiment.campaign, "n": len(variants)}
+            ],
+            details=[(f"{v.key} — {v.name}", f"{v.weight}") for v in variants],
+            refusals=refusals,
+            confirm_label=_("Yes, start it"),
+        )
+
+    @action(
+        description=_("Stop"),
+        permissions=["change"],
+        url_path="stop",
+        icon="stop",
+    )
+    def stop_button(self, request, object_id):
+        experiment = self._experiment(object_id)
+        if confirmed(request):
+            try:
+                services.experiment_stop(experiment=experiment)
+            except services.ExperimentError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, _("%(name)s stopped.") % {"name": experiment})
+            return back_to_object(self, experiment)
+        running = experiment.status in (
+            ExperimentStatus.RUNNING,
+            ExperimentStatus.AWAITING_DECISION,
+        )
+        return confirmation_page(
+            self,
+            request,
+            experiment,
+            title=_("Stop “%(name)s”") % {"name": experiment},
+            effects=[
+                _(
+                    "The experiment ends without sending any variant to the remainder: it is "
+                    "marked completed and its results stay readable."
+                )
+            ],
+            refusals=[] if running else [_("Only a running experiment can be stopped.")],
+            confirm_label=_("Yes, stop it"),
+            danger=True,
+        )
+
+    @action(
+        description=_("Send the winner"),
+        permissions=["launch"],
+        url_path="send-winner",
+        icon="emoji_events",
+    )
+    def send_winner_button(self, request, object_id):
+        experiment = self._experiment(object_id)
+        winner, reason = services.winner_to_send(experiment=experiment)
+        if confirmed(request) and winner is not None:
+            try:
+                services.winner_choose(
+                    experiment=experiment, variant=winner, decided_by=request.user.get_username()
+                )
+            except services.ExperimentError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(
+                    request,
+                    _("Variant %(key)s will be sent to the remainder.") % {"key": winner.key},
+                )
+            return back_to_object(self, experiment)
+        effects = []
+        if winner is not None:
+            effects = [
+                reason,
+                _(
+                    "Variant %(key)s (%(name)s) is sent to the contacts of the campaign who "
+                    "were not in the test sample."
+                )
+                % {"key": winner.key, "name": winner.name},
+            ]
+        return confirmation_page(
+            self,
+            request,
+            experiment,
+            title=_("Send the winner of “%(name)s”") % {"name": experiment},
+            effects=effects,
+            refusals=[] if winner is not None else [reason],
+            confirm_label=_("Yes, send the winner"),
+        )
+
+    def get_actions_detail(self, request, object_id):
+        """The "Send the winner" button says why it cannot be pressed when the experiment is
+        not running (the confirmation page gives the statistical reason otherwise)."""
+        found = super().get_actions_detail(request, object_id)
+        experiment = Experiment.objects.filter(pk=object_pk(object_id)).first()
+        if experiment is None:
+            return found
+        labels = {
+            "start_button": experiment.status != ExperimentStatus.DRAFT
+            and _("Start (already started)"),
+            "stop_button": experiment.status
+            not in (ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_DECISION)
+            and _("Stop (not running)"),
+            "send_winner_button": experiment.status
+            not in (ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_DECISION)
+            and _("Send the winner (not running)"),
+        }
+        for found_action in found:
+            name = found_action.action_name.rsplit("_experiment_", 1)[-1]
+            if labels.get(name):
+                found_action.description = labels[name]
+        return found
 
     @admin.action(description=_("Start the selected experiments"), permissions=["change"])
     def start_experiments(self, request, queryset):

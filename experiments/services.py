@@ -140,6 +140,34 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
     return experiment
 
 
+def experiment_stop(*, experiment: Experiment, now: datetime | None = None) -> Experiment:
+    """End a running (or waiting) experiment without sending any variant to the remainder:
+    it becomes *completed*, no new contact is assigned, its results stay readable. Raises
+    :class:`ExperimentError` when it is not running or waiting for a decision."""
+    if experiment.status not in (ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_DECISION):
+        raise ExperimentError(_("Only a running experiment can be stopped."))
+    experiment.status = ExperimentStatus.COMPLETED
+    experiment.decided_at = now or timezone.now()
+    experiment.save(update_fields=["status", "decided_at"])
+    return experiment
+
+
+def winner_to_send(*, experiment: Experiment, now: datetime | None = None):
+    """``(variant, reason)``: the variant the results declare the significant winner (the
+    auto-winner's rule: Holm-adjusted, healthy sample ratio, no guardrail harmed), or
+    ``(None, why not)`` — also when the experiment is not running."""
+    from experiments.results import experiment_results
+
+    if experiment.status not in (ExperimentStatus.RUNNING, ExperimentStatus.AWAITING_DECISION):
+        return None, _("The experiment is not running: there is no winner to send.")
+    recommendation = experiment_results(
+        experiment=experiment, now=now or timezone.now()
+    ).auto_winner_recommendation()
+    if recommendation.variant_key is None:
+        return None, recommendation.reason
+    return experiment.variants.get(key=recommendation.variant_key), recommendation.reason
+
+
 # --------------------------------------------------------------------------------------------
 # Assignment
 # --------------------------------------------------------------------------------------------

@@ -16,16 +16,18 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from unfold import admin as unfold_admin
+from unfold.decorators import action
 
 from config.api_json import json_loads_bounded
 from contacts.forms import ContactIdentifierField
 from contacts.models import Contact
 from contacts.story import StoryTab, story_page, story_page_number, story_tab_register
+from ops.confirm import back_to_object, confirmation_page, confirmed, count_text, object_or_404
 from segments.dependencies import SegmentSpec, effective_rule, spec_of
 from segments.models import (
     ContactFeatures,
@@ -281,6 +283,66 @@ class SegmentAdmin(unfold_admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         self.__dict__.pop("_total_cache", None)
         return super().changelist_view(request, extra_context)
+
+    actions_detail = ["recompute_button"]
+
+    @action(
+        description=_("Recompute now"),
+        permissions=["change"],
+        url_path="recompute",
+        icon="refresh",
+    )
+    def recompute_button(self, request, object_id):
+        segment = object_or_404(Segment, object_id)
+        if confirmed(request):
+            before = segment.size
+            started = timezone.now()
+            segments_compute(segment_ids=[segment.pk], trigger=SegmentComputation.Trigger.MANUAL)
+            segment.refresh_from_db()
+            if segment.compute_failed_at and segment.compute_failed_at >= started:
+                messages.error(
+                    request,
+                    gettext("“%(name)s” could not be computed: %(error)s")
+                    % {"name": segment.name, "error": segment.compute_error},
+                )
+            else:
+                messages.success(
+                    request,
+                    gettext("“%(name)s” recomputed: %(size)s contacts (before: %(before)s).")
+                    % {
+                        "name": segment.name,
+                        "size": count_text(segment.size),
+                        "before": count_text(before),
+                    },
+                )
+            return back_to_object(self, segment)
+        if segment.last_computed_at is None:
+            now_text = gettext("It has not been computed yet.")
+        else:
+            now_text = gettext("Today it holds %(size)s contacts (computed %(at)s).") % {
+                "size": count_text(segment.size),
+                "at": formats.date_format(
+                    timezone.localtime(segment.last_computed_at), "SHORT_DATETIME_FORMAT"
+                ),
+            }
+        return confirmation_page(
+            self,
+            request,
+            segment,
+            title=gettext("Recompute “%(name)s”") % {"name": segment.name},
+            effects=[
+                gettext(
+                    "Its members are computed again from its rule now: contacts who entered "
+                    "or left are recorded in its history, and campaigns triggered by entering "
+                    "it react."
+                ),
+                now_text,
+            ],
+            refusals=[]
+            if segment.is_active
+            else [gettext("This segment is inactive: activate it to compute it.")],
+            confirm_label=gettext("Yes, recompute it"),
+        )
 
     @admin.action(description=_("Recompute the selected segments now"), permissions=["change"])
     def recompute_now(self, request, queryset):

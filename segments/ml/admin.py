@@ -11,13 +11,16 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from unfold import admin as unfold_admin
+from unfold.decorators import action
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from contacts.story import StoryTab, story_tab_register
+from ops.confirm import back_to_object, confirmation_page, confirmed, count_text, object_or_404
 from segments.ml.catalogue import default_feature_names
 from segments.ml.models import (
     ClusterLabel,
@@ -162,6 +165,71 @@ class ClusterModelAdmin(unfold_admin.ModelAdmin):
     search_fields = ("title", "name")
     inlines = [ClusterLabelInline, TrainingRunInline]
     actions = ["train_now"]
+    actions_detail = ["train_button"]
+    readonly_fields = ("training_progress",)
+    change_form_after_template = "admin/segments_ml/clustermodel/training_progress.html"
+
+    @admin.display(description=_("training"))
+    def training_progress(self, obj: ClusterModel) -> str:
+        """The latest training's state as the worker reports it (queued → running →
+        succeeded / failed); the page reloads itself while it is queued or running."""
+        if obj is None or obj.pk is None:
+            return "—"
+        run = obj.runs.order_by("-started_at", "-id").first()
+        if run is None:
+            return _("Never trained.")
+        pending = run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
+        return format_html(
+            '<span id="training-progress" data-status="{}"{}>{}{}</span>',
+            run.status,
+            mark_safe(" data-pending") if pending else "",
+            "⏳ " if pending else "",
+            f"{run.get_status_display()}" + (f" — {run.message}" if run.message else ""),
+        )
+
+    @action(
+        description=_("Train now"),
+        permissions=["change"],
+        url_path="train",
+        icon="model_training",
+    )
+    def train_button(self, request: HttpRequest, object_id):
+        from segments.ml.services import cluster_model_train_request
+
+        model = object_or_404(ClusterModel, object_id)
+        if confirmed(request):
+            run = cluster_model_train_request(model=model, user=request.user)
+            self.message_user(
+                request,
+                _("Training of “%(name)s”: %(status)s. This page follows its progress.")
+                % {"name": model.name, "status": run.get_status_display()},
+                messages.SUCCESS,
+            )
+            return back_to_object(self, model)
+        pending = model.runs.filter(
+            status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+        ).exists()
+        return confirmation_page(
+            self,
+            request,
+            model,
+            title=_("Train “%(name)s”") % {"name": model.name},
+            effects=[
+                _(
+                    "A worker fits %(k)s clusters on up to %(n)s contacts' features, then "
+                    "assigns every eligible contact: the result becomes the model's new active "
+                    "version (the current one keeps serving if the training fails)."
+                )
+                % {
+                    "k": model.k or f"{model.auto_k_min}–{model.auto_k_max}",
+                    "n": count_text(model.sample_size),
+                },
+            ],
+            refusals=[_("A training of this model is already queued or running.")]
+            if pending
+            else [],
+            confirm_label=_("Yes, train it"),
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # Segment rules name the model by its identifier: it is set once, at creation.

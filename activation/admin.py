@@ -42,6 +42,7 @@ from activation.models import (
 from activation.rendering import (
     ALL_FIELDS,
     CHANNEL_BODY_FIELDS,
+    CHANNEL_FIELDS,
     template_source_errors,
 )
 from activation.reports import message_engagement, message_sent_content
@@ -109,11 +110,26 @@ class TemplateVersionFormSet(forms.BaseInlineFormSet):
 
 
 class TemplateVersionInline(unfold_admin.StackedInline):
+    """A template's versions (one per locale) show only their channel's fields: an email
+    template its subject, HTML and text; an SMS template its text and length; a push template
+    its title, body and link. On the add page, before the channel is saved, the page's script
+    (``cible/template_channel.js``) hides the other channels' fields as the channel is picked."""
+
     model = TemplateVersion
     form = TemplateVersionForm
     formset = TemplateVersionFormSet
     extra = 0
     readonly_fields = ("sms_length",)
+
+    def get_fields(self, request, obj=None):
+        # On a save, the channel being saved (a changed channel brings its own fields back with
+        # the "needs this content" errors); otherwise the stored one; none yet: every field.
+        channel = request.POST.get("channel") if request.method == "POST" else None
+        channel = channel or getattr(obj, "channel", None)
+        if channel not in CHANNEL_FIELDS:
+            return [*TemplateVersionForm.Meta.fields, "sms_length"]
+        extra = ["sms_length"] if channel == "sms" else []
+        return ["locale", *CHANNEL_FIELDS[channel], *extra]
 
     @admin.display(description=_("SMS length (with STOP mention)"))
     def sms_length(self, obj):
@@ -145,6 +161,9 @@ class TemplateAdmin(unfold_admin.ModelAdmin):
     list_filter = ("channel",)
     search_fields = ("name",)
     inlines = [TemplateVersionInline]
+
+    class Media:
+        js = ("cible/template_channel.js",)
 
     @admin.display(description=_("Preview"))
     def preview_link(self, obj):

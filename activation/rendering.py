@@ -185,6 +185,12 @@ def template_source_errors(version: TemplateVersion) -> dict[str, str]:
 
 #: The fields a message needs on each channel (push also has a title and a target URL).
 CHANNEL_BODY_FIELDS = {"email": ("html", "text"), "sms": ("sms_body",), "push": ("push_body",)}
+#: Every field a channel's message is made of: the template form shows only these.
+CHANNEL_FIELDS = {
+    "email": ("subject", "html", "text"),
+    "sms": ("sms_body",),
+    "push": ("push_title", "push_body", "push_url"),
+}
 
 
 def template_lacks_content_for(template: Template, channel: str) -> list[str]:

@@ -50,7 +50,9 @@ def _plan(queryset) -> str:
 def test_events_tab_reads_one_page_through_the_contact_index(busy_contact, client):
     newest = Event.objects.filter(contact_id=busy_contact.pk).order_by("-occurred_at", "-id")
     plan = _plan(newest[:26])
-    assert "event_contact_by_time" in plan and "Seq Scan" not in plan, plan
+    # The (contact, occurred_at) index: the table's, or each month partition's copy of it.
+    by_contact = ("event_contact_by_time", "_contact_id_occurred_at_idx")
+    assert any(name in plan for name in by_contact) and "Seq Scan" not in plan, plan
     purchases = newest.filter(type="purchase")
     plan = _plan(purchases[50:76])
     assert "Seq Scan" not in plan, plan

@@ -233,7 +233,7 @@ class ClusterModelAdmin(unfold_admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Segment rules name the model by its identifier: it is set once, at creation.
-        return ("name",) if obj is not None else ()
+        return (*self.readonly_fields, "name") if obj is not None else self.readonly_fields
 
     @admin.display(description=_("active version"))
     def active_version_number(self, obj: ClusterModel) -> str:

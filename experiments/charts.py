@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 
 from experiments.models import Experiment, Metric, Variant
 from experiments.selectors import VariantAggregate
-from experiments.wording import is_finite, metric_label
+from experiments.wording import is_finite, metric_heading, metric_label
 
 if TYPE_CHECKING:
     from experiments.results import ExperimentResults
@@ -65,7 +65,7 @@ def forest_chart(results: ExperimentResults) -> dict:
     for c in results.comparisons:
         if not is_finite(c.rel_lift):
             continue
-        labels.append(f"{c.variant_key} · {metric_label(c.metric)}")
+        labels.append(f"{c.variant_key} · {metric_heading(c.metric)}")
         lifts.append(round(c.rel_lift, 6))
         low = c.rel_ci[0] if is_finite(c.rel_ci[0]) else c.rel_lift
         high = c.rel_ci[1] if is_finite(c.rel_ci[1]) else c.rel_lift

@@ -15,7 +15,7 @@ from experiments.forms import SamplePlanForm
 from experiments.models import Experiment
 from experiments.planning import plan_sample
 from experiments.results import experiment_results
-from experiments.wording import metric_label, number, p_value_text, percent
+from experiments.wording import metric_heading, metric_label, number, p_value_text, percent
 
 LOGIN_URL = "admin:login"
 
@@ -60,7 +60,7 @@ def results_page(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "experiment": experiment,
         "results": results,
-        "metric_headers": [metric_label(m) for m in metric_columns],
+        "metric_headers": [metric_heading(m) for m in metric_columns],
         "rows": rows,
         "comparisons": comparisons,
         "holdout_rows": holdout,
@@ -80,7 +80,7 @@ def _comparison_row(c) -> dict:
     diff = (lambda v: number(v, 2)) if revenue else (lambda v: _points(v))
     return {
         "c": c,
-        "metric": metric_label(c.metric),
+        "metric": metric_heading(c.metric),
         "control": value(c.control_value),
         "treatment": value(c.treatment_value),
         "abs_diff": diff(c.abs_diff),

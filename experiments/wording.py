@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import formats
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from experiments import statistics as st
 from experiments.models import Experiment, Metric
@@ -24,13 +25,27 @@ def is_finite(x: float | None) -> bool:
 
 
 def metric_label(metric: str) -> str:
+    """The metric as a sentence names it ("Variant B increases clicks by …"; French « les
+    clics »). A context of its own: other apps translate the bare words for their headings."""
     return {
-        Metric.OPEN: _("opens"),
-        Metric.CLICK: _("clicks"),
-        Metric.CONVERSION: _("conversions"),
-        Metric.REVENUE: _("revenue per recipient"),
-        Metric.UNSUBSCRIBE: _("unsubscribes"),
-        Metric.COMPLAINT: _("complaints"),
+        Metric.OPEN: pgettext("metric named in a sentence", "opens"),
+        Metric.CLICK: pgettext("metric named in a sentence", "clicks"),
+        Metric.CONVERSION: pgettext("metric named in a sentence", "conversions"),
+        Metric.REVENUE: pgettext("metric named in a sentence", "revenue per recipient"),
+        Metric.UNSUBSCRIBE: pgettext("metric named in a sentence", "unsubscribes"),
+        Metric.COMPLAINT: pgettext("metric named in a sentence", "complaints"),
+    }[Metric(metric)]
+
+
+def metric_heading(metric: str) -> str:
+    """The metric as a column or a chart label names it (French « clics »)."""
+    return {
+        Metric.OPEN: pgettext("metric as a heading", "opens"),
+        Metric.CLICK: pgettext("metric as a heading", "clicks"),
+        Metric.CONVERSION: pgettext("metric as a heading", "conversions"),
+        Metric.REVENUE: pgettext("metric as a heading", "revenue per recipient"),
+        Metric.UNSUBSCRIBE: pgettext("metric as a heading", "unsubscribes"),
+        Metric.COMPLAINT: pgettext("metric as a heading", "complaints"),
     }[Metric(metric)]
 
 

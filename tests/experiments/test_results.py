@@ -83,6 +83,7 @@ def test_results_page_in_french(marketer_client):
     html = response.content.decode()
     assert "La variante B augmente les clics de 35,0 %" in html
     assert "Comparaison avec le témoin" in html
+    assert "<th>Clics</th>" in html and "<th>Ouvertures</th>" in html  # headings, no article
 
 
 def test_not_significant_says_how_many_more_recipients_are_needed(marketer_client):

@@ -30,18 +30,27 @@ def _catalogues() -> list[Path]:
 
 
 def _entries(po: Path) -> list[dict]:
-    """[{msgid, msgstr, fuzzy}] of a .po file (header excluded)."""
+    """[{msgctxt, msgid, msgstr, fuzzy}] of a .po file (header excluded)."""
     entries: list[dict] = []
     current: dict | None = None
     field = ""
     fuzzy = False
+    context = None
     for line in po.read_text(encoding="utf-8").splitlines():
         if line.startswith("#,"):
             fuzzy = "fuzzy" in line
+        elif line.startswith("msgctxt "):
+            context = ast.literal_eval(line[8:])
         elif line.startswith("msgid "):
-            current = {"msgid": ast.literal_eval(line[6:]), "msgstr": "", "fuzzy": fuzzy}
+            current = {
+                "msgctxt": context,
+                "msgid": ast.literal_eval(line[6:]),
+                "msgstr": "",
+                "fuzzy": fuzzy,
+            }
             field = "msgid"
             fuzzy = False
+            context = None
         elif line.startswith("msgstr "):
             current["msgstr"] = ast.literal_eval(line[7:])
             field = "msgstr"
@@ -94,7 +103,16 @@ def test_french_catalogue_is_complete_and_compiled(po: Path):
     assert broken == [], f"placeholders differ between English and French: {broken[:10]}"
     with po.with_suffix(".mo").open("rb") as fh:
         compiled = gettext.GNUTranslations(fh)
-    stale = [e["msgid"] for e in entries if compiled.gettext(e["msgid"]) != e["msgstr"]]
+    stale = [
+        e["msgid"]
+        for e in entries
+        if (
+            compiled.pgettext(e["msgctxt"], e["msgid"])
+            if e["msgctxt"] is not None
+            else compiled.gettext(e["msgid"])
+        )
+        != e["msgstr"]
+    ]
     assert stale == [], (
         f"{po.with_suffix('.mo')} is older than its .po (compilemessages): {stale[:10]}"
     )

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 from unfold import admin as unfold_admin
 from unfold.decorators import action
 
@@ -816,7 +816,7 @@ class OutboxMessageAdmin(unfold_admin.ModelAdmin):
         for event in message_engagement(obj):
             props = event.properties if isinstance(event.properties, dict) else {}
             if event.type == "email_open":
-                what = _("machine open") if props.get("machine_open") else _("open")
+                what = _("machine open") if props.get("machine_open") else pgettext("email event", "open")
             else:
                 what = format_html("{} {}", _("click on"), props.get("url", ""))
             rows.append((formats.localize(timezone.localtime(event.occurred_at)), what))

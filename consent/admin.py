@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import formats, timezone, translation
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from unfold import admin as unfold_admin
 from unfold.decorators import action
 
@@ -160,7 +161,7 @@ class OverdueFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("open", _("Open")), ("overdue", _("Overdue")), ("done", _("Completed"))]
+        return [("open", _("Open")), ("overdue", _("Overdue")), ("done", pgettext_lazy("rights request", "Completed"))]
 
     def queryset(self, request, queryset):
         if self.value() == "open":

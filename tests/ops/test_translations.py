@@ -128,3 +128,17 @@ def test_admin_speaks_french_to_a_french_marketer(client, django_user_model):
     page = client.get("/admin/").content.decode()
     # The home page is the dashboard (ops/dashboard.py), its cards in French.
     assert "Envois et résultats" in page and "Workers et planificateur" in page
+
+
+def test_a_string_has_one_french_translation_across_catalogues():
+    """Django merges every catalogue into one: where two apps translate the same English string
+    (without a context) differently, the first app's wins everywhere — a campaign's "Run" became
+    the admin's « Exécuter », a results page said « augmente clics ». Strings whose meaning
+    differs carry a context (pgettext / ``{% translate … context … %}``)."""
+    seen: dict[tuple, dict[str, list[str]]] = {}
+    for po in _catalogues():
+        for e in _entries(po):
+            translations = seen.setdefault((e["msgctxt"], e["msgid"]), {})
+            translations.setdefault(e["msgstr"], []).append(str(po.relative_to(ROOT)))
+    conflicts = {key: found for key, found in seen.items() if len(found) > 1}
+    assert conflicts == {}, conflicts

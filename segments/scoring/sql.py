@@ -8,7 +8,7 @@ statement and returns numpy arrays / plain rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
@@ -197,9 +197,19 @@ class CohortRows:
     cells: list[tuple[int, int, int, float]]  # (cohort, month, buyers, revenue)
 
 
+def _month_start(month: int) -> datetime:
+    """The UTC instant a month index (``year * 12 + month - 1``) begins."""
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
 def cohort_rows(*, by: str, first_month: int) -> CohortRows:
     """Two aggregates: contacts per acquisition month (sign-up or first purchase) from
-    ``first_month`` on, and buyers + revenue per (acquisition month, purchase month)."""
+    ``first_month`` on, and buyers + revenue per (acquisition month, purchase month).
+
+    A cell's purchase month is never before its cohort's, so only purchases from the start
+    of ``first_month`` are read (the monthly event partitions before it are pruned). On
+    PostgreSQL the two statements run without JIT and with ``SCORING_SQL_WORK_MEM``, so the
+    per (contact, month) aggregate stays in memory instead of spilling to disk."""
     amount_sql, amount_params = _amount_expr()
     purchase = settings.CIBLE_PURCHASE_EVENT_TYPE
     if by == "signup":
@@ -226,7 +236,7 @@ WITH cohorts AS ({cohort_sql}),
 activity AS (
     SELECT e.contact_id, {month} AS month, sum({amount_sql}) AS revenue
     FROM contacts_event e
-    WHERE e.type = %s
+    WHERE e.type = %s AND e.occurred_at >= %s
     GROUP BY e.contact_id, {month}
 )
 SELECT c.cohort, a.month, count(*), coalesce(sum(a.revenue), 0)
@@ -235,9 +245,15 @@ WHERE c.cohort >= %s AND a.month >= c.cohort
 GROUP BY c.cohort, a.month
 ORDER BY c.cohort, a.month
 """  # noqa: S608
-    with connection.cursor() as cursor:
+    since = _adapt(_month_start(first_month))
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(
+                "SELECT set_config('work_mem', %s, true)", [settings.SCORING_SQL_WORK_MEM]
+            )
         cursor.execute(sizes_sql, [*cohort_params, first_month])
         sizes = [(int(c), int(n)) for c, n in cursor.fetchall()]
-        cursor.execute(cells_sql, [*cohort_params, *amount_params, purchase, first_month])
+        cursor.execute(cells_sql, [*cohort_params, *amount_params, purchase, since, first_month])
         cells = [(int(c), int(m), int(n), float(r)) for c, m, n, r in cursor.fetchall()]
     return CohortRows(sizes=sizes, cells=cells)

@@ -484,6 +484,12 @@ CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
     "task": "segments.scoring.tasks.refresh_clv",
     "schedule": env.float("SCORING_CLV_EVERY_SECONDS", default=86_400.0),
 }
+# Beat recomputes the cohorts page's default tables this often (below the cache duration, so a
+# visitor finds them ready; skipped with a per-process cache).
+CELERY_BEAT_SCHEDULE["scoring-refresh-cohorts"] = {
+    "task": "segments.scoring.tasks.refresh_cohorts",
+    "schedule": env.float("SCORING_COHORTS_REFRESH_SECONDS", default=600.0),
+}
 CELERY_BEAT_SCHEDULE["scoring-refresh-propensity"] = {
     "task": "segments.scoring.tasks.refresh_propensity",
     "schedule": env.float("SCORING_PROPENSITY_EVERY_SECONDS", default=86_400.0),

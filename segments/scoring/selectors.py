@@ -120,6 +120,10 @@ def cohort_table(
     )
 
 
+COHORT_KINDS = ("signup", "first_purchase")
+COHORT_PAGE_MONTHS = 24  # the cohorts page's default period
+
+
 def _cohort_cache_key(*, by: str, months: int, current_month: int) -> str:
     return f"scoring:cohorts:{by}:{months}:{current_month}"
 
@@ -133,7 +137,8 @@ def cohort_table_as_of(
 
     Invalidation: the entry expires after that many seconds, its key changes with the UTC
     month (a new month is a new column), and ``fresh=True`` (the page's "Recompute now"
-    button) recomputes and replaces it. 0 seconds: computed on every call."""
+    button, and beat's ``refresh_cohorts`` every ``SCORING_COHORTS_REFRESH_SECONDS`` for the
+    default view) recomputes and replaces it. 0 seconds: computed on every call."""
     now = now or timezone.now()
     seconds = settings.SCORING_COHORTS_CACHE_SECONDS
     if seconds <= 0:

@@ -14,9 +14,7 @@ from django.utils.translation import gettext
 
 from segments.scoring.charts import cohort_figures, model_figures
 from segments.scoring.models import ScoringModel
-from segments.scoring.selectors import cohort_table_as_of
-
-COHORT_KINDS = ("signup", "first_purchase")
+from segments.scoring.selectors import COHORT_KINDS, COHORT_PAGE_MONTHS, cohort_table_as_of
 
 
 def _require_view_permission(request: HttpRequest) -> None:
@@ -33,9 +31,9 @@ def _cohort_args(params: QueryDict) -> tuple[str, int]:
     by = params.get("by", "signup")
     by = by if by in COHORT_KINDS else "signup"
     try:
-        months = min(max(int(params.get("months", 24)), 1), 120)
+        months = min(max(int(params.get("months", COHORT_PAGE_MONTHS)), 1), 120)
     except ValueError:
-        months = 24
+        months = COHORT_PAGE_MONTHS
     return by, months
 
 

@@ -152,6 +152,37 @@ def test_cohort_page_without_cache_counts_on_every_visit(staff_client, cohort_da
     assert "recalculés au-delà" not in page
 
 
+def test_beat_refresh_fills_the_shared_cache_the_cohorts_page_reads(
+    staff_client, cohort_data, settings
+):
+    """With a shared cache, beat's refresh_cohorts computes the default view ahead of the
+    visitor: the page shows the table as of the task's run."""
+    from segments.scoring.tasks import refresh_cohorts
+
+    settings.SCORING_COHORTS_CACHE_SECONDS = 900
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cible_test_cohorts_cache",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+
+    assert refresh_cohorts() == ["signup", "first_purchase"]
+    ContactFactory(created_at=datetime(2026, 3, 30, tzinfo=UTC))  # after the task ran
+
+    page = staff_client.get(reverse("admin:scoring_cohorts"))
+    assert b"2026-03 (4)" in page.content and b"2026-03 (5)" not in page.content
+
+
+def test_beat_refresh_skips_a_per_process_cache(cohort_data, settings):
+    """The embedded mode's local-memory cache is the worker's own: nothing to share."""
+    from segments.scoring.tasks import refresh_cohorts
+
+    settings.SCORING_COHORTS_CACHE_SECONDS = 900
+    assert refresh_cohorts() == []
+
+
 def test_cohort_heatmaps_leave_room_for_the_longest_cohort_label(staff_client, cohort_data):
     """Margins are set for the labels (no automargin second drawing pass): 8 px a character."""
     page = staff_client.get(reverse("admin:scoring_cohorts") + "?by=signup&months=120")

@@ -75,6 +75,31 @@ def test_cohort_table_retention_revenue_and_cumulative_value(cohort_data):
     assert by_purchase.retention[0][:3] == [1.0, 0.0, 0.5]
 
 
+def test_purchases_before_the_period_count_only_for_the_first_purchase_month():
+    """The cells read purchases from the period's first month on; a first-purchase cohort is
+    still the first purchase of the whole history (an earlier buyer is in no cohort)."""
+    early = ContactFactory(created_at=datetime(2025, 12, 1, tzinfo=UTC))
+    late = ContactFactory(created_at=datetime(2026, 4, 10, tzinfo=UTC))
+    for contact, day, amount in (
+        (early, datetime(2026, 1, 5, tzinfo=UTC), 40),  # before the period
+        (early, datetime(2026, 4, 5, tzinfo=UTC), 20),
+        (late, datetime(2026, 3, 28, tzinfo=UTC), 70),  # history imported before sign-up
+        (late, datetime(2026, 4, 20, tzinfo=UTC), 5),
+    ):
+        EventFactory(
+            contact=contact, type="purchase", occurred_at=day, properties={"amount": amount}
+        )
+    now = datetime(2026, 5, 15, tzinfo=UTC)
+
+    signup = cohort_table(by="signup", months=3, now=now)  # 2026-03 … 2026-05
+    assert signup.cohorts == ["2026-04"] and signup.sizes == [1]
+    assert signup.revenue_per_contact[0][:2] == [5.0, 0.0]
+    first = cohort_table(by="first_purchase", months=3, now=now)
+    assert first.cohorts == ["2026-03"] and first.sizes == [1]  # late; early bought in January
+    assert first.revenue_per_contact[0][:3] == [70.0, 5.0, 0.0]
+    assert first.cumulative_value[0][:2] == [70.0, 75.0]
+
+
 def test_cohort_page_and_csv_export(staff_client, cohort_data):
     page = staff_client.get(reverse("admin:scoring_cohorts") + "?by=signup&months=120")
     assert page.status_code == 200

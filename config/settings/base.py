@@ -475,11 +475,20 @@ SCORING_CHURN_HORIZON_DAYS = env.int("SCORING_CHURN_HORIZON_DAYS", default=90)
 SCORING_PURCHASE_HORIZON_DAYS = env.int("SCORING_PURCHASE_HORIZON_DAYS", default=30)
 SCORING_MIN_TRAINING_ROWS = env.int("SCORING_MIN_TRAINING_ROWS", default=200)
 SCORING_MAX_TRAINING_ROWS = env.int("SCORING_MAX_TRAINING_ROWS", default=200_000)
-# PostgreSQL work_mem of the RFM aggregate only (it sorts ~2 rows per purchase day in memory).
+# PostgreSQL work_mem of the RFM aggregate (it sorts ~2 rows per purchase day in memory) and of
+# the cohort aggregates (one hash entry per buyer and month).
 SCORING_SQL_WORK_MEM = env.str("SCORING_SQL_WORK_MEM", default="256MB")
+# The cohorts page keeps its table this long in the cache (0: computed on every visit).
+SCORING_COHORTS_CACHE_SECONDS = env.int("SCORING_COHORTS_CACHE_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE["scoring-refresh-clv"] = {
     "task": "segments.scoring.tasks.refresh_clv",
     "schedule": env.float("SCORING_CLV_EVERY_SECONDS", default=86_400.0),
+}
+# Beat recomputes the cohorts page's default tables this often (below the cache duration, so a
+# visitor finds them ready; skipped with a per-process cache).
+CELERY_BEAT_SCHEDULE["scoring-refresh-cohorts"] = {
+    "task": "segments.scoring.tasks.refresh_cohorts",
+    "schedule": env.float("SCORING_COHORTS_REFRESH_SECONDS", default=600.0),
 }
 CELERY_BEAT_SCHEDULE["scoring-refresh-propensity"] = {
     "task": "segments.scoring.tasks.refresh_propensity",

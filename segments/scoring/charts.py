@@ -118,7 +118,13 @@ def _histogram(distribution: dict, title: str) -> dict:
 
 
 def cohort_figures(table: CohortTable) -> list[dict]:
-    """Three heatmaps: retention, revenue per contact, cumulative value per contact."""
+    """Three heatmaps: retention, revenue per contact, cumulative value per contact.
+
+    The left margin is sized here for the longest cohort label ("2026-01 (12,345)") instead of
+    by plotly's automargin, which draws a heatmap twice (once to measure its labels): with a
+    label in each of the cohorts × months cells, that second pass was half the drawing time."""
+    labels = [f"{c} ({n:,})" for c, n in zip(table.cohorts, table.sizes, strict=True)]
+    left = 20 + 8 * max((len(label) for label in labels), default=0)
     figures = []
     for matrix, title, fmt in (
         (table.retention, gettext("Retention: share of the cohort buying"), ".0%"),
@@ -132,9 +138,7 @@ def cohort_figures(table: CohortTable) -> list[dict]:
                         "type": "heatmap",
                         "z": matrix,
                         "x": table.months_since,
-                        "y": [
-                            f"{c} ({n:,})" for c, n in zip(table.cohorts, table.sizes, strict=True)
-                        ],
+                        "y": labels,
                         "colorscale": "Blues",
                         "hoverongaps": False,
                         "texttemplate": "%{z:" + fmt + "}",
@@ -142,8 +146,13 @@ def cohort_figures(table: CohortTable) -> list[dict]:
                 ],
                 "layout": _layout(
                     title,
-                    xaxis={"title": {"text": gettext("months since acquisition")}, "dtick": 1},
-                    yaxis={"autorange": "reversed", "type": "category"},
+                    xaxis={
+                        "title": {"text": gettext("months since acquisition")},
+                        "dtick": 1,
+                        "automargin": False,
+                    },
+                    yaxis={"autorange": "reversed", "type": "category", "automargin": False},
+                    margin={"t": 50, "l": left, "r": 20, "b": 60},
                     height=max(300, 28 * len(table.cohorts) + 120),
                 ),
             }

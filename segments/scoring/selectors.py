@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 
@@ -116,6 +118,37 @@ def cohort_table(
         revenue_per_contact=masked(per_contact),
         cumulative_value=masked(cumulative),
     )
+
+
+COHORT_KINDS = ("signup", "first_purchase")
+COHORT_PAGE_MONTHS = 24  # the cohorts page's default period
+
+
+def _cohort_cache_key(*, by: str, months: int, current_month: int) -> str:
+    return f"scoring:cohorts:{by}:{months}:{current_month}"
+
+
+def cohort_table_as_of(
+    *, by: str = "signup", months: int = 24, now: datetime | None = None, fresh: bool = False
+) -> tuple[CohortTable, datetime]:
+    """``(cohort_table(...), when it was computed)``, kept ``SCORING_COHORTS_CACHE_SECONDS``
+    in the cache (shared in production): the two aggregates read every purchase of the
+    period, seconds at a million contacts, too much to redo on every visit of the page.
+
+    Invalidation: the entry expires after that many seconds, its key changes with the UTC
+    month (a new month is a new column), and ``fresh=True`` (the page's "Recompute now"
+    button, and beat's ``refresh_cohorts`` every ``SCORING_COHORTS_REFRESH_SECONDS`` for the
+    default view) recomputes and replaces it. 0 seconds: computed on every call."""
+    now = now or timezone.now()
+    seconds = settings.SCORING_COHORTS_CACHE_SECONDS
+    if seconds <= 0:
+        return cohort_table(by=by, months=months, now=now), now
+    key = _cohort_cache_key(by=by, months=months, current_month=now.year * 12 + now.month - 1)
+    hit = None if fresh else cache.get(key)
+    if hit is None:
+        hit = (cohort_table(by=by, months=months, now=now), now)
+        cache.set(key, hit, seconds)
+    return hit
 
 
 @dataclass

@@ -592,3 +592,21 @@ __all__ = [
     "scoring_population",
     "top_share",
 ]
+
+
+def cohort_tables_refresh(*, now: datetime) -> list[str]:
+    """Recompute the cohorts page's default tables (``COHORT_PAGE_MONTHS`` months, by sign-up
+    and by first purchase) into the shared cache, so no visitor waits for the aggregates; the
+    kinds refreshed, in order. Nothing when the cache is per process (the embedded mode's
+    default): the web process would never see a worker's entries, and visits compute their
+    own table as before. Re-running only recomputes the same entries."""
+    from config.environment import PER_PROCESS_CACHES
+    from segments.scoring.selectors import COHORT_KINDS, COHORT_PAGE_MONTHS, cohort_table_as_of
+
+    if settings.SCORING_COHORTS_CACHE_SECONDS <= 0:
+        return []
+    if settings.CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+        return []
+    for by in COHORT_KINDS:
+        cohort_table_as_of(by=by, months=COHORT_PAGE_MONTHS, now=now, fresh=True)
+    return list(COHORT_KINDS)

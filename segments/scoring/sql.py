@@ -8,7 +8,7 @@ statement and returns numpy arrays / plain rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
@@ -197,17 +197,29 @@ class CohortRows:
     cells: list[tuple[int, int, int, float]]  # (cohort, month, buyers, revenue)
 
 
+def _month_start(month: int) -> datetime:
+    """The UTC instant a month index (``year * 12 + month - 1``) begins."""
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
 def cohort_rows(*, by: str, first_month: int) -> CohortRows:
     """Two aggregates: contacts per acquisition month (sign-up or first purchase) from
-    ``first_month`` on, and buyers + revenue per (acquisition month, purchase month)."""
+    ``first_month`` on, and buyers + revenue per (acquisition month, purchase month).
+
+    A cell's purchase month is never before its cohort's, so only purchases from the start
+    of ``first_month`` are read (the monthly event partitions before it are pruned), and by
+    sign-up only the contacts created from then on. Cells come in no particular order. On
+    PostgreSQL the two statements run without JIT and with ``SCORING_SQL_WORK_MEM``, so the
+    per (contact, month) aggregate stays in memory instead of spilling to disk."""
     amount_sql, amount_params = _amount_expr()
     purchase = settings.CIBLE_PURCHASE_EVENT_TYPE
-    if by == "signup":
+    since = _adapt(_month_start(first_month))
+    if by == "signup":  # only the contacts who signed up in the period are hashed and joined
         cohort_sql = (
             f"SELECT c.id AS contact_id, {_month_index_expr('c.created_at')} AS cohort "  # noqa: S608
-            "FROM contacts_contact c"
+            "FROM contacts_contact c WHERE c.created_at >= %s"
         )
-        cohort_params: list[object] = []
+        cohort_params: list[object] = [since]
     elif by == "first_purchase":
         cohort_sql = (
             f"SELECT e.contact_id, {_month_index_expr('min(e.occurred_at)')} AS cohort "  # noqa: S608
@@ -221,23 +233,29 @@ def cohort_rows(*, by: str, first_month: int) -> CohortRows:
 WITH cohorts AS ({cohort_sql})
 SELECT cohort, count(*) FROM cohorts WHERE cohort >= %s GROUP BY cohort ORDER BY cohort
 """  # noqa: S608
+    # No ORDER BY: the caller places cells by (cohort, month); ordering made PostgreSQL sort
+    # every buyer-month (1.2M rows at 1M contacts) for a GroupAggregate instead of hashing.
     cells_sql = f"""
 WITH cohorts AS ({cohort_sql}),
 activity AS (
     SELECT e.contact_id, {month} AS month, sum({amount_sql}) AS revenue
     FROM contacts_event e
-    WHERE e.type = %s
+    WHERE e.type = %s AND e.occurred_at >= %s
     GROUP BY e.contact_id, {month}
 )
 SELECT c.cohort, a.month, count(*), coalesce(sum(a.revenue), 0)
 FROM cohorts c JOIN activity a ON a.contact_id = c.contact_id
 WHERE c.cohort >= %s AND a.month >= c.cohort
 GROUP BY c.cohort, a.month
-ORDER BY c.cohort, a.month
 """  # noqa: S608
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(
+                "SELECT set_config('work_mem', %s, true)", [settings.SCORING_SQL_WORK_MEM]
+            )
         cursor.execute(sizes_sql, [*cohort_params, first_month])
         sizes = [(int(c), int(n)) for c, n in cursor.fetchall()]
-        cursor.execute(cells_sql, [*cohort_params, *amount_params, purchase, first_month])
+        cursor.execute(cells_sql, [*cohort_params, *amount_params, purchase, since, first_month])
         cells = [(int(c), int(m), int(n), float(r)) for c, m, n, r in cursor.fetchall()]
     return CohortRows(sizes=sizes, cells=cells)

@@ -1,4 +1,5 @@
-"""Thin Celery tasks: scheduled refresh of the CLV and propensity scores (beat, ``ml`` queue)."""
+"""Thin Celery tasks: scheduled refresh of the CLV and propensity scores and of the cohorts
+page's cached tables (beat, ``ml`` queue)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from segments.scoring.services import ScoringError, clv_fit, propensity_train
+from segments.scoring.services import (
+    ScoringError,
+    clv_fit,
+    cohort_tables_refresh,
+    propensity_train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +47,10 @@ def run_scoring_job(job_id: int) -> str:
     from segments.scoring.jobs import scoring_job_run
 
     return scoring_job_run(job_id=job_id).status
+
+
+@shared_task(name="segments.scoring.tasks.refresh_cohorts")
+def refresh_cohorts() -> list[str]:
+    """Recompute the cohorts page's default tables into the shared cache. Safe to re-run: it
+    only replaces the same cache entries."""
+    return cohort_tables_refresh(now=timezone.now())

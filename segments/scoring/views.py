@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import csv
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext
 
 from segments.scoring.charts import cohort_figures, model_figures
 from segments.scoring.models import ScoringModel
-from segments.scoring.selectors import cohort_table
-
-COHORT_KINDS = ("signup", "first_purchase")
+from segments.scoring.selectors import COHORT_KINDS, COHORT_PAGE_MONTHS, cohort_table_as_of
 
 
 def _require_view_permission(request: HttpRequest) -> None:
@@ -22,13 +22,18 @@ def _require_view_permission(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
-def _cohort_args(request: HttpRequest) -> tuple[str, int]:
-    by = request.GET.get("by", "signup")
+def _charts(figures: list[dict]) -> list[dict]:
+    """The figures as ``cible/plotly_charts.html`` takes them (``scoring-chart-<n>``)."""
+    return [{"id": f"scoring-chart-{i}", "figure": figure} for i, figure in enumerate(figures)]
+
+
+def _cohort_args(params: QueryDict) -> tuple[str, int]:
+    by = params.get("by", "signup")
     by = by if by in COHORT_KINDS else "signup"
     try:
-        months = min(max(int(request.GET.get("months", 24)), 1), 120)
+        months = min(max(int(params.get("months", COHORT_PAGE_MONTHS)), 1), 120)
     except ValueError:
-        months = 24
+        months = COHORT_PAGE_MONTHS
     return by, months
 
 
@@ -39,33 +44,41 @@ def model_report(request: HttpRequest, model_id: int) -> HttpResponse:
         **admin.site.each_context(request),
         "title": str(model),
         "model": model,
-        "figures": model_figures(model),
+        "charts": _charts(model_figures(model)),
         "opts": ScoringModel._meta,
     }
     return render(request, "scoring/model_report.html", context)
 
 
 def cohorts(request: HttpRequest) -> HttpResponse:
+    """The cohort heatmaps (GET); POST recomputes the cached table and comes back (GET)."""
     _require_view_permission(request)
-    by, months = _cohort_args(request)
-    table = cohort_table(by=by, months=months)
+    if request.method == "POST":
+        by, months = _cohort_args(request.POST)
+        cohort_table_as_of(by=by, months=months, fresh=True)
+        return HttpResponseRedirect(f"{request.path}?{urlencode({'by': by, 'months': months})}")
+    by, months = _cohort_args(request.GET)
+    table, computed_at = cohort_table_as_of(by=by, months=months)
     context = {
         **admin.site.each_context(request),
         "title": gettext("Cohorts"),
         "table": table,
+        "computed_at": computed_at,
+        "cache_minutes": settings.SCORING_COHORTS_CACHE_SECONDS / 60,
         "by": by,
         "months": months,
-        "figures": cohort_figures(table),
+        "charts": _charts(cohort_figures(table)),
         "opts": ScoringModel._meta,
     }
     return render(request, "scoring/cohorts.html", context)
 
 
 def cohorts_csv(request: HttpRequest) -> HttpResponse:
-    """One line per (cohort, months since): size, buyers, retention, revenue, cumulative."""
+    """One line per (cohort, months since): size, buyers, retention, revenue, cumulative —
+    the same (cached) table as the page."""
     _require_view_permission(request)
-    by, months = _cohort_args(request)
-    table = cohort_table(by=by, months=months)
+    by, months = _cohort_args(request.GET)
+    table, _computed_at = cohort_table_as_of(by=by, months=months)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="cohorts-{by}.csv"'
     writer = csv.writer(response)

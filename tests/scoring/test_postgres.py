@@ -120,3 +120,12 @@ def test_binary_copy_score_write_stores_missing_values_as_null(db):
     stored = dict(ContactScore.objects.values_list("contact_id", "churn"))
     assert stored == {contacts[0].pk: 0.25, contacts[1].pk: None, contacts[2].pk: 0.75}
     assert ContactScore.objects.filter(churn_model=model).count() == 3
+
+
+def test_cohort_period_bound_on_postgres(db):
+    """The same checks on the partitioned events table (months before the period pruned)."""
+    from tests.scoring.test_pages import (
+        test_purchases_before_the_period_count_only_for_the_first_purchase_month as check,
+    )
+
+    check()

@@ -123,6 +123,43 @@ def test_monitor_retrains_on_drift_and_says_why(trained):
     assert run.status == "succeeded" and run.reason == new.reason
 
 
+def test_admin_page_charts_are_the_stored_sample_per_cluster_with_its_size_in_the_title(
+    trained, admin_client
+):
+    """The projections draw the sample stored at training (one trace per cluster, every point
+    once), say how many contacts it holds, and the bars show each cluster's size."""
+    import json
+    import re
+
+    from django.utils.formats import number_format
+
+    model, version = trained
+    cluster_label_set(model=model, stable_id=1, name="Fidèles")
+    url = f"/admin/segments_ml/clustermodelversion/{version.pk}/change/"
+
+    page = admin_client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    charts = {
+        c["id"]: c["figure"]
+        for c in json.loads(re.search(r'id="ml-figures"[^>]*>(.*?)</script>', page, re.S)[1])
+    }
+    assert list(charts) == ["ml-pca", "ml-tsne", "ml-sizes", "ml-profiles"]
+    labels = version.projection["labels"]
+    pca = charts["ml-pca"]
+    with translation.override("fr"):
+        sample = number_format(len(labels), force_grouping=True)
+    assert pca["layout"]["title"]["text"] == (
+        f"Projection ACP d’un échantillon aléatoire de {sample} contacts"
+    )
+    assert sorted(len(t["x"]) for t in pca["data"]) == sorted(labels.count(s) for s in set(labels))
+    assert "Fidèles" in [t["name"] for t in pca["data"]]
+    tsne = charts["ml-tsne"]["layout"]["title"]["text"]
+    assert tsne.startswith("t-SNE d’un échantillon aléatoire de ")
+    clusters = list(version.clusters.order_by("stable_id"))
+    assert charts["ml-sizes"]["data"][0]["y"] == [c.size for c in clusters]
+    assert "template" not in pca["layout"]  # plotly.js defaults, not plotly.py's 8 KB template
+
+
 def test_monitor_retrains_monthly(trained):
     model, first = trained
     cluster_models_monitor(now=first.trained_at + timedelta(days=31))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import formats
 from django.utils.translation import gettext
 
 from segments.scoring.models import ModelKind, ScoringModel
@@ -123,7 +124,10 @@ def cohort_figures(table: CohortTable) -> list[dict]:
     The left margin is sized here for the longest cohort label ("2026-01 (12,345)") instead of
     by plotly's automargin, which draws a heatmap twice (once to measure its labels): with a
     label in each of the cohorts × months cells, that second pass was half the drawing time."""
-    labels = [f"{c} ({n:,})" for c, n in zip(table.cohorts, table.sizes, strict=True)]
+    labels = [
+        f"{c} ({formats.number_format(n, force_grouping=True)})"
+        for c, n in zip(table.cohorts, table.sizes, strict=True)
+    ]
     left = 20 + 8 * max((len(label) for label in labels), default=0)
     figures = []
     for matrix, title, fmt in (

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext
 
 from segments.scoring.models import ModelKind, ScoringJob, ScoringModel
@@ -72,7 +72,7 @@ def _train(kind: str, now: datetime) -> ScoringModel:
 def _summary(model: ScoringModel) -> str:
     text = gettext("%(model)s: %(n)s contacts scored.") % {
         "model": model,
-        "n": f"{model.scored_contacts:,}".replace(",", " "),
+        "n": formats.number_format(model.scored_contacts, force_grouping=True),
     }
     if model.auc is not None:
         text += " " + gettext("Held-out AUC %(auc).3f.") % {"auc": model.auc}

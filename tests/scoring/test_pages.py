@@ -258,3 +258,32 @@ def test_contact_scores_in_admin_and_contact_api(staff_client, customers, api_cl
     assert scores["clv"] == pytest.approx(row.clv)
     assert scores["p_alive"] == pytest.approx(row.p_alive)
     assert scores["models"] == {"clv": 1}
+
+
+def test_cohort_labels_and_charts_follow_the_language(staff_client, cohort_data):
+    """A French marketer reads « 2026-03 (12 345) » and plotly's French number and date formats
+    (its locale file loads after the bundle); an English one « 2026-03 (12,345) »."""
+    from django.utils import translation
+
+    from segments.scoring.charts import cohort_figures
+    from segments.scoring.selectors import CohortTable
+
+    table = CohortTable(
+        by="signup",
+        cohorts=["2026-03"],
+        sizes=[12345],
+        months_since=[0],
+        buyers=[[10]],
+        retention=[[0.5]],
+        revenue_per_contact=[[1.5]],
+        cumulative_value=[[1.5]],
+    )
+    with translation.override("fr"):
+        assert cohort_figures(table)[0]["data"][0]["y"] == ["2026-03 (12\xa0345)"]
+    with translation.override("en"):
+        assert cohort_figures(table)[0]["data"][0]["y"] == ["2026-03 (12,345)"]
+
+    url = reverse("admin:scoring_cohorts") + "?by=signup&months=120"
+    french = staff_client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    english = staff_client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "cible/plotly-locale-fr" in french and "cible/plotly-locale-fr" not in english

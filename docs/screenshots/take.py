@@ -72,7 +72,8 @@ def shoot(base: str) -> None:
         page.goto(f"{base}/admin/login/")
         page.fill("#id_username", "admin")
         page.fill("#id_password", "cible-demo")
-        page.click("input[type=submit]")
+        with page.expect_navigation():
+            page.click("#login-form [type=submit]")
 
         def open_change(changelist: str, text: str) -> None:
             page.goto(f"{base}{changelist}")

@@ -62,10 +62,12 @@ class Command(BaseCommand):
         )
         # Apps add their own demo objects (segments, campaigns, …) by listening to demo_ready.
         demo_ready.send(sender=self.__class__)
+        # Static files as production serves them: hashed names, gzip variants (WhiteNoise).
+        # Part of the set-up: a server started later on this folder (runserver, gunicorn)
+        # serves the collected files.
+        call_command("collectstatic", interactive=False, verbosity=0)
         if no_serve:
             return
-        # Static files as production serves them: hashed names, gzip variants (WhiteNoise).
-        call_command("collectstatic", interactive=False, verbosity=0)
         env = demo_environment(port=port)
         python = sys.executable
         processes = {

@@ -348,16 +348,19 @@ def step_run(step: WorkflowStep, *, now: datetime) -> CampaignRun:
     return step.run
 
 
-def _send(
-    workflow: Workflow, step: WorkflowStep, due: QuerySet[WorkflowEnrollment], now: datetime
-) -> int:
-    """Insert the outbox rows of send ``step`` for the ``due`` enrolments (one statement)."""
+def _send(step: WorkflowStep, due: dict, now: datetime) -> int:
+    """Insert the outbox rows of send ``step`` for the enrolments matching ``due`` (lookups
+    on WorkflowEnrollment) in one statement."""
     campaign = step.step_campaign
     run = step_run(step, now=now)
-    audience = Contact.objects.filter(pk__in=due.values("contact_id"))
-    entry = Subquery(
-        due.filter(contact_id=OuterRef("pk")).values("entry")[:1], output_field=IntegerField()
-    )
+    # The due enrolments JOINed to their contacts (at most one active enrolment per contact
+    # and workflow: one row per contact), each row carrying its entry number — not a
+    # subquery per contact looking its enrolment up again, which PostgreSQL runs as a scan
+    # of every due enrolment per contact (quadratic: 16 s for 20,000 contacts).
+    audience = Contact.objects.filter(
+        **{f"workflow_enrollments__{lookup}": value for lookup, value in due.items()}
+    ).annotate(j_entry=F("workflow_enrollments__entry"))
+    entry = F("j_entry")
     state = outbox_state_expression(campaign=campaign)
     columns = {
         "run": Value(run.pk, output_field=IntegerField()),
@@ -479,17 +482,24 @@ def _advance_position(workflow, steps, following, position, now, stats) -> int:
     with transaction.atomic():
         large_work_mem()
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
-        due = _active(workflow).filter(position=position, due_at__lte=now)
+        lookups = {
+            "workflow": workflow,
+            "state": EnrollmentState.ACTIVE,
+            "position": position,
+            "due_at__lte": now,
+        }
+        due = WorkflowEnrollment.objects.filter(**lookups)
         chunk = settings.JOURNEYS_ADVANCE_CHUNK
         bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
         if bound is not None:
-            due = due.filter(pk__lte=bound)  # at most one chunk per statement
+            lookups["pk__lte"] = bound  # at most one chunk per statement
+            due = WorkflowEnrollment.objects.filter(**lookups)
         elif not due.exists():
             return 0
         step = steps.get(position)
         nxt = following.get(position)
         if step is not None and step.kind == StepKind.SEND:
-            inserted = _send(workflow, step, due, now)
+            inserted = _send(step, lookups, now)
             channel = step.step_campaign.channel
             stats.queued[channel] = stats.queued.get(channel, 0) + inserted
             if inserted:

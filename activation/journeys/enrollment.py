@@ -41,6 +41,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -455,11 +456,19 @@ def workflow_advance(*, workflow: Workflow, now: datetime | None = None) -> Adva
         p: steps[order[i + 1]] if i + 1 < len(order) else None for i, p in enumerate(order)
     }
     following[ENTRY_POSITION] = steps[order[0]]
+    # Arriving at a first step that is not a wait only says "due now": the first step takes
+    # the enrolments due at the entry along with its own (one UPDATE of every enrolment
+    # fewer). Arriving at a wait sets when it ends: that move stays a step of its own.
+    positions = {p: (p,) for p in order}
+    if steps[order[0]].kind == StepKind.WAIT:
+        positions = {ENTRY_POSITION: (ENTRY_POSITION,), **positions}
+    else:
+        positions[order[0]] = (ENTRY_POSITION, order[0])
     # A loop always contains a wait (validation), so 2 × steps passes drain everything due.
     for _pass in range(2 * len(order) + 2):
         moved = 0
-        for position in [ENTRY_POSITION, *order]:
-            moved += _advance_position(workflow, steps, following, position, now, stats)
+        for position, at in positions.items():
+            moved += _advance_position(workflow, steps, following, position, at, now, stats)
         if not moved:
             break
     return stats
@@ -477,25 +486,51 @@ def large_work_mem() -> None:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.JOURNEYS_WORK_MEM])
 
 
-def _advance_position(workflow, steps, following, position, now, stats) -> int:
+def _due_chunk(workflow: Workflow, positions: tuple[int, ...], now: datetime) -> dict | None:
+    """Lookups on WorkflowEnrollment selecting the next chunk (``JOURNEYS_ADVANCE_CHUNK``,
+    lowest ids first) of active enrolments of ``workflow`` due at ``positions``; None when
+    there is none. Called under the workflow's row lock, which every move takes: the chunk
+    stays where it is until this transaction ends.
+
+    On PostgreSQL the chunk is its list of ids (one array parameter, ``unnest``ed): the
+    planner then knows how many rows each statement of the step works on. Described by
+    ``position`` and ``due_at`` instead, it estimates from statistics taken before the sweep
+    moved everyone (about one row at the step) and picks nested loops that probe every
+    partition of the events per enrolment (2.7 s for a branch on 100,000 contacts with no
+    open at all). ``state`` stays: an exit committed meanwhile is seen by the UPDATEs."""
+    due = WorkflowEnrollment.objects.filter(
+        workflow=workflow, state=EnrollmentState.ACTIVE, position__in=positions, due_at__lte=now
+    )
+    chunk = settings.JOURNEYS_ADVANCE_CHUNK
+    if connection.vendor == "postgresql":
+        ids = list(due.order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return None
+        return {
+            "pk__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,)),
+            "state": EnrollmentState.ACTIVE,
+        }
+    bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
+    if bound is None and not due.exists():
+        return None
+    lookups = {"workflow": workflow, "state": EnrollmentState.ACTIVE, "position__in": positions}
+    lookups["due_at__lte"] = now
+    if bound is not None:
+        lookups["pk__lte"] = bound  # at most one chunk per statement
+    return lookups
+
+
+def _advance_position(workflow, steps, following, position, at, now, stats) -> int:
+    """Handle the next chunk of enrolments due at ``at`` (``position``, and the entry when
+    the first step takes it) as step ``position`` says, in one transaction."""
     now = now or timezone.now()
     with transaction.atomic():
         large_work_mem()
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
-        lookups = {
-            "workflow": workflow,
-            "state": EnrollmentState.ACTIVE,
-            "position": position,
-            "due_at__lte": now,
-        }
-        due = WorkflowEnrollment.objects.filter(**lookups)
-        chunk = settings.JOURNEYS_ADVANCE_CHUNK
-        bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
-        if bound is not None:
-            lookups["pk__lte"] = bound  # at most one chunk per statement
-            due = WorkflowEnrollment.objects.filter(**lookups)
-        elif not due.exists():
+        lookups = _due_chunk(workflow, at, now)
+        if lookups is None:
             return 0
+        due = WorkflowEnrollment.objects.filter(**lookups)
         step = steps.get(position)
         nxt = following.get(position)
         if step is not None and step.kind == StepKind.SEND:
@@ -511,7 +546,8 @@ def _advance_position(workflow, steps, following, position, now, stats) -> int:
                 workflow, WorkflowEnrollment.objects.filter(pk__in=yes), yes_target, now
             )
             no_target = _goto(steps, step.no_goto, nxt)
-            moved += _arrive(workflow, due, no_target, now)  # those left at the branch
+            # those left at the branch (the others have just moved on)
+            moved += _arrive(workflow, due.filter(position__in=at), no_target, now)
         elif step is not None and step.kind == StepKind.EXIT:
             moved = due.update(
                 state=EnrollmentState.COMPLETED,

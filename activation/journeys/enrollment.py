@@ -34,6 +34,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Lookup,
     Max,
     OuterRef,
     Q,
@@ -74,6 +75,22 @@ from segments.models import SegmentMembership
 
 ENTRY_POSITION = 0
 CHUNK = 10_000
+
+
+@WorkflowEnrollment._meta.pk.register_lookup
+class _AnyOf(Lookup):
+    """``pk__any=[ids]`` (PostgreSQL): ``id = ANY(%s)``, one array parameter whose length
+    the planner counts, scanned in index order."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value, connection):
+        return ("%s", [list(value)])
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, list(self.rhs)]
 
 
 @dataclass
@@ -348,16 +365,19 @@ def step_run(step: WorkflowStep, *, now: datetime) -> CampaignRun:
     return step.run
 
 
-def _send(
-    workflow: Workflow, step: WorkflowStep, due: QuerySet[WorkflowEnrollment], now: datetime
-) -> int:
-    """Insert the outbox rows of send ``step`` for the ``due`` enrolments (one statement)."""
+def _send(step: WorkflowStep, due: dict, now: datetime) -> int:
+    """Insert the outbox rows of send ``step`` for the enrolments matching ``due`` (lookups
+    on WorkflowEnrollment) in one statement."""
     campaign = step.step_campaign
     run = step_run(step, now=now)
-    audience = Contact.objects.filter(pk__in=due.values("contact_id"))
-    entry = Subquery(
-        due.filter(contact_id=OuterRef("pk")).values("entry")[:1], output_field=IntegerField()
-    )
+    # The due enrolments JOINed to their contacts (at most one active enrolment per contact
+    # and workflow: one row per contact), each row carrying its entry number — not a
+    # subquery per contact looking its enrolment up again, which PostgreSQL runs as a scan
+    # of every due enrolment per contact (quadratic: 16 s for 20,000 contacts).
+    audience = Contact.objects.filter(
+        **{f"workflow_enrollments__{lookup}": value for lookup, value in due.items()}
+    ).annotate(j_entry=F("workflow_enrollments__entry"))
+    entry = F("j_entry")
     state = outbox_state_expression(campaign=campaign)
     columns = {
         "run": Value(run.pk, output_field=IntegerField()),
@@ -379,7 +399,10 @@ def _send(
         "created_at": Value(now, output_field=DateTimeField()),
     }
     rows = eligibility_queryset(campaign=campaign, now=now, audience=audience)
-    inserted = insert_select(OutboxMessage, columns, rows)
+    # The one conflict there can be: this step already sent to this entry of the contact.
+    inserted = insert_select(
+        OutboxMessage, columns, rows, conflict_target="(run_id, contact_id, step)"
+    )
     if inserted:
         # The step's run grows with each chunk of contacts reaching it: its audience is
         # every contact it was given a row for (sent, skipped or waiting).
@@ -452,11 +475,19 @@ def workflow_advance(*, workflow: Workflow, now: datetime | None = None) -> Adva
         p: steps[order[i + 1]] if i + 1 < len(order) else None for i, p in enumerate(order)
     }
     following[ENTRY_POSITION] = steps[order[0]]
+    # Arriving at a first step that is not a wait only says "due now": the first step takes
+    # the enrolments due at the entry along with its own (one UPDATE of every enrolment
+    # fewer). Arriving at a wait sets when it ends: that move stays a step of its own.
+    positions = {p: (p,) for p in order}
+    if steps[order[0]].kind == StepKind.WAIT:
+        positions = {ENTRY_POSITION: (ENTRY_POSITION,), **positions}
+    else:
+        positions[order[0]] = (ENTRY_POSITION, order[0])
     # A loop always contains a wait (validation), so 2 × steps passes drain everything due.
     for _pass in range(2 * len(order) + 2):
         moved = 0
-        for position in [ENTRY_POSITION, *order]:
-            moved += _advance_position(workflow, steps, following, position, now, stats)
+        for position, at in positions.items():
+            moved += _advance_position(workflow, steps, following, position, at, now, stats)
         if not moved:
             break
     return stats
@@ -474,22 +505,56 @@ def large_work_mem() -> None:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.JOURNEYS_WORK_MEM])
 
 
-def _advance_position(workflow, steps, following, position, now, stats) -> int:
+def _due_chunk(workflow: Workflow, positions: tuple[int, ...], now: datetime) -> dict | None:
+    """Lookups on WorkflowEnrollment selecting the next chunk (``JOURNEYS_ADVANCE_CHUNK``,
+    lowest ids first) of active enrolments of ``workflow`` due at ``positions``; None when
+    there is none. Called under the workflow's row lock, which every move takes: the chunk
+    stays where it is until this transaction ends.
+
+    On PostgreSQL the chunk is its list of ids (``id = ANY(array)``): the planner then knows how many rows each statement of the step works on. Described by
+    ``position`` and ``due_at`` instead, it estimates from statistics taken before the sweep
+    moved everyone (about one row at the step) and picks nested loops that probe every
+    partition of the events per enrolment (2.7 s for a branch on 100,000 contacts with no
+    open at all). ``state`` stays: an exit committed meanwhile is seen by the UPDATEs."""
+    due = WorkflowEnrollment.objects.filter(
+        workflow=workflow, state=EnrollmentState.ACTIVE, position__in=positions, due_at__lte=now
+    )
+    chunk = settings.JOURNEYS_ADVANCE_CHUNK
+    if connection.vendor == "postgresql":
+        ids = list(due.order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return None
+        return {"pk__any": ids, "state": EnrollmentState.ACTIVE}
+    bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
+    if bound is None and not due.exists():
+        return None
+    lookups = {"workflow": workflow, "state": EnrollmentState.ACTIVE, "position__in": positions}
+    lookups["due_at__lte"] = now
+    if bound is not None:
+        lookups["pk__lte"] = bound  # at most one chunk per statement
+    return lookups
+
+
+def _advance_position(workflow, steps, following, position, at, now, stats) -> int:
+    """Handle the next chunk of enrolments due at ``at`` (``position``, and the entry when
+    the first step takes it) as step ``position`` says, in one transaction."""
     now = now or timezone.now()
     with transaction.atomic():
         large_work_mem()
+        if connection.vendor == "postgresql":
+            # Bulk statements over a whole chunk, as activation's launch: JIT compilation of
+            # their many expressions costs more than it saves.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
         Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
-        due = _active(workflow).filter(position=position, due_at__lte=now)
-        chunk = settings.JOURNEYS_ADVANCE_CHUNK
-        bound = due.order_by("pk").values_list("pk", flat=True)[chunk - 1 : chunk].first()
-        if bound is not None:
-            due = due.filter(pk__lte=bound)  # at most one chunk per statement
-        elif not due.exists():
+        lookups = _due_chunk(workflow, at, now)
+        if lookups is None:
             return 0
+        due = WorkflowEnrollment.objects.filter(**lookups)
         step = steps.get(position)
         nxt = following.get(position)
         if step is not None and step.kind == StepKind.SEND:
-            inserted = _send(workflow, step, due, now)
+            inserted = _send(step, lookups, now)
             channel = step.step_campaign.channel
             stats.queued[channel] = stats.queued.get(channel, 0) + inserted
             if inserted:
@@ -501,7 +566,8 @@ def _advance_position(workflow, steps, following, position, now, stats) -> int:
                 workflow, WorkflowEnrollment.objects.filter(pk__in=yes), yes_target, now
             )
             no_target = _goto(steps, step.no_goto, nxt)
-            moved += _arrive(workflow, due, no_target, now)  # those left at the branch
+            # those left at the branch (the others have just moved on)
+            moved += _arrive(workflow, due.filter(position__in=at), no_target, now)
         elif step is not None and step.kind == StepKind.EXIT:
             moved = due.update(
                 state=EnrollmentState.COMPLETED,

@@ -564,12 +564,12 @@ class CampaignAdmin(unfold_admin.ModelAdmin):
 
 
 def _launch_effect(campaign: Campaign, report: services.EligibilityReport) -> str:
-    """ "Send to 12 430 contacts — 1 204 excluded: no consent 980, capped 224" from the
+    """ "Send to 12 430 contacts — 1 204 excluded: no consent (980), capped (224)" from the
     eligibility report (the dry run's numbers, computed now)."""
     labels = dict(SkipReason.choices)
     excluded = sum(n for r, n in report.by_reason.items() if r != SkipReason.QUIET_HOURS)
     parts = [
-        f"{labels.get(reason, reason).lower()} {count_text(n)}"
+        f"{labels.get(reason, reason).lower()} ({count_text(n)})"
         for reason, n in report.by_reason.items()
         if n and reason != SkipReason.QUIET_HOURS
     ]

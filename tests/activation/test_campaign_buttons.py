@@ -44,7 +44,7 @@ def test_launch_confirmation_states_counts_and_reasons_then_launches(client, cam
     assert confirm.status_code == 200
     text = confirm.text
     assert (
-        "Send to 3 contacts of 5 — 2 excluded: no consent for this purpose and channel 2." in text
+        "Send to 3 contacts of 5 — 2 excluded: no consent for this purpose and channel (2)." in text
     )
     assert CampaignRun.objects.count() == 0  # nothing happened yet
     done = client.post(

@@ -86,7 +86,7 @@ def test_marketer_tests_then_launches_from_the_campaign_page(
 
     press(page, "Launch")
     text = confirmation(page)
-    assert "Send to 5 contacts of 7 — 2 excluded: no consent for this purpose and channel 2." in (
+    assert "Send to 5 contacts of 7 — 2 excluded: no consent for this purpose and channel (2)." in (
         text
     ), text
     journey.shot(page, "j7-launch-confirmation")

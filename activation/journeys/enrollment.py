@@ -170,13 +170,11 @@ def enrollments_create(
         "due_at": ExpressionWrapper(F("j_entered") + Value(delay), output_field=DateTimeField()),
         "finished_at": Cast(Value(None), DateTimeField()),
     }
-    # The one conflict that can happen (the candidates exclude everyone who would break the
-    # other unique constraint): another enrolment of the same contact made at the same time.
-    # Naming it spares PostgreSQL checking the other unique index before every row.
-    active = (
-        f"(workflow_id, contact_id) WHERE state = '{EnrollmentState.ACTIVE.value}'"  # fixed text
-    )
-    return insert_select(WorkflowEnrollment, columns, candidates, conflict_target=active)
+    # Another enrolment of the same contacts at the same moment is skipped, whichever unique
+    # index it meets first: (workflow, contact, entry) or the one active enrolment per contact.
+    # PostgreSQL inserts into the indexes in its own order, so naming one of them as the only
+    # conflict target let the other raise an IntegrityError under concurrent enrolments.
+    return insert_select(WorkflowEnrollment, columns, candidates)
 
 
 def enrollments_for_ids(

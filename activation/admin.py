@@ -3,6 +3,8 @@ runs (progress bar and counts, retry failed, cancel), outbox and delivery log wi
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -109,6 +111,12 @@ class TemplateVersionFormSet(forms.BaseInlineFormSet):
                 )
 
 
+def _channel_version_fields(channel: str) -> list[str]:
+    """The fields a version of a ``channel`` template shows (CHANNEL_FIELDS, and an SMS's
+    length)."""
+    return [*CHANNEL_FIELDS[channel], *(["sms_length"] if channel == "sms" else [])]
+
+
 class TemplateVersionInline(unfold_admin.StackedInline):
     """A template's versions (one per locale) show only their channel's fields: an email
     template its subject, HTML and text; an SMS template its text and length; a push template
@@ -128,8 +136,7 @@ class TemplateVersionInline(unfold_admin.StackedInline):
         channel = channel or getattr(obj, "channel", None)
         if channel not in CHANNEL_FIELDS:
             return [*TemplateVersionForm.Meta.fields, "sms_length"]
-        extra = ["sms_length"] if channel == "sms" else []
-        return ["locale", *CHANNEL_FIELDS[channel], *extra]
+        return ["locale", *_channel_version_fields(channel)]
 
     @admin.display(description=_("SMS length (with STOP mention)"))
     def sms_length(self, obj):
@@ -164,6 +171,15 @@ class TemplateAdmin(unfold_admin.ModelAdmin):
 
     class Media:
         js = ("cible/template_channel.js",)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "channel":
+            # The page's script reads which fields each channel shows from here: the same
+            # list TemplateVersionInline.get_fields renders.
+            shown = {channel: _channel_version_fields(channel) for channel in CHANNEL_FIELDS}
+            field.widget.attrs["data-channel-fields"] = json.dumps(shown)
+        return field
 
     @admin.display(description=_("Preview"))
     def preview_link(self, obj):

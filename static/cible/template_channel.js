@@ -1,16 +1,13 @@
 /* The template form shows only the picked channel's fields in each version (locale): an email
    its subject, HTML and text; an SMS its text; a push its title, body and link. The server
    renders only the saved channel's fields on an existing template (activation/admin.py,
-   TemplateVersionInline); this hides the others on the add page as the channel is picked,
+   TemplateVersionInline), and gives the list per channel on the channel select
+   (data-channel-fields); this hides the others on the add page as the channel is picked,
    rows added later included. Without JavaScript every field stays visible. */
 (function () {
   "use strict";
-  var FIELDS = {
-    email: ["subject", "html", "text"],
-    sms: ["sms_body", "sms_length"],
-    push: ["push_title", "push_body", "push_url"]
-  };
-  var ALL = [].concat(FIELDS.email, FIELDS.sms, FIELDS.push);
+  var FIELDS = {};  // channel -> its fields, from the channel select's data-channel-fields
+  var ALL = [];
 
   function apply() {
     var select = document.getElementById("id_channel");
@@ -25,7 +22,9 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     var select = document.getElementById("id_channel");
-    if (!select) return;
+    if (!select || !select.dataset.channelFields) return;
+    FIELDS = JSON.parse(select.dataset.channelFields);
+    Object.keys(FIELDS).forEach(function (channel) { ALL = ALL.concat(FIELDS[channel]); });
     select.addEventListener("change", apply);
     var group = document.getElementById("versions-group");
     if (group) new MutationObserver(apply).observe(group, { childList: true, subtree: true });

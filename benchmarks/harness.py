@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# A module does not start with less free space than this where the cluster lives: a
+# PostgreSQL that fills its disk stops mid-run and loses the whole scale run.
+MIN_FREE_BYTES = int(os.environ.get("BENCH_MIN_FREE_GB", "6")) * 1024**3
 
 
 @dataclass
@@ -39,6 +42,12 @@ class Context:
     contacts: int
     events_per_contact: float
     results: list[Result] = field(default_factory=list)
+    data_dir: Path | None = None  # where the PostgreSQL cluster lives (free-space checks)
+
+    def free_bytes(self) -> int | None:
+        import shutil
+
+        return shutil.disk_usage(self.data_dir).free if self.data_dir else None
 
     def record(self, result: Result) -> Result:
         self.results.append(result)
@@ -61,8 +70,9 @@ def timed() -> Iterator[dict]:
 
 
 @contextmanager
-def postgres_django(keep: Path | None = None) -> Iterator[str]:
-    """Start PostgreSQL, point Django at it, migrate; yield the DATABASE_URL.
+def postgres_django(keep: Path | None = None) -> Iterator[tuple[str, Path]]:
+    """Start PostgreSQL, point Django at it, migrate; yield the DATABASE_URL and the folder
+    the cluster lives in.
 
     With ``keep`` (``--keep DIR``), the cluster is kept in DIR and reused by the next run, so
     a seeded population is loaded once while a benchmark is being worked on."""
@@ -79,7 +89,7 @@ def postgres_django(keep: Path | None = None) -> Iterator[str]:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0, interactive=False)
-        yield server.url
+        yield server.url, server.base
     finally:
         from django.db import connections
 
@@ -87,10 +97,12 @@ def postgres_django(keep: Path | None = None) -> Iterator[str]:
         server.stop()
 
 
-def write_module_results(ctx: Context, module: str, results: list[Result]) -> None:
+def write_module_results(
+    ctx: Context, module: str, results: list[Result], results_dir: Path = RESULTS_DIR
+) -> None:
     """Keep each module's newest results in ``results/<module>.json`` (runs of one module
     do not erase the others' figures)."""
-    RESULTS_DIR.mkdir(exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "module": module,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -99,15 +111,15 @@ def write_module_results(ctx: Context, module: str, results: list[Result]) -> No
         "events_per_contact": ctx.events_per_contact,
         "results": [asdict(r) for r in results],
     }
-    (RESULTS_DIR / f"{module}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (results_dir / f"{module}.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def write_report() -> None:
+def write_report(results_dir: Path = RESULTS_DIR) -> None:
     """Summarise every module's newest results into ``results/latest.md``."""
     lines = ["# Benchmark results (newest run of each module)", "",
              "| module | when | contacts | benchmark | value | target | comparison |",
              "|---|---|---|---|---|---|---|"]
-    for path in sorted(RESULTS_DIR.glob("bench_*.json")):
+    for path in sorted(results_dir.glob("bench_*.json")):
         data = json.loads(path.read_text())
         for r in data["results"]:
             verdict = "" if r.get("passed") is None else (" ✓" if r["passed"] else " ✗")
@@ -115,4 +127,4 @@ def write_report() -> None:
                 f"| {data['module']} | {data['when']} | {data['contacts']:,} | {r['benchmark']} | "
                 f"{r['value']:,.3f} {r['unit']}{verdict} | {r['target']} | {r['comparison']} |"
             )
-    (RESULTS_DIR / "latest.md").write_text("\n".join(lines) + "\n")
+    (results_dir / "latest.md").write_text("\n".join(lines) + "\n")

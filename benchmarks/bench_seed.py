@@ -27,7 +27,7 @@ def _raw_copy_seconds(table: str, path: Path) -> tuple[float, int, int]:
         cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
         (total,) = cursor.fetchone()
         copied = min(total, FLOOR_ROWS)
-        source = f"(SELECT * FROM {table}" + (")" if copied == total else f" LIMIT {copied})")
+        source = f"(SELECT * FROM {table}" + (")" if copied == total else f" LIMIT {copied})")  # noqa: S608
         with path.open("wb") as fh, cursor.copy(f"COPY {source} TO STDOUT") as copy:  # noqa: S608
             for chunk in copy:
                 fh.write(chunk)
@@ -104,8 +104,9 @@ def run(ctx: Context) -> None:
                 "raw_copy_seconds": raw_total,
                 "raw_copy_contacts_events_seconds": raw_contacts + raw_events,
                 "ratio_to_raw_copy": t["seconds"] / raw_total,
-                "floor_scaled_from_rows": {m._meta.db_table: f[1] for m, f in floors.items()
-                                           if f[1] < f[2]},
+                "floor_scaled_from_rows": {
+                    m._meta.db_table: f[1] for m, f in floors.items() if f[1] < f[2]
+                },
             },
         )
     )

@@ -52,9 +52,12 @@ class Context:
     def record(self, result: Result) -> Result:
         self.results.append(result)
         verdict = "" if result.passed is None else (" PASS" if result.passed else " MISS")
-        print(f"  {result.benchmark}: {result.value:,.3f} {result.unit}"
-              f"{f' (target {result.target})' if result.target else ''}{verdict}"
-              f"{f' — {result.comparison}' if result.comparison else ''}", flush=True)
+        print(
+            f"  {result.benchmark}: {result.value:,.3f} {result.unit}"
+            f"{f' (target {result.target})' if result.target else ''}{verdict}"
+            f"{f' — {result.comparison}' if result.comparison else ''}",
+            flush=True,
+        )
         return result
 
 
@@ -116,9 +119,12 @@ def write_module_results(
 
 def write_report(results_dir: Path = RESULTS_DIR) -> None:
     """Summarise every module's newest results into ``results/latest.md``."""
-    lines = ["# Benchmark results (newest run of each module)", "",
-             "| module | when | contacts | benchmark | value | target | comparison |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Benchmark results (newest run of each module)",
+        "",
+        "| module | when | contacts | benchmark | value | target | comparison |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(results_dir.glob("bench_*.json")):
         data = json.loads(path.read_text())
         for r in data["results"]:

@@ -92,6 +92,9 @@ def postgres_django(keep: Path | None = None) -> Iterator[tuple[str, Path]]:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0, interactive=False)
+        # Pages rendered by the benchmarks (results page, reports) name their static files
+        # through the production manifest storage: it must have been collected.
+        call_command("collectstatic", interactive=False, verbosity=0)
         yield server.url, server.base
     finally:
         from django.db import connections

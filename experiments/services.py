@@ -22,10 +22,8 @@ from django.utils.translation import gettext as _
 
 from contacts.models import Contact
 from experiments.assignment import (
-    BUCKETS,
     bucket_boundaries,
     buckets_for,
-    buckets_sql,
     in_test_sample,
     variant_index_for,
 )
@@ -215,51 +213,54 @@ def _assignments_ensure_postgresql(
     """PostgreSQL: ``(contact ids, variant ids)`` stored for the test-sample contacts of
     ``ids`` (sorted, unique), inserting the missing ones in one statement.
 
-    The ids (and targeting flags) travel by binary COPY into a temporary table; one
-    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` computes each contact's buckets in SQL
-    (``buckets_sql``: the same hash as numpy), keeps the test sample, maps the bucket to its
-    variant and inserts in ascending contact order; then the stored rows are read back by
+    numpy keeps the test sample and computes each contact's bucket (``buckets_for``: 1M ids in
+    a few hundredths of a second, against ~2 s for the same hash in SQL); the ids, targeting
+    flags and buckets travel by binary COPY into a temporary table, and one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` maps each bucket to its variant and inserts, in
+    ascending contact order, the contacts that exist; then the stored rows are read back by
     binary COPY: the inserted ones by the statement's ``RETURNING``, and when some contacts of
-    the sample were not inserted, every stored row (the stored row is the truth: earlier
-    calls, other workers)."""
+    the sample were not inserted, every stored row of the sample (the stored row is the truth:
+    earlier calls, other workers)."""
     from segments.binary_copy import copy_in_rows, copy_out_float_matrix
 
     table = Assignment._meta.db_table
     source = f"experiments_assign_{uuid.uuid4().hex[:16]}"
-    salts = {"bucket": experiment.salt}
-    share = experiment.effective_sample_share
-    sample_filter = ""
-    if share < 1.0:
-        salts["sample"] = f"{experiment.salt}:sample"
-        sample_filter = f"WHERE sample < {int(round(share * BUCKETS))}"
-    # Only contacts that exist are assigned (the table has no database foreign keys).
-    known = (
-        f"(SELECT s.c, s.t FROM {source} AS s WHERE EXISTS "  # noqa: S608 — identifiers only
-        f"(SELECT 1 FROM {Contact._meta.db_table} AS ct WHERE ct.id = s.c)) AS known"
-    )
-    bucketed = buckets_sql(known, id_column="c", salts=salts, keep=["c", "t"])
+    # Only the test sample is assigned; a row stored while the share was larger stays out of
+    # the test too (the read-back below joins the sample's ids only).
+    sampled = in_test_sample(experiment.salt, ids, experiment.effective_sample_share)
+    ids, targeted = ids[sampled], targeted[sampled]
+    if ids.size == 0:
+        return ids, ids
+    buckets = buckets_for(experiment.salt, ids)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {source} (c bigint NOT NULL, t boolean NOT NULL)")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {source} "
+            "(c bigint NOT NULL, t boolean NOT NULL, b integer NOT NULL)"
+        )
         try:
-            copy_in_rows(cursor.cursor, f"{source} (c, t)", [(">i8", ids), ("u1", targeted)])
+            copy_in_rows(
+                cursor.cursor,
+                f"{source} (c, t, b)",
+                [(">i8", ids), ("u1", targeted), (">i4", buckets)],
+            )
             cursor.execute(f"ANALYZE {source}")
             # COPY of the INSERT's RETURNING: the new rows come back in the same statement.
+            # Only contacts that exist are assigned (the table has no database foreign keys).
             stored_ids, stored = copy_out_float_matrix(
                 cursor.cursor,
                 f"INSERT INTO {table} "  # noqa: S608 — identifiers and integers only
                 "(experiment_id, contact_id, variant_id, bucket, targeted, assigned_at, revenue) "
-                f"SELECT %s, c, {_variant_case_sql(variants, 'bucket')}, bucket, t, "
-                f"%s, 0 FROM ({bucketed}) AS bucketed {sample_filter} "
-                "ORDER BY c ON CONFLICT (experiment_id, contact_id) DO NOTHING "
+                f"SELECT %s, s.c, {_variant_case_sql(variants, 's.b')}, s.b, s.t, %s, 0 "
+                f"FROM {source} AS s WHERE EXISTS "
+                f"(SELECT 1 FROM {Contact._meta.db_table} AS ct WHERE ct.id = s.c) "
+                "ORDER BY s.c ON CONFLICT (experiment_id, contact_id) DO NOTHING "
                 "RETURNING contact_id, variant_id::float8",
                 1,
                 [experiment.pk, now],
             )
-            missing = np.setdiff1d(ids, stored_ids, assume_unique=True)
-            if share < 1.0:
-                missing = missing[in_test_sample(experiment.salt, missing, share)]
-            if missing.size:
-                # Some were stored before (or by another worker meanwhile): read them all.
+            if stored_ids.size < ids.size:
+                # Some were stored before (or by another worker meanwhile), or do not exist:
+                # read every stored row of the sample.
                 stored_ids, stored = copy_out_float_matrix(
                     cursor.cursor,
                     f"SELECT a.contact_id, a.variant_id::float8 FROM {source} AS s "  # noqa: S608
@@ -269,9 +270,6 @@ def _assignments_ensure_postgresql(
                 )
         finally:
             cursor.execute(f"DROP TABLE {source}")
-    if share < 1.0:  # a row stored while the share was larger stays out of the test
-        sampled = in_test_sample(experiment.salt, stored_ids, share)
-        stored_ids, stored = stored_ids[sampled], stored[sampled]
     return stored_ids, stored[:, 0].astype(np.int64)
 
 

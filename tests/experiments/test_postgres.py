@@ -97,35 +97,6 @@ def test_variant_channel_override_on_postgres(
     )
 
 
-def test_buckets_computed_in_sql_equal_numpy_buckets():
-    """The SQL hash of the PostgreSQL insert gives every id the bucket numpy gives it,
-    including ids past 32 bits and the largest bigint."""
-    import numpy as np
-
-    from experiments.assignment import buckets_for, buckets_sql
-
-    rng = np.random.default_rng(7)
-    ids = np.concatenate(
-        [
-            np.arange(1, 3001),
-            rng.integers(1, 2**63 - 1, 3000, dtype=np.int64),
-            [2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1],
-        ]
-    ).astype(np.int64)
-    sql = buckets_sql(
-        "unnest(%s::bigint[]) AS u(c)",
-        id_column="c",
-        salts={"b": "salt-x", "s": "salt-x:sample"},
-        keep=["c"],
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ids.tolist()])
-        got = {c: (b, s) for c, b, s in cursor.fetchall()}
-    expected_b = buckets_for("salt-x", ids).tolist()
-    expected_s = buckets_for("salt-x:sample", ids).tolist()
-    assert [got[c] for c in ids.tolist()] == list(zip(expected_b, expected_s, strict=True))
-
-
 def test_postgres_assignment_stores_the_numpy_variant_bucket_and_sample():
     """The set-based PostgreSQL insert stores, for a weighted auto-winner test, exactly the
     rows the numpy path (SQLite) stores: same sample, same bucket, same variant."""

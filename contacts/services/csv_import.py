@@ -17,6 +17,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ from django.utils.translation import gettext_lazy
 
 from contacts.normalisation import InvalidValue, parse_number, zone_or_none
 from contacts.selectors import AliasTables
+from contacts.services.csv_blocks import (
+    PlainBlock,
+    nth_line_end,
+    plain_block_encoding,
+    plain_block_rows,
+)
 from contacts.services.event_batch import (
     events_clean_columns,
     events_ingested_send,
@@ -44,7 +51,6 @@ from contacts.services.ingest import (
     contact_item_clean,
     contacts_upsert_bulk,
     event_item_clean,
-    events_record_bulk,
 )
 
 KINDS = ("contacts", "events")
@@ -275,6 +281,7 @@ class _PhysicalLines:
         self.pending: deque[tuple[int, bytes]] = deque()
         self.record: list[tuple[int, bytes]] = []
         self.chars = 0
+        self.cr_only = False
 
     def start_record(self) -> None:
         self.record, self.chars = [], 0
@@ -335,90 +342,108 @@ def _lines(path: Path, layout: CsvLayout, *, kind: str, items: bool = True) -> I
     A broken line is a reject of its own and never takes other lines with it: a quote left
     open (a record spanning several lines without the header's field count), an overlong
     record, a line in another encoding than the file's."""
+    with _opened(path, layout) as (_fh, lines, reader):
+        if reader is not None:
+            yield from _records(lines, reader, layout, kind=kind, items=items)
+
+
+@contextmanager
+def _opened(path: Path, layout: CsvLayout) -> Iterator[tuple[Any, _PhysicalLines, Any]]:
+    """``(binary file, its physical lines, csv reader)`` positioned after the header; the reader
+    is ``None`` when the header itself cannot be read."""
+    with path.open("rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+        fh.seek(0)
+        cr_only = b"\r" in sample and b"\n" not in sample
+        lines = _PhysicalLines(_CarriageReturnLines(fh) if cr_only else fh, layout.encoding)
+        lines.cr_only = cr_only
+        reader = csv.reader(lines, delimiter=layout.delimiter)
+        try:
+            next(reader, None)  # the header (read by csv_layout)
+        except (_RecordTooLong, csv.Error):
+            reader = None
+        yield fh, lines, reader
+
+
+def _records(
+    lines: _PhysicalLines, reader: Any, layout: CsvLayout, *, kind: str, items: bool
+) -> Iterator[_Line]:
+    """The records :func:`_lines` yields, read by ``reader`` from ``lines``; between two records
+    the reader holds no state, so a caller may read plain lines from the file in between
+    (:func:`_event_chunks`) when ``lines.pending`` is empty."""
     width = len(layout.header)
     targets = [layout.column_map.get(column, IGNORE) for column in layout.header]
     decimal_comma = layout.delimiter != ","
     nested = "properties" if kind == "events" else "attributes"
     numeric_nested = kind == "events"
 
-    with path.open("rb") as fh:
-        sample = fh.read(SAMPLE_BYTES)
-        fh.seek(0)
-        cr_only = b"\r" in sample and b"\n" not in sample
-        lines = _PhysicalLines(_CarriageReturnLines(fh) if cr_only else fh, layout.encoding)
-        reader = csv.reader(lines, delimiter=layout.delimiter)
+    def broken(reason: Any) -> _Line:
+        """The record's first line rejected; its other lines are read again."""
+        record = lines.record or [(lines.number, b"")]
+        lines.give_back(record[1:])
+        text = lines.text(record[0][1]).rstrip("\r\n")
+        raw = next(csv.reader([text], delimiter=layout.delimiter), [])
+        return _Line(record[0][0], [cell[:1000] for cell in raw], None, str(reason))
+
+    while True:
+        lines.start_record()
         try:
-            next(reader, None)  # the header (read by csv_layout)
-        except (_RecordTooLong, csv.Error):
+            raw = next(reader)
+        except StopIteration:
             return
-
-        def broken(reason: Any) -> _Line:
-            """The record's first line rejected; its other lines are read again."""
-            record = lines.record or [(lines.number, b"")]
-            lines.give_back(record[1:])
-            text = lines.text(record[0][1]).rstrip("\r\n")
-            raw = next(csv.reader([text], delimiter=layout.delimiter), [])
-            return _Line(record[0][0], [cell[:1000] for cell in raw], None, str(reason))
-
-        while True:
-            lines.start_record()
-            try:
-                raw = next(reader)
-            except StopIteration:
-                return
-            except _RecordTooLong:
-                yield broken(
-                    QUOTE_LEFT_OPEN
-                    if len(lines.record) > 1
-                    else _("The line is longer than %(mb)d MB.")
-                    % {"mb": MAX_RECORD_CHARS // (1024 * 1024)}
+        except _RecordTooLong:
+            yield broken(
+                QUOTE_LEFT_OPEN
+                if len(lines.record) > 1
+                else _("The line is longer than %(mb)d MB.")
+                % {"mb": MAX_RECORD_CHARS // (1024 * 1024)}
+            )
+            continue
+        except csv.Error as exc:
+            yield broken(_("Unreadable CSV line: %(error)s") % {"error": exc})
+            continue
+        number = lines.record[0][0] if lines.record else lines.number
+        if not raw or (len(raw) == 1 and not raw[0].strip()):
+            continue
+        if len(lines.record) > 1 and not _well_quoted(lines, layout.delimiter, width):
+            yield broken(QUOTE_LEFT_OPEN)
+            continue
+        if len(raw) != width:
+            yield _Line(
+                number,
+                raw,
+                None,
+                _("Expected %(n)d fields, found %(m)d.") % {"n": width, "m": len(raw)},
+            )
+            continue
+        if lines.utf8_in_legacy():
+            yield _Line(
+                number,
+                raw,
+                None,
+                _(
+                    "This line is UTF-8 text in a %(enc)s file (mixed encodings are not "
+                    "guessed); save the whole file as UTF-8."
                 )
-                continue
-            except csv.Error as exc:
-                yield broken(_("Unreadable CSV line: %(error)s") % {"error": exc})
-                continue
-            number = lines.record[0][0] if lines.record else lines.number
-            if not raw or (len(raw) == 1 and not raw[0].strip()):
-                continue
-            if len(lines.record) > 1 and not _well_quoted(lines, layout.delimiter, width):
-                yield broken(QUOTE_LEFT_OPEN)
-                continue
-            if len(raw) != width:
-                yield _Line(
-                    number,
-                    raw,
-                    None,
-                    _("Expected %(n)d fields, found %(m)d.") % {"n": width, "m": len(raw)},
+                % {"enc": layout.encoding},
+            )
+            continue
+        if _UNDECODABLE.search("".join(raw)):
+            yield _Line(
+                number,
+                raw,
+                None,
+                _(
+                    "Not valid %(enc)s text; if the file mixes encodings, save it whole as "
+                    "UTF-8, else set its encoding (e.g. --encoding latin-1)."
                 )
-                continue
-            if lines.utf8_in_legacy():
-                yield _Line(
-                    number,
-                    raw,
-                    None,
-                    _(
-                        "This line is UTF-8 text in a %(enc)s file (mixed encodings are not "
-                        "guessed); save the whole file as UTF-8."
-                    )
-                    % {"enc": layout.encoding},
-                )
-                continue
-            if _UNDECODABLE.search("".join(raw)):
-                yield _Line(
-                    number,
-                    raw,
-                    None,
-                    _(
-                        "Not valid %(enc)s text; if the file mixes encodings, save it whole as "
-                        "UTF-8, else set its encoding (e.g. --encoding latin-1)."
-                    )
-                    % {"enc": layout.encoding},
-                )
-                continue
-            if not items:
-                yield _Line(number, raw, {})
-                continue
-            yield _Line(number, raw, _item(raw, targets, nested, numeric_nested, decimal_comma))
+                % {"enc": layout.encoding},
+            )
+            continue
+        if not items:
+            yield _Line(number, raw, {})
+            continue
+        yield _Line(number, raw, _item(raw, targets, nested, numeric_nested, decimal_comma))
 
 
 def _item(
@@ -442,6 +467,128 @@ def _item(
     if extra:
         item[nested] = extra
     return item
+
+
+# The fast path reads plain lines in blocks (contacts.services.csv_blocks) of up to
+# MIN_BLOCK_BYTES after a line it could not vouch for, growing fourfold while blocks are plain
+# up to MAX_BLOCK_BYTES. The line it stopped at goes to the careful reader with the lines
+# of its record; when the fast path then fails again at once, the careful reader takes
+# twice as many lines the next time (a file quoted throughout costs few fast attempts).
+MIN_BLOCK_BYTES = 64 * 1024
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+CAREFUL_WINDOW_MAX = 65_536
+
+
+@dataclass
+class _EventChunk:
+    """Up to ``chunk_size`` records of an events file, in line order: the good ones as pieces
+    (line numbers, one object array of cells per header column), the broken ones as lines."""
+
+    numbers: list[np.ndarray] = field(default_factory=list)
+    cells: list[list[np.ndarray]] = field(default_factory=list)
+    careful: list[_Line] = field(default_factory=list)  # good lines not yet in a piece
+    broken: list[_Line] = field(default_factory=list)
+    records: int = 0
+    last: int = 0  # number of the last physical line read
+
+    def add_piece(self, numbers: np.ndarray, cells: list[np.ndarray]) -> None:
+        self.close_careful()
+        self.numbers.append(numbers)
+        self.cells.append(cells)
+        self.records += len(numbers)
+
+    def add_line(self, line: _Line) -> None:
+        (self.careful if line.item is not None else self.broken).append(line)
+        self.records += 1
+
+    def close_careful(self) -> None:
+        if self.careful:
+            good, self.careful = self.careful, []
+            self.numbers.append(np.array([line.number for line in good], dtype=np.int64))
+            self.cells.append(
+                [_object_array(column) for column in zip(*(line.raw for line in good), strict=True)]
+            )
+
+    def columns(self, *, width: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``(line numbers, one array of cells per column)`` of the good records."""
+        self.close_careful()
+        if not self.numbers:
+            return np.zeros(0, dtype=np.int64), [_object_array(()) for _ in range(width)]
+        return np.concatenate(self.numbers), [
+            np.concatenate([piece[column] for piece in self.cells]) for column in range(width)
+        ]
+
+
+def _object_array(values: Any) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _event_chunks(path: Path, layout: CsvLayout, *, chunk_size: int) -> Iterator[_EventChunk]:
+    """The records of an events file in chunks of ``chunk_size``, read as :func:`_lines` reads
+    them: plain lines in blocks by the C parser (:func:`plain_block_rows`), every other line by
+    the careful reader, so the good records, the broken lines and their reasons are the same."""
+    width = len(layout.header)
+    encoding = plain_block_encoding(layout.encoding)
+    with _opened(path, layout) as (fh, lines, reader):
+        if reader is None:
+            return
+        careful = _records(lines, reader, layout, kind="events", items=False)
+        fast = bool(encoding) and not lines.cr_only
+        line_bytes, reach, window = 128, MIN_BLOCK_BYTES, 1
+        chunk = _EventChunk()
+        while True:
+            if chunk.records >= chunk_size:
+                yield chunk
+                chunk = _EventChunk()
+            if fast and not lines.pending:
+                start = fh.tell()
+                want = chunk_size - chunk.records
+                asked = min(reach, max(4096, want * line_bytes))
+                data = fh.read(asked)
+                if not data:
+                    break
+                if len(data) == asked:  # not the end of the file: whole lines only
+                    data = data[: data.rfind(b"\n") + 1]
+                if data.count(b"\n") > want:
+                    data = data[: nth_line_end(data, want)]
+                block = (
+                    plain_block_rows(
+                        data,
+                        encoding=encoding,
+                        delimiter=layout.delimiter,
+                        width=width,
+                        utf8_sequence=_UTF8_SEQUENCE,
+                        max_line=MAX_RECORD_CHARS,
+                    )
+                    if data
+                    else PlainBlock()
+                )
+                fh.seek(start + block.size)
+                if block.lines:
+                    first = lines.number + 1
+                    lines.number += block.lines
+                    chunk.add_piece(np.arange(first, lines.number + 1), block.cells)
+                    chunk.last = lines.number
+                    line_bytes = max(1, block.size // block.lines + 1)
+                    window = 1
+                    if block.size == len(data):
+                        reach = min(MAX_BLOCK_BYTES, 4 * reach)
+                        continue
+                reach = MIN_BLOCK_BYTES
+            # The careful reader, up to a record boundary at least ``window`` lines on.
+            stop = lines.number + window
+            while (line := next(careful, None)) is not None:
+                chunk.add_line(line)
+                chunk.last = lines.number
+                if chunk.records >= chunk_size or (lines.number >= stop and not lines.pending):
+                    break
+            if line is None:
+                break
+            window = min(2 * window, CAREFUL_WINDOW_MAX)
+        if chunk.records:
+            yield chunk
 
 
 class _ChunkStore:
@@ -522,23 +669,12 @@ def csv_import(
     def flush(batch: list[_Line]) -> None:
         if not batch:
             return
-        if kind == "events":
-            flush_events(batch)
-            return
         valid = [line for line in batch if line.item is not None]
-        if kind == "events":
-            outcome = events_record_bulk(
-                items=[line.item for line in valid],
-                source=source,
-                default_timezone=default_timezone,
-                aliases=aliases,
-            )
-        else:
-            outcome = contacts_upsert_bulk(
-                items=[line.item for line in valid],
-                source=source,
-                default_timezone=default_timezone,
-            )
+        outcome = contacts_upsert_bulk(
+            items=[line.item for line in valid],
+            source=source,
+            default_timezone=default_timezone,
+        )
         results = {id(line): result for line, result in zip(valid, outcome.results, strict=True)}
         for line in batch:  # in line order, so the reject file reads top to bottom
             result = results.get(id(line))
@@ -559,35 +695,33 @@ def csv_import(
     decimal_comma = layout.delimiter != ","
     zone = zone_or_none(default_timezone or settings.CIBLE_INGEST_DEFAULT_TIMEZONE)
 
-    def flush_events(batch: list[_Line]) -> None:
+    def flush_events(chunk: _EventChunk) -> None:
         """Events: the chunk's cells as columns, cleaned and stored vectorised."""
-        good = [line for line in batch if line.item is not None]
-        if good:
-            cells = list(zip(*(line.raw for line in good), strict=True))
+        numbers, cells = chunk.columns(width=len(layout.header))
+        if len(numbers):
             columns: dict[str, np.ndarray] = {}
             properties: dict[str, np.ndarray] = {}
             for target, values in zip(targets, cells, strict=True):
                 if not target:
                     continue
-                array = np.array(values, dtype=object)
                 into, name = (
                     (properties, target.removeprefix("properties."))
                     if target.startswith("properties.")
                     else (columns, target)
                 )
                 if name in into:  # two columns mapped to one target: the later non-empty wins
-                    array = np.where(array != "", array, into[name])
-                into[name] = array
+                    values = np.where(values != "", values, into[name])
+                into[name] = values
 
             def item_at(i: int) -> dict[str, Any]:
-                return _item(good[i].raw, targets, "properties", True, decimal_comma)
+                return _item([c[i] for c in cells], targets, "properties", True, decimal_comma)
 
             now = timezone.now()
             cleaned = events_clean_columns(
                 columns=columns,
-                n=len(good),
+                n=len(numbers),
                 item_at=item_at,
-                eligible=np.ones(len(good), dtype=bool),
+                eligible=np.ones(len(numbers), dtype=bool),
                 now=now,
                 aliases=aliases,
                 default_zone=zone,
@@ -613,13 +747,13 @@ def csv_import(
             stored = None
         # The previous chunk was being stored while this one was read and cleaned.
         finish_pending()
-        pending.append((batch, good, stored))
+        pending.append((chunk, numbers, cells, stored))
 
     def finish_pending() -> None:
         if not pending:
             return
-        batch, good, stored = pending.pop()
-        rejected: dict[int, dict[str, str]] = {}
+        chunk, numbers, cells, stored = pending.pop()
+        rejects = [(line.number, line.raw, line.error) for line in chunk.broken]
         if stored is not None:
             outcome = stored.result()
             # After the chunk's commit (the writer's own connection); inside a caller's
@@ -628,29 +762,31 @@ def csv_import(
             statuses = outcome.status
             counts.created += int((statuses == "created").sum())
             counts.duplicates += int((statuses == "duplicate").sum())
-            rejected = {
-                id(good[i]): outcome.errors[i] for i in np.flatnonzero(statuses == "rejected")
-            }
-        for line in batch:  # in line order, so the reject file reads top to bottom
-            if line.item is None:
-                reject(line, line.error)
-            elif id(line) in rejected:
-                errors = rejected[id(line)]
-                reject(line, "; ".join(f"{k}: {v}" for k, v in errors.items()))
-        counts.lines = batch[-1].number - 1
+            for i in np.flatnonzero(statuses == "rejected"):
+                errors = outcome.errors[i]
+                reason = "; ".join(f"{k}: {v}" for k, v in errors.items())
+                rejects.append((int(numbers[i]), [str(c[i]) for c in cells], reason))
+        rejects.sort(key=lambda reject: reject[0])  # the reject file reads top to bottom
+        for number, raw, reason in rejects:
+            reject(_Line(number, raw, None), reason)
+        counts.lines = chunk.last - 1
         progress(min(counts.lines, total), total)
 
-    pending: list[tuple[list[_Line], list[_Line], Future | None]] = []
+    pending: list[tuple[_EventChunk, np.ndarray, list[np.ndarray], Future | None]] = []
     store = _ChunkStore(background=kind == "events")
     chunk_size = chunk_size or (EVENTS_CHUNK if kind == "events" else CONTACTS_CHUNK)
     try:
-        batch: list[_Line] = []
-        for line in _lines(path, layout, kind=kind, items=kind != "events"):
-            batch.append(line)
-            if len(batch) >= chunk_size:
-                flush(batch)
-                batch = []
-        flush(batch)
+        if kind == "events":
+            for chunk in _event_chunks(path, layout, chunk_size=chunk_size):
+                flush_events(chunk)
+        else:
+            batch: list[_Line] = []
+            for line in _lines(path, layout, kind=kind):
+                batch.append(line)
+                if len(batch) >= chunk_size:
+                    flush(batch)
+                    batch = []
+            flush(batch)
         finish_pending()
     finally:
         store.close()

@@ -109,14 +109,20 @@ class CleanBatch:
 
 
 def _map_unique(
-    values: np.ndarray, normalise: Callable[[Any], Any]
+    values: np.ndarray,
+    normalise: Callable[[Any], Any],
+    unchanged: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(normalised values, refused mask)``: ``normalise`` runs once per distinct value; the
-    empty string stays empty (an absent value)."""
+    empty string stays empty (an absent value). ``unchanged``: a vectorised check of the
+    distinct values that ``normalise`` would return as they are (those skip it)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     out = np.empty(len(uniques), dtype=object)
     bad = np.zeros(len(uniques), dtype=bool)
-    for i, value in enumerate(uniques):
+    kept = unchanged(uniques) if unchanged is not None else np.zeros(len(uniques), dtype=bool)
+    out[kept] = uniques[kept]
+    for i in np.flatnonzero(~kept):
+        value = uniques[i]
         if value == "":
             out[i] = ""
             continue
@@ -125,6 +131,24 @@ def _map_unique(
         except InvalidValue:
             out[i], bad[i] = "", True
     return out[codes], bad[codes]
+
+
+def _clean_texts(values: np.ndarray, *, field_max: int) -> np.ndarray:
+    """Which strings of ``values`` :func:`clean_text` returns unchanged (already trimmed, at
+    most ``field_max`` characters, no NUL, valid Unicode): checked with C-level maps."""
+    if not all(type(value) is str for value in values):
+        return np.zeros(len(values), dtype=bool)
+    n = len(values)
+    kept = np.fromiter(map(str.__eq__, values, map(str.strip, values)), dtype=bool, count=n)
+    kept &= np.fromiter(map(len, values), dtype=np.int64, count=n) <= field_max
+    joined = "".join(values)
+    if "\x00" in joined or (not joined.isascii() and _SURROGATE.search(joined)):
+        kept &= np.fromiter(
+            ("\x00" not in value and not _SURROGATE.search(value) for value in values),
+            dtype=bool,
+            count=n,
+        )
+    return kept
 
 
 def events_record_columns(
@@ -199,7 +223,8 @@ def events_clean_columns(
         ("external_id", lambda v: clean_text(v, field_max=128)),
         ("email", normalise_email),
     ):
-        values, bad = _map_unique(col(name), normalise)
+        unchanged = (lambda u: _clean_texts(u, field_max=128)) if name == "external_id" else None
+        values, bad = _map_unique(col(name), normalise, unchanged)
         clean[name], flag = values, flag | bad
     # Phones are parsed in the event's country (else the default): once per distinct pair.
     phone_raw = col("phone")
@@ -224,23 +249,20 @@ def events_clean_columns(
     flag |= clean["type"] == ""  # required (or refused)
 
     # Idempotency keys: all distinct, so checked column-wise rather than per value.
-    keys = pd.Series(col("idempotency_key"), dtype=object).str.strip()
-    flag |= (keys == "").to_numpy() | (keys.str.len() > 128).to_numpy()
+    keys = _strip(col("idempotency_key"))
+    flag |= (keys == "") | (np.fromiter(map(len, keys), dtype=np.int64, count=n) > 128)
     joined = "".join(keys)  # one C pass; the per-key scans only when it finds something
     if "\x00" in joined:
-        flag |= keys.str.contains("\x00", regex=False).to_numpy()
+        flag |= np.fromiter(("\x00" in key for key in keys), dtype=bool, count=n)
     if not joined.isascii() and _SURROGATE.search(joined):
-        flag |= keys.str.contains(_SURROGATE).to_numpy()
-    clean["idempotency_key"] = keys.to_numpy(dtype=object)
+        flag |= np.fromiter((bool(_SURROGATE.search(key)) for key in keys), dtype=bool, count=n)
+    clean["idempotency_key"] = keys
 
     # Timestamps: strict ISO 8601 with offset → UTC nanoseconds, one range comparison.
-    stamps = pd.Series(col("timestamp"), dtype=object).str.strip()
-    shaped = stamps.str.match(_ISO).to_numpy(dtype=bool)
-    parsed = pd.to_datetime(stamps.where(shaped, None), utc=True, format="ISO8601", errors="coerce")
-    ns = parsed.to_numpy(dtype="datetime64[ns]").astype("int64")
+    ns, shaped = iso_utc_nanoseconds(_strip(col("timestamp")))
     low = pd.Timestamp(EPOCH).value
     high = pd.Timestamp(now + CLOCK_SKEW).value
-    flag |= ~shaped | parsed.isna().to_numpy() | (ns < low) | (ns > high)
+    flag |= ~shaped | (ns < low) | (ns > high)
 
     identity_name = np.where(
         clean["external_id"] != "",
@@ -332,6 +354,109 @@ def events_clean_columns(
         occurred_ns=ns,
         properties=properties,
     )
+
+
+def _strip(values: np.ndarray) -> np.ndarray:
+    """``str.strip`` of each string of an object array."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(map(str.strip, values))
+    return out
+
+
+_ISO_WIDTH = 32  # YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM
+_ISO_SEPARATORS = {4: "-", 7: "-", 13: ":", 16: ":"}
+_ISO_FIELDS = {  # name: (first position, last position, lowest, highest)
+    "year": (0, 3, 1970, 2200),
+    "month": (5, 6, 1, 12),
+    "day": (8, 9, 1, 31),
+    "hour": (11, 12, 0, 23),
+    "minute": (14, 15, 0, 59),
+    "second": (17, 18, 0, 59),
+}
+
+
+def iso_utc_nanoseconds(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(UTC nanoseconds, shaped)`` of an object array of stripped strings, computed with
+    numpy on the characters. ``shaped``: the value is a date-time of the strict shape
+    ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}](Z|±HH:MM)`` (ASCII digits, a real calendar day, an offset
+    under 24 h, a year from 1970 to 2200), whose instant is then exactly the one
+    ``datetime.fromisoformat`` gives; 0 ns for the others (the caller checks them one by one)."""
+    n = len(stamps)
+    lengths = np.fromiter(map(len, stamps), dtype=np.int64, count=n)
+    fits = (lengths >= 20) & (lengths <= _ISO_WIDTH)
+    text = np.empty(n, dtype=f"U{_ISO_WIDTH}")
+    text[fits] = stamps[fits]
+    chars = text.view(np.uint32).reshape(n, _ISO_WIDTH).astype(np.int64)
+    digits = chars - ord("0")
+    rows = np.arange(n)
+    last = np.maximum(lengths - 1, 0)
+
+    def at(position: np.ndarray | int) -> np.ndarray:
+        return chars[rows, np.clip(position, 0, _ISO_WIDTH - 1)]
+
+    def number(first: np.ndarray | int, last: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        value, ok = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        for offset in range(int(np.max(np.asarray(last) - np.asarray(first))) + 1):
+            position = np.clip(np.asarray(first) + offset, 0, _ISO_WIDTH - 1)
+            digit = digits[rows, position]
+            ok &= (digit >= 0) & (digit <= 9)
+            value = value * 10 + digit
+        return value, ok
+
+    shaped = fits.copy()
+    for position, separator in _ISO_SEPARATORS.items():
+        shaped &= chars[:, position] == ord(separator)
+    shaped &= (chars[:, 10] == ord("T")) | (chars[:, 10] == ord(" "))
+    parts = {}
+    for name, (first, end, lowest, highest) in _ISO_FIELDS.items():
+        value, ok = number(first, end)
+        shaped &= ok & (value >= lowest) & (value <= highest)
+        parts[name] = value
+    # The offset: Z, or ±HH:MM ending the value.
+    zulu = at(last) == ord("Z")
+    sign = at(lengths - 6)
+    offset_hours, hours_ok = number(lengths - 5, lengths - 4)
+    offset_minutes, minutes_ok = number(lengths - 2, lengths - 1)
+    numeric_offset = (
+        ((sign == ord("+")) | (sign == ord("-")))
+        & hours_ok
+        & minutes_ok
+        & (at(lengths - 3) == ord(":"))
+        & (offset_hours <= 23)
+        & (offset_minutes <= 59)
+    )
+    shaped &= zulu | numeric_offset
+    offset_seconds = np.where(
+        zulu, 0, np.where(sign == ord("-"), -1, 1) * (offset_hours * 3600 + offset_minutes * 60)
+    )
+    # Between the seconds and the offset: nothing, or a dot and 1 to 6 digits.
+    fraction_length = lengths - np.where(zulu, 1, 6) - 19
+    shaped &= (fraction_length == 0) | (
+        (fraction_length >= 2) & (fraction_length <= 7) & (chars[:, 19] == ord("."))
+    )
+    fraction = np.zeros(n, dtype=np.int64)
+    for place in range(1, 7):
+        inside = place < fraction_length
+        digit = digits[:, 19 + place]
+        shaped &= ~inside | ((digit >= 0) & (digit <= 9))
+        fraction += np.where(inside, digit, 0) * 10 ** (9 - place)
+    # The calendar day must exist (2025-02-30 does not).
+    year = np.where(shaped, parts["year"], 1970)
+    month = np.where(shaped, parts["month"], 1)
+    day = np.where(shaped, parts["day"], 1)
+    months = (year - 1970) * 12 + (month - 1)
+    first_day = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    next_month = (months + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    shaped &= day <= next_month - first_day
+    seconds = (
+        (first_day + day - 1) * 86_400
+        + parts["hour"] * 3600
+        + parts["minute"] * 60
+        + parts["second"]
+        - offset_seconds
+    )
+    nanoseconds = np.where(shaped, seconds * 1_000_000_000 + fraction, 0)
+    return nanoseconds, shaped
 
 
 def properties_json_vouched(value: Any) -> str | None:
@@ -463,25 +588,30 @@ def _csv_properties_json(
     has_amount = np.zeros(n, dtype=bool)
     for name, raw in raw_columns.items():
         present = raw != ""
+        rows = np.flatnonzero(present)
+        if not len(rows):
+            continue
         try:
             check_string(name)
         except InvalidValue:
             flag |= present
             continue
-        lengths = pd.Series(raw, dtype=object).str.len().to_numpy()
-        budget += np.where(present, len(name) + 30 + lengths, 0)
-        flag |= present & pd.Series(raw, dtype=object).str.contains("\x00", regex=False).to_numpy()
+        cells = raw[rows]
+        budget[rows] += len(name) + 30 + np.fromiter(map(len, cells), np.int64, len(rows))
+        if "\x00" in "".join(cells):
+            flag[rows] |= np.fromiter(("\x00" in cell for cell in cells), bool, len(rows))
+        key = _JSON.encode(name) + ": "  # as json.dumps({name: value})[1:-1]
 
-        def fragment(value: Any, key: str = name) -> str:
-            return json.dumps({key: value}, ensure_ascii=False)[1:-1]
+        def fragment(value: Any, key: str = key) -> str:
+            return key + _JSON.encode(value)
 
-        plain, _bad = _map_unique(
-            raw, lambda v: fragment(parse_number(v, decimal_comma=decimal_comma))
-        )
+        def plain(v: str) -> str:
+            return fragment(parse_number(v, decimal_comma=decimal_comma))
+
         if name == amount_name:
             has_amount |= present
 
-            def purchase_amount(v: str) -> str:
+            def special(v: str) -> str:
                 errors: dict = {}
                 value = _purchase_properties(
                     {amount_name: parse_number(v, decimal_comma=decimal_comma)},
@@ -492,22 +622,30 @@ def _csv_properties_json(
                     raise InvalidValue(errors["properties"])
                 return fragment(value[amount_name])
 
-            special, bad = _map_unique(raw, purchase_amount)
         elif name == "category":
 
-            def purchase_category(v: str) -> str:
+            def special(v: str) -> str:
                 parsed = parse_number(v, decimal_comma=decimal_comma)
                 return fragment(normalise_category(parsed, aliases=aliases.category))
 
-            special, bad = _map_unique(raw, purchase_category)
         else:
-            special, bad = plain, np.zeros(n, dtype=bool)
-        piece = np.where(is_purchase, special, plain)
-        flag |= is_purchase & bad
-        out = np.where(present, np.where(out == "", piece, out + ", " + piece), out)
+            special = plain
+        purchase = is_purchase[rows]
+        pieces = np.empty(len(rows), dtype=object)
+        for among, normalise in ((~purchase, plain), (purchase, special)):
+            if among.any():
+                values, bad = _map_unique(cells[among], normalise)
+                pieces[among] = values
+                if normalise is special and normalise is not plain:
+                    flag[rows[among]] |= bad
+        before = out[rows]
+        out[rows] = np.where(before == "", pieces, before + ", " + pieces)
     flag |= is_purchase & ~has_amount
     flag |= budget > MAX_JSON_BYTES
-    return "{" + out + "}"
+    filled = out != ""
+    out[filled] = "{" + out[filled] + "}"
+    out[~filled] = "{}"
+    return out
 
 
 def events_resolve_contacts(*, batch: CleanBatch, create_unknown: bool, now: datetime) -> None:

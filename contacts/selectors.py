@@ -71,17 +71,23 @@ IDENTITY_CHUNK = 10_000  # SQLite bounds the number of query parameters
 
 
 def _identity_rows(external_ids: set[str], emails: set[str], phones: set[str]) -> list[tuple]:
-    """``(id, external_id, email, phone)`` of the contacts matching any identity (any order).
-    PostgreSQL: one statement with array parameters (a 50,000-value ``IN`` list costs more to
-    build client-side than to run); elsewhere ``IN`` lists in chunks."""
+    """``(id, external_id, email, phone)`` of the contacts matching any identity (any order,
+    a contact matching two identities possibly twice). PostgreSQL: one statement with array
+    parameters (a 50,000-value ``IN`` list costs more to build client-side than to run), one
+    ``UNION ALL`` arm per kind of identity the batch uses — an ``OR`` of the three made the
+    planner scan the whole contacts table; elsewhere ``IN`` lists in chunks."""
     if connection.vendor == "postgresql":
         table = Contact._meta.db_table
+        arms, params = [], []
+        for name, values in (("external_id", external_ids), ("email", emails), ("phone", phones)):
+            if values:
+                arms.append(
+                    f"SELECT id, external_id, email, phone FROM {table} "  # noqa: S608
+                    f"WHERE {name} = ANY(%s)"  # fixed names
+                )
+                params.append(list(values))
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, external_id, email, phone FROM {table} "  # noqa: S608 (fixed name)
-                "WHERE external_id = ANY(%s) OR email = ANY(%s) OR phone = ANY(%s)",
-                [list(external_ids), list(emails), list(phones)],
-            )
+            cursor.execute(" UNION ALL ".join(arms), params)
             return cursor.fetchall()
     rows: dict[int, tuple] = {}
     for name, values in (("external_id", external_ids), ("email", emails), ("phone", phones)):

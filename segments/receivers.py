@@ -22,7 +22,12 @@ def on_events_ingested(sender, *, contact_ids, event_types, source="", **kwargs)
     ids = sorted({int(i) for i in contact_ids})
     types = sorted(event_types) if event_types is not None else None
     for start in range(0, len(ids), REALTIME_BATCH):
-        reevaluate_contacts.delay(ids[start : start + REALTIME_BATCH], types)
+        batch = ids[start : start + REALTIME_BATCH]
+        # A short argsrepr: Celery's own repr of 1,000 ids costs more than sending the task.
+        reevaluate_contacts.apply_async(
+            (batch, types),
+            argsrepr=f"([{len(batch)} contact ids {batch[0]}…{batch[-1]}], {types!r})",
+        )
 
 
 @receiver(contacts_merged, dispatch_uid="segments-contacts-merged")

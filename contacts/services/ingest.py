@@ -454,11 +454,12 @@ def events_record_bulk(
     allowed = frozenset(EVENT_FIELDS)
     # Vectorised path for plain items (an object of known fields with string values); any other
     # item is cleaned on its own by event_item_clean (see contacts.services.event_batch).
-    eligible = np.fromiter(
+    plain = (str, type(None))
+    eligible = np.fromiter(  # the item's own fields only: all of them are known fields
         (
             type(item) is dict
             and allowed.issuperset(item)
-            and all(type(item.get(name)) in (str, type(None)) for name in TEXT_FIELDS)
+            and all(type(value) in plain for name, value in item.items() if name != "properties")
             for item in items
         ),
         dtype=bool,

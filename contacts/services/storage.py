@@ -3,7 +3,10 @@
 ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on both PostgreSQL and SQLite (≥ 3.35): one
 statement per chunk, so concurrent writers of the same keys store one copy and each caller learns
 which rows it created. On PostgreSQL the rows are first COPYed into a session-local staging
-table, so a chunk of 5,000 events costs one COPY and one INSERT … SELECT. Events are inserted in
+table, so a chunk of 5,000 events costs one COPY and one INSERT … SELECT. Events first try a plain
+INSERT … SELECT in a savepoint (most batches hold no stored key, and it skips the speculative
+insertion of ON CONFLICT); a stored key makes it fail, and the batch is inserted again with
+ON CONFLICT DO NOTHING RETURNING. Events are inserted in
 ``contact_id`` order: the foreign-key checks (run at commit, one per row) and the
 ``(contact_id, occurred_at)`` index then walk the contact pages in order instead of at random,
 and two writers of overlapping batches take their row locks in the same order.
@@ -19,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+import psycopg
+from django.db import IntegrityError, connection, transaction
 
 from contacts.models import Contact, Event
 
@@ -251,11 +255,21 @@ def events_insert_frame(frame: pd.DataFrame, *, copy_payload: bytes | None = Non
         with cursor.cursor.copy(f"COPY {stage} ({', '.join(names)}) FROM STDIN") as copy:
             for start in range(0, len(payload), 1 << 22):
                 copy.write(payload[start : start + (1 << 22)])
-        cursor.execute(
+        insert = (
             f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
-            f"SELECT {select} FROM {stage} ORDER BY contact_id "
-            f"{_on_conflict(EVENT_CONFLICT)} RETURNING idempotency_key"
+            f"SELECT {select} FROM {stage} ORDER BY contact_id"
         )
-        new = {key for (key,) in cursor.fetchall()}
+        try:
+            # Most batches hold no key already stored: a plain INSERT (no speculative insertion,
+            # nothing returned) stores them all. A stored key stops it at that row, within its
+            # own savepoint; the batch then goes through ON CONFLICT DO NOTHING.
+            with transaction.atomic():
+                cursor.execute(insert)
+            new = set(frame["idempotency_key"])
+        except IntegrityError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise
+            cursor.execute(f"{insert} {_on_conflict(EVENT_CONFLICT)} RETURNING idempotency_key")
+            new = {key for (key,) in cursor.fetchall()}
         cursor.execute(f"TRUNCATE {stage}")
     return new

@@ -86,6 +86,31 @@ def test_bulk_insert_reports_created_and_duplicates_on_postgresql():
     assert Event.objects.get().properties == {"amount": 10, "note": "é"}
 
 
+@pytest.mark.django_db
+def test_a_batch_mixing_stored_and_new_keys_stores_each_event_once_on_postgresql():
+    """The plain INSERT of a batch stops at the stored key (its savepoint undone); the batch
+    then goes through ON CONFLICT DO NOTHING: new events created, the stored one a duplicate."""
+    for i in range(3):
+        ContactFactory(external_id=f"C-{i}")
+
+    def item(i: int) -> dict:
+        return {
+            "external_id": f"C-{i % 3}",
+            "type": "page_view",
+            "timestamp": f"2026-01-10T09:{i:02d}:00Z",
+            "idempotency_key": f"k{i}",
+        }
+
+    first = events_record_bulk(items=[item(5)], source="s")
+    assert first.counts["created"] == 1
+    mixed = events_record_bulk(items=[item(i) for i in range(10)], source="s")
+    assert mixed.counts == {"created": 9, "updated": 0, "duplicate": 1, "rejected": 0}
+    assert [r.status for r in mixed.results][5] == "duplicate"
+    assert Event.objects.filter(source="s").count() == 10
+    again = events_record_bulk(items=[item(i) for i in range(10)], source="s")
+    assert again.counts["duplicate"] == 10
+
+
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -46,6 +46,6 @@ def test_growth_table_pairs_benchmarks_by_module_and_name(tmp_path):
         for line in growth_table(scale, base)
         if line.startswith("| bench_")
     }
-    assert rows["seed"].endswith("| 1.50 |")
+    assert rows["seed"].endswith("| 15.00 | 1.50 |")
     assert "1,000,000" in rows["seed"] and "10,000,000" in rows["seed"]
     assert rows["new at scale"].endswith("| no base figure |")

@@ -60,11 +60,14 @@ class ContactFeatures(models.Model):
 
 
 class FeatureWatermark(models.Model):
-    """Bookkeeping of the incremental feature refresh: the last event id already folded in."""
+    """Bookkeeping of an incremental refresh (segment features, ML counters): the last event id
+    already folded in."""
 
     name = models.CharField(max_length=32, primary_key=True)
     last_event_id = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # When what the watermark tracks was last rebuilt from every event (None: not tracked).
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("feature watermark")

@@ -502,6 +502,10 @@ ML_MATCH_MAX_DISTANCE = env.float("ML_MATCH_MAX_DISTANCE", default=1.5)
 # Drift: retrain when a feature's PSI exceeds this, or a cluster's share moves by more than this.
 ML_DRIFT_PSI_THRESHOLD = env.float("ML_DRIFT_PSI_THRESHOLD", default=0.2)
 ML_DRIFT_SHARE_THRESHOLD = env.float("ML_DRIFT_SHARE_THRESHOLD", default=0.05)
+# The ML feature snapshot is derived from per-contact counters that each refresh brings up to
+# date by reading only the events stored since the last one; they are rebuilt from every event
+# when older than this (hours) — which also forgets events removed by retention.
+ML_COUNTERS_REBUILD_HOURS = env.float("ML_COUNTERS_REBUILD_HOURS", default=24.0)
 # Retrain at least this often (days) when the model's "retrain monthly or on drift" is on.
 ML_RETRAIN_EVERY_DAYS = env.int("ML_RETRAIN_EVERY_DAYS", default=30)
 # Points drawn for the admin's projections (PCA 2-D) and for t-SNE (slower: keep it small).

@@ -290,6 +290,53 @@ class ContactMlFeatures(models.Model):
         return gettext("ML features of contact %(id)s") % {"id": self.contact_id}
 
 
+class ContactMlCounters(models.Model):
+    """Running per-contact aggregates of every stored event, from which the feature snapshot is
+    derived without reading the events again (``segments.ml.extraction``).
+
+    Counts, sums, first and last timestamps only — everything an event adds to them folds in
+    (``+``, ``LEAST``, ``GREATEST``). New events are folded in by event id (a watermark in
+    ``segments.FeatureWatermark``); the table is rebuilt from the events when it is older than
+    ``ML_COUNTERS_REBUILD_HOURS`` or was never built. The per-type, per-device and per-channel
+    columns follow ``extraction.OTHER_EVENT_TYPES``, ``DEVICES`` and ``CHANNELS``.
+    """
+
+    contact = models.OneToOneField(
+        Contact,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="ml_counters",
+        db_constraint=False,  # derived and bulk-rewritten: see ClusterAssignment
+    )
+    n_events = models.BigIntegerField(default=0)
+    n_purchases = models.BigIntegerField(default=0)
+    spend = models.FloatField(default=0.0)
+    n_amounts = models.BigIntegerField(default=0)  # purchases with a numeric amount
+    first_event_at = models.DateTimeField(null=True)
+    last_event_at = models.DateTimeField(null=True)
+    last_purchase_at = models.DateTimeField(null=True)
+    n_weekend_purchases = models.BigIntegerField(default=0)
+    n_month_end_purchases = models.BigIntegerField(default=0)
+    n_email_open = models.BigIntegerField(default=0)
+    n_email_click = models.BigIntegerField(default=0)
+    n_page_view = models.BigIntegerField(default=0)
+    n_cart_updated = models.BigIntegerField(default=0)
+    n_app_open = models.BigIntegerField(default=0)
+    n_desktop = models.BigIntegerField(default=0)
+    n_mobile = models.BigIntegerField(default=0)
+    n_tablet = models.BigIntegerField(default=0)
+    n_channel_email = models.BigIntegerField(default=0)
+    n_channel_web = models.BigIntegerField(default=0)
+    n_channel_app = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("contact ML counters")
+        verbose_name_plural = _("contact ML counters")
+
+    def __str__(self) -> str:
+        return gettext("ML counters of contact %(id)s") % {"id": self.contact_id}
+
+
 class TrainingRun(models.Model):
     """Every training attempt, successful or not, with why it ran and what it said."""
 

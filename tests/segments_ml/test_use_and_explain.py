@@ -8,7 +8,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.core.management import call_command
-from django.db.models import F
 from django.utils import translation
 
 from contacts.models import Event
@@ -111,7 +110,22 @@ def test_monitor_retrains_on_drift_and_says_why(trained):
     assert "no drift" in quiet[0]
     assert DriftReport.objects.get(model=model).drifted is False
 
-    Event.objects.update(occurred_at=F("occurred_at") - timedelta(days=300))
+    # Behaviour changes: every contact browses a lot (new events, folded into the counters).
+    Event.objects.bulk_create(
+        Event(
+            contact_id=cid,
+            type="page_view",
+            occurred_at=first.trained_at - timedelta(hours=(cid * 7 + i) % 500),
+            channel="web",
+            device="mobile",
+            source="test",
+            idempotency_key=f"drift-{cid}-{i}",
+        )
+        for cid in ClusterAssignment.objects.filter(version=first).values_list(
+            "contact_id", flat=True
+        )
+        for i in range(40)
+    )
     cluster_models_monitor(now=first.trained_at + timedelta(hours=2))
 
     report = DriftReport.objects.filter(model=model).first()

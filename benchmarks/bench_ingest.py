@@ -4,8 +4,12 @@
 - bulk API ``POST /api/v1/events/bulk`` (1,000 events per request) against one gunicorn sync
   worker: target ≥ 5,000 events/s sustained.
 
-The raw COPY comparison loads the rows as they ended up in ``contacts_event`` into an empty
-scratch table with the same indexes and constraints (``LIKE … INCLUDING ALL``).
+The raw COPY comparison loads the rows as they ended up in ``contacts_event`` back into
+``contacts_event`` itself, under another source and with new ids, in a transaction that is
+rolled back: the least the database must do to store those rows in that table, at its size and
+with its indexes (on a 100M-event table the index pages no longer fit in memory, and an empty
+table hides that). The time into an empty same-shaped table (``LIKE … INCLUDING ALL``), the
+floor used before, is printed beside it.
 
 Re-runnable on a kept cluster (``--keep``): the events of the benchmark's sources and its API
 keys from an earlier run are deleted first (then ``VACUUM``), so every run inserts the same rows
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,28 +69,63 @@ def _events_frame(ctx: Context, n: int, *, prefix: str, seed: int) -> pd.DataFra
     )
 
 
-def _raw_copy_seconds(source: str, folder: Path) -> float:
-    """COPY the rows of ``source`` out, then time COPY of them into an empty same-shaped table."""
-    from django.db import connection
+@dataclass(frozen=True)
+class CopyFloor:
+    live: float  # COPY into contacts_event itself (its size, its indexes), rolled back
+    scratch: float  # COPY into an empty table with the same indexes
+
+    def describe(self, rows: int) -> str:
+        return (
+            f"raw COPY of the same {rows:,} rows into contacts_event: {self.live:.2f} s "
+            f"({rows / self.live:,.0f} rows/s; into an empty copy of the table: "
+            f"{self.scratch:.2f} s)"
+        )
+
+
+def _raw_copy_seconds(source: str, folder: Path) -> CopyFloor:
+    """COPY the rows of ``source`` out, then time COPY of them back in: into contacts_event
+    itself under another source (new ids, the live table's size and indexes: what storing them
+    costs the database at least; rolled back), and into an empty same-shaped table."""
+    from django.db import connection, transaction
 
     path = folder / f"{source}.copy"
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) "
+            "FROM information_schema.columns WHERE table_name = 'contacts_event' "
+            "AND column_name NOT IN ('id', 'source')"
+        )
+        columns = cursor.fetchone()[0]
         with (
             path.open("wb") as fh,
             cursor.copy(
-                "COPY (SELECT * FROM contacts_event WHERE source = %s) TO STDOUT", [source]
+                f"COPY (SELECT {columns}, 'floor-' || source FROM contacts_event "  # noqa: S608
+                "WHERE source = %s) TO STDOUT",
+                [source],
             ) as copy,
         ):
             for chunk in copy:
                 fh.write(chunk)
+        with transaction.atomic():
+            with timed() as live:
+                with (
+                    path.open("rb") as fh,
+                    cursor.copy(f"COPY contacts_event ({columns}, source) FROM STDIN") as copy,
+                ):
+                    while data := fh.read(1 << 20):
+                        copy.write(data)
+            transaction.set_rollback(True)
         cursor.execute("DROP TABLE IF EXISTS bench_ingest_event")
         cursor.execute("CREATE TABLE bench_ingest_event (LIKE contacts_event INCLUDING ALL)")
-        with timed() as t:
-            with path.open("rb") as fh, cursor.copy("COPY bench_ingest_event FROM STDIN") as copy:
+        with timed() as scratch:
+            with (
+                path.open("rb") as fh,
+                cursor.copy(f"COPY bench_ingest_event ({columns}, source) FROM STDIN") as copy,
+            ):
                 while data := fh.read(1 << 20):
                     copy.write(data)
         cursor.execute("DROP TABLE bench_ingest_event")
-    return t["seconds"]
+    return CopyFloor(live=live["seconds"], scratch=scratch["seconds"])
 
 
 def bench_csv(ctx: Context, folder: Path) -> None:
@@ -108,14 +148,14 @@ def bench_csv(ctx: Context, folder: Path) -> None:
             unit="s",
             target="≤ 60 s for 1,000,000 events",
             passed=(t["seconds"] <= 60) if n >= CSV_EVENTS else None,
-            comparison=f"raw COPY of the same {stored:,} rows: {raw:.1f} s; "
-            f"ratio {t['seconds'] / raw:.2f}× (goal ≤ 2×)",
+            comparison=f"{raw.describe(stored)}; ratio {t['seconds'] / raw.live:.2f}× (goal ≤ 2×)",
             details={
                 **counts.as_dict(),
                 "stored": stored,
                 "rows_per_second": n / t["seconds"],
-                "raw_copy_seconds": raw,
-                "ratio_to_raw_copy": t["seconds"] / raw,
+                "raw_copy_seconds": raw.live,
+                "raw_copy_empty_table_seconds": raw.scratch,
+                "ratio_to_raw_copy": t["seconds"] / raw.live,
             },
         )
     )
@@ -241,16 +281,16 @@ def bench_api(ctx: Context, *, threads: int = 1) -> None:
             target="≥ 5,000 events/s sustained",
             passed=rate >= 5000,
             comparison=(
-                f"raw COPY of the same {stored:,} rows: {raw:.2f} s "
-                f"({stored / raw:,.0f} rows/s); API wall time {t['seconds']:.1f} s; "
-                f"ratio {stored / raw / rate:.2f}× (goal ≤ 4×)"
+                f"{raw.describe(stored)}; API wall time {t['seconds']:.1f} s; "
+                f"ratio {stored / raw.live / rate:.2f}× (goal ≤ 4×)"
             ),
             details={
                 "created": created[0],
                 "stored": stored,
                 "seconds": t["seconds"],
-                "raw_copy_rows_per_second": stored / raw,
-                "ratio_to_raw_copy": stored / raw / rate,
+                "raw_copy_rows_per_second": stored / raw.live,
+                "raw_copy_empty_table_seconds": raw.scratch,
+                "ratio_to_raw_copy": stored / raw.live / rate,
             },
         )
     )

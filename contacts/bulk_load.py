@@ -259,8 +259,20 @@ def load_population(
             event_partitions_create(first=min(oldest, now), last=now)
         rebuild = postgres and expected_events >= LARGE_LOAD_EVENTS
         if rebuild:
-            for name in EVENT_SECONDARY_INDEXES:
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+            # Put back exactly what the migrations built (columns, INCLUDE, method), not a
+            # hand-written copy of it. On a partitioned table the definition reads ``ON ONLY``
+            # (parent alone); without it the index cascades to every partition again.
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE tablename = %s AND indexname = ANY(%s) ORDER BY indexname",
+                [event_table, list(EVENT_SECONDARY_INDEXES)],
+            )
+            definitions = [
+                (name, definition.replace(" ON ONLY ", " ON ", 1))
+                for name, definition in cursor.fetchall()
+            ]
+            for name, _definition in definitions:
+                cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         done = 0
         with (
             foreign_keys_checked_once(cursor, event_table) if rebuild else nullcontext(),
@@ -271,12 +283,10 @@ def load_population(
                 done += len(part)
                 progress("events", done, expected_events)
         if rebuild:
-            progress("indexes", 0, len(EVENT_SECONDARY_INDEXES))
-            cursor.execute(
-                f"CREATE INDEX event_contact_by_time ON {event_table} (contact_id, occurred_at)"
-            )
-            cursor.execute(f"CREATE INDEX event_type_by_time ON {event_table} (type, occurred_at)")
-            progress("indexes", len(EVENT_SECONDARY_INDEXES), len(EVENT_SECONDARY_INDEXES))
+            for done_indexes, (_name, definition) in enumerate(definitions):
+                progress("indexes", done_indexes, len(definitions))
+                cursor.execute(definition)
+            progress("indexes", len(definitions), len(definitions))
         if postgres:
             cursor.execute(f"ANALYZE {contact_table}")
             cursor.execute(f"ANALYZE {event_table}")

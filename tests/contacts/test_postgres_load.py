@@ -40,6 +40,14 @@ def _foreign_keys(*tables: str) -> set[tuple[str, str, str]]:
         return set(cursor.fetchall())
 
 
+def _event_indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s", [Event._meta.db_table]
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def test_large_seed_checks_foreign_keys_once_and_puts_them_back(monkeypatch):
     """Above the large-load thresholds the seed drops the events' and the consent ledger's
     foreign keys for the load and adds them back (one validating join): the constraints are
@@ -50,6 +58,8 @@ def test_large_seed_checks_foreign_keys_once_and_puts_them_back(monkeypatch):
 
     tables = (Event._meta.db_table, ConsentEvent._meta.db_table, CurrentConsent._meta.db_table)
     before = _foreign_keys(*tables)
+    indexes = _event_indexes()
+    assert any("INCLUDE (contact_id)" in d for d in indexes)  # event_type_by_time covers it
     assert len(before) >= 5
     monkeypatch.setattr(bulk_load, "LARGE_LOAD_EVENTS", 100)
     monkeypatch.setattr(consent.demo, "LARGE_LEDGER_ROWS", 100)
@@ -57,6 +67,7 @@ def test_large_seed_checks_foreign_keys_once_and_puts_them_back(monkeypatch):
     assert Event.objects.count() > 1000
     assert CurrentConsent.objects.count() > 100
     assert _foreign_keys(*tables) == before
+    assert _event_indexes() == indexes  # the event indexes rebuilt as the migrations made them
     with pytest.raises(IntegrityError), transaction.atomic():
         Event.objects.create(
             contact_id=10**9, type="visit", occurred_at=Contact.objects.first().created_at

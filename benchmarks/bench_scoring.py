@@ -52,7 +52,7 @@ def run(ctx: Context) -> None:
 
     with connection.cursor() as cursor:
         # Start from a population never scored (earlier runs on a kept cluster).
-        cursor.execute("TRUNCATE scoring_contactscore, scoring_scoringmodel")
+        cursor.execute("TRUNCATE scoring_contactscore, scoring_scoringmodel CASCADE")
         cursor.execute("VACUUM ANALYZE scoring_contactscore")
     with connection.cursor() as cursor, timed() as scan:
         cursor.execute(

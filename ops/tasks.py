@@ -19,3 +19,14 @@ def record_worker_heartbeat(self) -> int:
     hb = worker_heartbeat_record(worker=worker, now=timezone.now())
     logger.info("Cible worker heartbeat: %s processed %s heartbeats", hb.worker, hb.tasks_processed)
     return hb.tasks_processed
+
+
+@shared_task(name="ops.tasks.refresh_dashboard_counts")
+def refresh_dashboard_counts() -> dict[str, float]:
+    """Recount the home dashboard's audience and send cards into the shared cache (beat, every
+    ``CIBLE_DASHBOARD_REFRESH_SECONDS``), so no visit waits for them."""
+    from ops.dashboard import dashboard_counts_refresh
+
+    took = dashboard_counts_refresh()
+    logger.info("Cible dashboard counts refreshed in %s", {k: round(v, 2) for k, v in took.items()})
+    return took

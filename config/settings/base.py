@@ -235,6 +235,13 @@ CIBLE_DASHBOARD_PURPOSE = env.str("CIBLE_DASHBOARD_PURPOSE", default="newsletter
 CIBLE_CURRENCY_SYMBOL = env.str("CIBLE_CURRENCY_SYMBOL", default="€")
 # The dashboard's audience and send counts are kept this long in the cache (0: always fresh).
 CIBLE_DASHBOARD_CACHE_SECONDS = env.int("CIBLE_DASHBOARD_CACHE_SECONDS", default=300)
+# Beat recounts them this often into the cache (0: never; visits count on a cache miss).
+CIBLE_DASHBOARD_REFRESH_SECONDS = env.int("CIBLE_DASHBOARD_REFRESH_SECONDS", default=240)
+if CIBLE_DASHBOARD_REFRESH_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["ops-dashboard-counts"] = {
+        "task": "ops.tasks.refresh_dashboard_counts",
+        "schedule": float(CIBLE_DASHBOARD_REFRESH_SECONDS),
+    }
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://" + str(VAR_DIR / "mail"))
 vars().update(EMAIL_CONFIG)

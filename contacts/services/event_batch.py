@@ -493,6 +493,9 @@ def events_prepare_rows(*, batch: CleanBatch, source: str, now: datetime) -> Non
     (no database access; call after :func:`events_resolve_contacts`)."""
     clean = batch.clean
     rows = np.flatnonzero(batch.store & (batch.status != "rejected"))
+    # In contact order (see contacts.services.storage: foreign-key checks, index locality, and
+    # two writers of overlapping batches take their row locks in the same order).
+    rows = rows[np.argsort(batch.contact_id[rows], kind="stable")]
     frame = pd.DataFrame(
         {
             "contact_id": batch.contact_id[rows],

@@ -3,13 +3,14 @@
 ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on both PostgreSQL and SQLite (≥ 3.35): one
 statement per chunk, so concurrent writers of the same keys store one copy and each caller learns
 which rows it created. On PostgreSQL the rows are first COPYed into a session-local staging
-table, so a chunk of 5,000 events costs one COPY and one INSERT … SELECT. Events first try a plain
-INSERT … SELECT in a savepoint (most batches hold no stored key, and it skips the speculative
-insertion of ON CONFLICT); a stored key makes it fail, and the batch is inserted again with
-ON CONFLICT DO NOTHING RETURNING. Events are inserted in
-``contact_id`` order: the foreign-key checks (run at commit, one per row) and the
-``(contact_id, occurred_at)`` index then walk the contact pages in order instead of at random,
-and two writers of overlapping batches take their row locks in the same order.
+table, so a chunk of 5,000 rows costs one COPY and one INSERT … SELECT. Events are first COPYed
+straight into their table in a savepoint (most batches hold no stored key, and a plain COPY is
+the least the database can do to store them); a stored key makes it fail, and the batch then goes
+through the staging table with ON CONFLICT DO NOTHING RETURNING. Events are written in
+``contact_id`` order (:func:`contacts.services.event_batch.events_prepare_rows` sorts them): the
+foreign-key checks (run at commit, one per row) and the ``(contact_id, occurred_at)`` index then
+walk the contact pages in order instead of at random, and two writers of overlapping batches take
+their row locks in the same order.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from contacts.models import Contact, Event
 
@@ -214,6 +215,12 @@ def events_copy_payload(frame: pd.DataFrame) -> bytes:
     return ("\n".join(map("\t".join, zip(*parts, strict=True))) + "\n").encode("utf-8")
 
 
+def _copy_write(cursor: Any, statement: str, payload: bytes) -> None:
+    with cursor.cursor.copy(statement) as copy:  # the psycopg cursor behind Django's wrapper
+        for start in range(0, len(payload), 1 << 22):
+            copy.write(payload[start : start + (1 << 22)])
+
+
 def events_insert_frame(frame: pd.DataFrame, *, copy_payload: bytes | None = None) -> set[str]:
     """Like :func:`events_insert` for a frame in ``EVENT_INSERT_COLUMNS`` order whose
     ``occurred_at``/``received_at`` are UTC nanoseconds (int64) and ``properties`` JSON text.
@@ -245,31 +252,29 @@ def events_insert_frame(frame: pd.DataFrame, *, copy_payload: bytes | None = Non
     names = list(EVENT_INSERT_COLUMNS)
     payload = copy_payload if copy_payload is not None else events_copy_payload(frame)
     table = Event._meta.db_table
-    stage = f"stage_{table}"
-    definition = ", ".join(f"{name} {kind}" for name, kind in EVENT_INSERT_COLUMNS.items())
-    select = ", ".join(f"{name}::jsonb" if name in JSON_COLUMNS else name for name in names)
     with connection.cursor() as cursor:
+        try:
+            # Most batches hold no key already stored: COPY them straight into the table
+            # (no staging table, no INSERT … SELECT, nothing returned). A stored key stops the
+            # COPY at that row, within its own savepoint; the batch then goes through the
+            # staging table and ON CONFLICT DO NOTHING RETURNING, which says which rows are new.
+            with transaction.atomic():
+                _copy_write(cursor, f"COPY {table} ({', '.join(names)}) FROM STDIN", payload)
+            return set(frame["idempotency_key"])
+        except psycopg.errors.UniqueViolation:
+            pass
+        stage = f"stage_{table}"
+        definition = ", ".join(f"{name} {kind}" for name, kind in EVENT_INSERT_COLUMNS.items())
+        select = ", ".join(f"{name}::jsonb" if name in JSON_COLUMNS else name for name in names)
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({definition}) ON COMMIT DELETE ROWS"
         )
-        with cursor.cursor.copy(f"COPY {stage} ({', '.join(names)}) FROM STDIN") as copy:
-            for start in range(0, len(payload), 1 << 22):
-                copy.write(payload[start : start + (1 << 22)])
-        insert = (
+        _copy_write(cursor, f"COPY {stage} ({', '.join(names)}) FROM STDIN", payload)
+        cursor.execute(
             f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
-            f"SELECT {select} FROM {stage} ORDER BY contact_id"
+            f"SELECT {select} FROM {stage} ORDER BY contact_id "
+            f"{_on_conflict(EVENT_CONFLICT)} RETURNING idempotency_key"
         )
-        try:
-            # Most batches hold no key already stored: a plain INSERT (no speculative insertion,
-            # nothing returned) stores them all. A stored key stops it at that row, within its
-            # own savepoint; the batch then goes through ON CONFLICT DO NOTHING.
-            with transaction.atomic():
-                cursor.execute(insert)
-            new = set(frame["idempotency_key"])
-        except IntegrityError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                raise
-            cursor.execute(f"{insert} {_on_conflict(EVENT_CONFLICT)} RETURNING idempotency_key")
-            new = {key for (key,) in cursor.fetchall()}
+        new = {key for (key,) in cursor.fetchall()}
         cursor.execute(f"TRUNCATE {stage}")
     return new

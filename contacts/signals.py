@@ -33,3 +33,8 @@ contacts_merged = Signal()
 # Sent just before a contact is erased (right to erasure), so apps delete/anonymise their rows.
 # kwargs: contact_id (int). Consent owns erase_contact and sends it.
 contact_erasing = Signal()
+
+# Sent by events_delete_before (retention) INSIDE its transaction, after events older than the
+# cutoff were deleted. kwargs: cutoff (datetime), deleted (int). Receivers holding totals derived
+# from events (segment features) stop trusting totals computed before the deletion.
+events_deleted = Signal()

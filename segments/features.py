@@ -8,8 +8,9 @@ contact ids — is a query parameter.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -50,6 +51,25 @@ PURCHASE_FEATURES = frozenset(
 )
 ANY_EVENT_FEATURES = frozenset({"last_activity_at", "preferred_channel"})
 
+# The running totals kept beside the features (not features themselves; see ContactFeatures),
+# from which the incremental refresh folds new events in: written on PostgreSQL only.
+STATE_COLUMNS: tuple[str, ...] = (
+    "events_through",
+    "fold_key",
+    "purchases",
+    "amounts",
+    "spend",
+    "first_purchase_at",
+    "last_purchase_at",
+    *(f"channel_{name}" for name in PREFERRED_CHANNELS),
+)
+# A row is folded forward only when computed at most this long before: the time bands the fold
+# reads (events since the row, purchases leaving the windows) stay a few days long.
+FOLD_MAX_AGE = timedelta(days=7)
+# FeatureWatermark whose ``rebuilt_at`` is the last deletion of events: rows computed before it
+# are not folded forward (they may count deleted events).
+FOLD_SINCE = "features-fold-since"
+
 
 def feature_event_types(feature: str) -> frozenset[str] | None:
     """Event types whose arrival can change ``feature``; None means every type; empty: none."""
@@ -70,16 +90,9 @@ def _decay_per_second() -> float:
     return math.log(2) / (float(settings.SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS) * 86_400.0)
 
 
-def _postgres_sql(
-    *,
-    restricted: bool,
-    target: str = FEATURES_TABLE,
-    upsert: bool = True,
-    select_only: bool = False,
-) -> str:
-    """The refresh statement: per-contact aggregates of the events (``agg``) joined to every
-    contact and written to ``target`` — or, with ``select_only``, just that query, whose
-    columns are ``contact_id`` and ``FEATURE_COLUMNS`` in order."""
+def _postgres_pieces() -> dict[str, str]:
+    """SQL fragments shared by the full, restricted and folding statements (named
+    placeholders only; see :func:`_postgres_params`)."""
     weights = _weights()
     # exp() only runs for the weighted event types (one CASE branch each).
     decay = "exp(%(decay)s * (date_part('epoch', e.occurred_at) - %(as_of_epoch)s))"
@@ -101,51 +114,36 @@ def _postgres_sql(
         )
         + " ELSE '' END"
     )
-    contact_filter = "AND c.id = ANY(%(ids)s)" if restricted else ""
-    on_conflict = (
-        "ON CONFLICT (contact_id) DO UPDATE SET "
-        + ", ".join(f"{col} = EXCLUDED.{col}" for col in FEATURE_COLUMNS)
-        if upsert
-        else ""
-    )
-    event_filter = "AND e.contact_id = ANY(%(ids)s)" if restricted else ""
     # psycopg uses one paramstyle per statement: the positional pieces are expanded by name.
     weight_case = _named(weight_case, "w")
     channel_counts = _named(channel_counts, "ch")
     preferred = _named(preferred, "pref")
-    # Fixed identifiers and placeholders only; every value is a parameter.
-    aggregate = f"""
-    SELECT e.contact_id,
+    amount = (
+        "CASE WHEN jsonb_typeof(e.properties -> %(amount)s) = 'number' "
+        "THEN (e.properties ->> %(amount)s)::float8 END"
+    )
+    # Per contact, over the events ``e`` of a FROM/WHERE that follows: the running totals a
+    # feature row is derived from (``a`` in ``derived``).
+    aggregates = f"""
         max(e.occurred_at) FILTER (WHERE e.type = %(purchase)s) AS last_purchase,
         min(e.occurred_at) FILTER (WHERE e.type = %(purchase)s) AS first_purchase,
         count(*) FILTER (WHERE e.type = %(purchase)s) AS purchases,
         count(*) FILTER (WHERE e.type = %(purchase)s AND e.occurred_at > %(since_90)s) AS f90,
         count(*) FILTER (WHERE e.type = %(purchase)s AND e.occurred_at > %(since_365)s) AS f365,
-        sum(CASE WHEN jsonb_typeof(e.properties -> %(amount)s) = 'number'
-                 THEN (e.properties ->> %(amount)s)::float8 END)
-            FILTER (WHERE e.type = %(purchase)s) AS monetary,
-        avg(CASE WHEN jsonb_typeof(e.properties -> %(amount)s) = 'number'
-                 THEN (e.properties ->> %(amount)s)::float8 END)
-            FILTER (WHERE e.type = %(purchase)s) AS basket,
+        sum({amount}) FILTER (WHERE e.type = %(purchase)s) AS monetary,
+        count({amount}) FILTER (WHERE e.type = %(purchase)s) AS amounts,
         sum({weight_case}) AS engagement,
         max(e.occurred_at) AS last_activity,
-        {channel_counts}
-    FROM contacts_event e
-    WHERE e.occurred_at <= %(as_of)s {event_filter}
-    GROUP BY e.contact_id
-"""  # noqa: S608
-    insert = (
-        "" if select_only else f"INSERT INTO {target} (contact_id, {', '.join(FEATURE_COLUMNS)})"
-    )
-    return f"""
-WITH agg AS ({aggregate})
-{insert}
+        {channel_counts}"""
+    # One feature row (columns: contact_id, FEATURE_COLUMNS, STATE_COLUMNS) from a contact ``c``
+    # and its totals ``a``; ``{events_through}`` is filled in by the caller.
+    derived = f"""
 SELECT c.id,
     floor(date_part('epoch', %(as_of)s - a.last_purchase) / 86400)::int,
     coalesce(a.f90, 0),
     coalesce(a.f365, 0),
     coalesce(a.monetary, 0),
-    a.basket,
+    CASE WHEN a.amounts > 0 THEN a.monetary / a.amounts END,
     CASE WHEN a.purchases >= 2
          THEN date_part('epoch', a.last_purchase - a.first_purchase) / 86400 / (a.purchases - 1)
     END,
@@ -154,11 +152,136 @@ SELECT c.id,
     coalesce({preferred}, ''),
     floor(date_part('epoch', %(as_of)s - c.created_at) / 86400)::int,
     %(computed_at)s,
-    %(as_of)s
+    %(as_of)s,
+    {{events_through}},
+    %(fold_key)s,
+    coalesce(a.purchases, 0),
+    coalesce(a.amounts, 0),
+    coalesce(a.monetary, 0),
+    a.first_purchase,
+    a.last_purchase,
+    {", ".join(f"coalesce(a.ch_{i}, 0)" for i in range(len(PREFERRED_CHANNELS)))}"""
+    return {"aggregates": aggregates, "derived": derived}
+
+
+ALL_COLUMNS: tuple[str, ...] = ("contact_id", *FEATURE_COLUMNS, *STATE_COLUMNS)
+
+
+def _upsert() -> str:
+    return "ON CONFLICT (contact_id) DO UPDATE SET " + ", ".join(
+        f"{col} = EXCLUDED.{col}" for col in ALL_COLUMNS[1:]
+    )
+
+
+def _postgres_sql(
+    *,
+    restricted: bool,
+    target: str = FEATURES_TABLE,
+    upsert: bool = True,
+    select_only: bool = False,
+) -> str:
+    """The refresh statement from every event: per-contact totals of the events (``agg``)
+    joined to every contact and written to ``target`` — or, with ``select_only``, just that
+    query, whose columns are ``ALL_COLUMNS`` in order."""
+    pieces = _postgres_pieces()
+    contact_filter = "AND c.id = ANY(%(ids)s)" if restricted else ""
+    event_filter = "AND e.contact_id = ANY(%(ids)s)" if restricted else ""
+    # Fixed identifiers and placeholders only; every value is a parameter.
+    insert = "" if select_only else f"INSERT INTO {target} ({', '.join(ALL_COLUMNS)})"
+    # The newest event id in this statement's snapshot: every event the row includes is at
+    # most that (see docs/decisions.md for ids committed out of order).
+    derived = pieces["derived"].format(events_through="(SELECT max(id) FROM contacts_event)")
+    return f"""
+WITH agg AS (
+    SELECT e.contact_id,{pieces["aggregates"]}
+    FROM contacts_event e
+    WHERE e.occurred_at <= %(as_of)s {event_filter}
+    GROUP BY e.contact_id
+)
+{insert}
+{derived}
 FROM contacts_contact c
 LEFT JOIN agg a ON a.contact_id = c.id
 WHERE c.created_at <= %(as_of)s {contact_filter}
-{"" if select_only else on_conflict}
+{"" if select_only or not upsert else _upsert()}
+"""  # noqa: S608
+
+
+def _postgres_fold_sql() -> str:
+    """The incremental statement for contacts whose row can be folded forward (see
+    :func:`features_fold_execute`): each row ``p`` as of ``p.as_of`` plus the contact's events
+    it does not include (``delta``: those after ``p.as_of``, and those stored after the row
+    with an earlier time), minus its purchases that left the 90- and 365-day windows since
+    (``gone_90``/``gone_365``), the engagement decayed from ``p.as_of`` to ``as_of``. Only
+    events up to id ``%(newest)s`` count, and only a few days of history are read: the time
+    bounds ``%(lo)s``… are literal, so PostgreSQL prunes the month partitions."""
+    pieces = _postgres_pieces()
+    derived = pieces["derived"].format(events_through="%(newest)s")
+    channels = ",\n        ".join(
+        f"p.channel_{name} + coalesce(d.ch_{i}, 0) AS ch_{i}"
+        for i, name in enumerate(PREFERRED_CHANNELS)
+    )
+    delta_columns = "e.contact_id, e.type, e.occurred_at, e.properties, e.channel"
+
+    def gone(days: int) -> str:
+        window = f"make_interval(secs => {days * 86_400})"
+        return f"""
+gone_{days} AS (
+    SELECT e.contact_id, count(*) AS n
+    FROM contacts_event e JOIN prev p ON p.contact_id = e.contact_id
+    WHERE e.contact_id = ANY(%(ids)s) AND e.type = %(purchase)s
+      AND e.occurred_at > %(lo_{days})s AND e.occurred_at <= %(since_{days})s
+      AND e.occurred_at > p.as_of - {window} AND e.id <= p.events_through
+    GROUP BY e.contact_id
+)"""  # noqa: S608 (fixed identifiers and numbers only)
+
+    return f"""
+WITH prev AS (
+    -- As chosen by features_fold_execute, unless another writer changed the row since.
+    SELECT f.* FROM {FEATURES_TABLE} f
+    WHERE f.contact_id = ANY(%(ids)s) AND f.fold_key = %(fold_key)s
+      AND f.events_through <= %(newest)s AND f.as_of <= %(as_of)s AND f.as_of >= %(oldest)s
+      AND f.computed_at > %(computed_after)s
+),
+delta AS (
+    SELECT {delta_columns}
+    FROM contacts_event e JOIN prev p ON p.contact_id = e.contact_id
+    WHERE e.contact_id = ANY(%(ids)s) AND e.id <= %(newest)s
+      AND e.occurred_at > %(lo)s AND e.occurred_at <= %(as_of)s AND e.occurred_at > p.as_of
+    UNION ALL
+    SELECT {delta_columns}
+    FROM contacts_event e JOIN prev p ON p.contact_id = e.contact_id
+    WHERE e.contact_id = ANY(%(ids)s) AND e.id > %(low_id)s AND e.id <= %(newest)s
+      AND e.id > p.events_through AND e.occurred_at <= p.as_of
+),
+d AS (
+    SELECT e.contact_id,{pieces["aggregates"]}
+    FROM delta e
+    GROUP BY e.contact_id
+),{gone(90)},{gone(365)},
+a AS (
+    SELECT p.contact_id,
+        GREATEST(p.last_purchase_at, d.last_purchase) AS last_purchase,
+        LEAST(p.first_purchase_at, d.first_purchase) AS first_purchase,
+        p.purchases + coalesce(d.purchases, 0) AS purchases,
+        p.frequency_90d - coalesce(g90.n, 0) + coalesce(d.f90, 0) AS f90,
+        p.frequency_365d - coalesce(g365.n, 0) + coalesce(d.f365, 0) AS f365,
+        p.spend + coalesce(d.monetary, 0) AS monetary,
+        p.amounts + coalesce(d.amounts, 0) AS amounts,
+        p.engagement_score * exp(%(decay)s * (date_part('epoch', p.as_of) - %(as_of_epoch)s))
+            + coalesce(d.engagement, 0) AS engagement,
+        GREATEST(p.last_activity_at, d.last_activity) AS last_activity,
+        {channels}
+    FROM prev p
+    LEFT JOIN d ON d.contact_id = p.contact_id
+    LEFT JOIN gone_90 g90 ON g90.contact_id = p.contact_id
+    LEFT JOIN gone_365 g365 ON g365.contact_id = p.contact_id
+)
+INSERT INTO {FEATURES_TABLE} ({", ".join(ALL_COLUMNS)})
+{derived}
+FROM contacts_contact c
+JOIN a ON a.contact_id = c.id
+{_upsert()}
 """  # noqa: S608
 
 
@@ -299,9 +422,80 @@ def _postgres_params(
     params.update({f"w{i}": v for i, v in enumerate(flat)})
     params.update({f"ch{i}": v for i, v in enumerate(PREFERRED_CHANNELS)})
     params.update({f"pref{i}": v for i, v in enumerate(PREFERRED_CHANNELS)})
+    params["fold_key"] = fold_key()
     if ids is not None:
         params["ids"] = list(ids)
     return params
+
+
+def fold_key() -> int:
+    """A number naming the settings a feature row is computed with (purchase type and amount
+    property, engagement weights and half-life, channels): a row computed with others is never
+    folded forward."""
+    described = repr(
+        (
+            settings.CIBLE_PURCHASE_EVENT_TYPE,
+            settings.CIBLE_PURCHASE_AMOUNT_PROPERTY,
+            _weights(),
+            float(settings.SEGMENTS_ENGAGEMENT_HALF_LIFE_DAYS),
+            PREFERRED_CHANNELS,
+        )
+    )
+    return zlib.crc32(described.encode())
+
+
+def features_fold_execute(
+    *, as_of: datetime, computed_at: datetime, contact_ids: Sequence[int], newest: int
+) -> tuple[int, int]:
+    """Refresh the rows of ``contact_ids`` as of ``as_of`` from the events up to id ``newest``
+    (PostgreSQL): a row computed with the same settings, at most ``FOLD_MAX_AGE`` before and
+    from events up to ``newest`` is folded forward (:func:`_postgres_fold_sql`, a few days of
+    events read); any other contact is computed from all its events. Returns
+    ``(rows written, of which folded)``. Runs in the caller's transaction."""
+    ids = list(contact_ids)
+    if not ids:
+        return 0, 0
+    from segments.models import FeatureWatermark
+
+    key = fold_key()
+    deleted_at = (
+        FeatureWatermark.objects.filter(name=FOLD_SINCE)
+        .values_list("rebuilt_at", flat=True)
+        .first()
+    )
+    computed_after = deleted_at or datetime(1970, 1, 1, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT contact_id, as_of, events_through FROM {FEATURES_TABLE} "  # noqa: S608
+            "WHERE contact_id = ANY(%s) AND fold_key = %s AND events_through <= %s "
+            "AND as_of <= %s AND as_of >= %s AND computed_at > %s",
+            [ids, key, newest, as_of, as_of - FOLD_MAX_AGE, computed_after],
+        )
+        foldable = cursor.fetchall()
+        folded = 0
+        if foldable:
+            lo = min(row[1] for row in foldable)
+            params = _postgres_params(
+                as_of=as_of, computed_at=computed_at, ids=[row[0] for row in foldable]
+            )
+            params.update(
+                newest=newest,
+                lo=lo,
+                lo_90=lo - timedelta(days=90),
+                lo_365=lo - timedelta(days=365),
+                low_id=min(row[2] for row in foldable),
+                oldest=as_of - FOLD_MAX_AGE,
+                computed_after=computed_after,
+            )
+            cursor.execute("SET LOCAL jit = off")  # see features_sql_execute
+            cursor.execute(_postgres_fold_sql(), params)
+            folded = cursor.rowcount
+    done = {row[0] for row in foldable}
+    rest = [i for i in ids if i not in done]
+    written = (
+        features_sql_execute(as_of=as_of, computed_at=computed_at, contact_ids=rest) if rest else 0
+    )
+    return folded + written, folded
 
 
 SQLITE_MAX_IDS_PER_STATEMENT = 10_000
@@ -323,16 +517,14 @@ def features_sql_execute(
             restricted = contact_ids is not None
             params = _postgres_params(as_of=as_of, computed_at=computed_at, ids=contact_ids)
             if not restricted:
-                schema = rebuildable_schema(
-                    cursor, table=FEATURES_TABLE, columns=["contact_id", *FEATURE_COLUMNS]
-                )
+                schema = rebuildable_schema(cursor, table=FEATURES_TABLE, columns=ALL_COLUMNS)
                 if schema is not None:
                     # See segments.table_rebuild: readers wait only for the swap.
                     return table_rebuild(
                         cursor,
                         schema=schema,
                         select_sql=_postgres_sql(restricted=False, select_only=True),
-                        select_columns=["contact_id", *FEATURE_COLUMNS],
+                        select_columns=list(ALL_COLUMNS),
                         params=params,
                     )
                 # A full refresh rewrites every row: emptying the table first turns 1M

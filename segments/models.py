@@ -51,6 +51,25 @@ class ContactFeatures(models.Model):
     computed_at = models.DateTimeField(_("computed at"))
     as_of = models.DateTimeField(_("as of"))
 
+    # Running totals as of ``as_of`` (``segments.features.STATE_COLUMNS``), from which the
+    # incremental refresh folds in a contact's new events instead of reading its whole history
+    # (docs/decisions.md). ``events_through`` is the newest event id the row includes and
+    # ``fold_key`` the feature settings it was computed with; NULL (SQLite, or after a merge):
+    # the next refresh of the contact reads every event.
+    events_through = models.BigIntegerField(null=True, blank=True, editable=False)
+    fold_key = models.BigIntegerField(null=True, blank=True, editable=False)
+    purchases = models.IntegerField(null=True, blank=True, editable=False)
+    amounts = models.IntegerField(null=True, blank=True, editable=False)
+    spend = models.FloatField(null=True, blank=True, editable=False)
+    first_purchase_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_purchase_at = models.DateTimeField(null=True, blank=True, editable=False)
+    channel_email = models.IntegerField(null=True, blank=True, editable=False)
+    channel_sms = models.IntegerField(null=True, blank=True, editable=False)
+    channel_push = models.IntegerField(null=True, blank=True, editable=False)
+    channel_web = models.IntegerField(null=True, blank=True, editable=False)
+    channel_app = models.IntegerField(null=True, blank=True, editable=False)
+    channel_store = models.IntegerField(null=True, blank=True, editable=False)
+
     class Meta:
         verbose_name = _("contact features")
         verbose_name_plural = _("contact features")

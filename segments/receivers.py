@@ -6,7 +6,7 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
-from contacts.signals import contact_erasing, contacts_merged, events_ingested
+from contacts.signals import contact_erasing, contacts_merged, events_deleted, events_ingested
 from ops.signals import demo_ready
 
 REALTIME_BATCH = 1_000
@@ -37,6 +37,17 @@ def on_contacts_merged(sender, *, survivor_id, merged_ids, **kwargs) -> None:
 
     memberships_merge(survivor_id=survivor_id, merged_ids=merged_ids, now=timezone.now())
     reevaluate_contacts.delay([survivor_id], None)
+
+
+@receiver(events_deleted, dispatch_uid="segments-events-deleted")
+def on_events_deleted(sender, **kwargs) -> None:
+    """Feature rows computed before the deletion may count deleted events: once it is
+    committed, they are no longer folded forward (``features_fold_reset``)."""
+    from django.db import transaction
+
+    from segments.services import features_fold_reset
+
+    transaction.on_commit(features_fold_reset)
 
 
 @receiver(contact_erasing, dispatch_uid="segments-contact-erasing")

@@ -23,7 +23,7 @@ from segments.dependencies import (
     reevaluation_plan,
     spec_of,
 )
-from segments.features import features_sql_execute
+from segments.features import FOLD_SINCE, features_fold_execute, features_sql_execute
 from segments.memberships import (
     LEVEL_MAX,
     MembershipDiff,
@@ -63,6 +63,7 @@ class FeatureRefreshResult:
     as_of: datetime
     seconds: float
     watermark: int | None = None
+    folded: int = 0  # rows folded forward from their running totals (incremental, PostgreSQL)
 
 
 def features_refresh(
@@ -113,9 +114,28 @@ def features_refresh_incremental(*, now: datetime | None = None) -> FeatureRefre
             .values_list("contact_id", flat=True)
             .distinct()
         )
-        written = features_sql_execute(as_of=now, computed_at=now, contact_ids=changed)
+        if connection.vendor == "postgresql":
+            # Rows kept current are folded forward from the events they do not include yet
+            # (a few days of the month partitions read, not each contact's whole history).
+            written, folded = features_fold_execute(
+                as_of=now, computed_at=now, contact_ids=changed, newest=newest
+            )
+        else:
+            written, folded = (
+                features_sql_execute(as_of=now, computed_at=now, contact_ids=changed),
+                0,
+            )
         FeatureWatermark.objects.filter(name=INCREMENTAL).update(last_event_id=newest)
-    return FeatureRefreshResult(written, now, time.perf_counter() - started, newest)
+    return FeatureRefreshResult(written, now, time.perf_counter() - started, newest, folded)
+
+
+def features_fold_reset(*, now: datetime | None = None) -> None:
+    """Events were deleted (retention): feature rows computed until ``now`` may still count
+    them, so the incremental refresh computes them from their events again instead of folding
+    them forward (the nightly full refresh rebuilds them all)."""
+    FeatureWatermark.objects.update_or_create(
+        name=FOLD_SINCE, defaults={"rebuilt_at": now or timezone.now()}
+    )
 
 
 # --- segments --------------------------------------------------------------------------------
@@ -534,6 +554,9 @@ def memberships_merge(*, survivor_id: int, merged_ids: Sequence[int], now: datet
         merged_open.exclude(id__in=keep).update(exited_at=now)
         SegmentMembership.objects.filter(contact_id__in=merged).update(contact_id=survivor_id)
         ContactFeatures.objects.filter(contact_id__in=merged).delete()
+        # The survivor now owns events its row's running totals leave out: the next refresh
+        # of its features reads all of them instead of folding the row forward.
+        ContactFeatures.objects.filter(contact_id=survivor_id).update(events_through=None)
 
 
 def contact_segment_data_erase(*, contact_id: int) -> int:

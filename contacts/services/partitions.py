@@ -14,6 +14,7 @@ from django.db import connection, models, transaction
 
 from contacts import partitions
 from contacts.models import Event
+from contacts.signals import events_deleted
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def events_delete_before(*, cutoff: datetime) -> int:
     and the rows referencing its events deleted first); only the boundary month and the
     DEFAULT partition are deleted from row by row, the others pruned by ``occurred_at``.
     Event deletions send no model signals (none are connected; the ORM's cascade is done here,
-    set-based, for every relation to events)."""
+    set-based, for every relation to events); ``events_deleted`` is sent once, at the end."""
     deleted = 0
     with transaction.atomic():
         if events_partitioned():
@@ -96,6 +97,7 @@ def events_delete_before(*, cutoff: datetime) -> int:
         rest = Event.objects.filter(occurred_at__lt=cutoff)
         _delete_dependents(rest.values("id"))
         deleted += rest._raw_delete(rest.db)
+        events_deleted.send(sender=Event, cutoff=cutoff, deleted=deleted)
     return deleted
 
 

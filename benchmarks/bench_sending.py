@@ -476,6 +476,15 @@ def run(ctx: Context) -> None:
                 rate = rates[n_workers] = sent / seconds
                 _stop(workers)
                 workers = []
+                if sent == 0:  # say why instead of dividing by a zero rate below
+                    logs = " | ".join(
+                        (tmp / f"worker{i}.log").read_text(errors="replace")[-400:].strip()
+                        for i in range(n_workers)
+                    )
+                    raise RuntimeError(
+                        f"{n_workers} worker(s) sent no message in {seconds:.0f} s "
+                        f"(sink {sink.name} received {sink.count}); worker logs: {logs or '-'}"
+                    )
                 scaling = "" if n_workers == 1 else f"; {rate / rates[1]:.2f}× the rate of 1 worker"
                 ctx.record(
                     Result(

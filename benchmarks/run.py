@@ -6,6 +6,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 from pathlib import Path
 
 from benchmarks.harness import (
@@ -85,12 +86,32 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             else:
-                importlib.import_module(f"benchmarks.{name}").run(ctx)
+                try:
+                    importlib.import_module(f"benchmarks.{name}").run(ctx)
+                except Exception as exc:  # noqa: BLE001 - a long run goes on with the next module
+                    traceback.print_exc()
+                    ctx.record(
+                        Result(
+                            benchmark=f"{name}: failed",
+                            value=0.0,
+                            unit="",
+                            passed=False,
+                            comparison=f"{type(exc).__name__}: {exc}"[:1000],
+                        )
+                    )
+                    _reset_connection()
             if len(ctx.results) > before:  # a reused (--keep) seed measures nothing
                 write_module_results(ctx, name, ctx.results[before:], args.results)
         write_report(args.results)
     print(f"Report: {args.results / 'latest.md'}")
     return 0
+
+
+def _reset_connection() -> None:
+    """After a module failed mid-transaction, the next one starts on a clean connection."""
+    from django.db import connections
+
+    connections.close_all()
 
 
 if __name__ == "__main__":

@@ -70,7 +70,11 @@ def run(ctx: Context) -> None:
     TemplateVersion.objects.create(
         template=template, locale="fr", subject="Bonjour {{ contact.first_name }}", html="<p>x</p>"
     )
-    segment = Segment.objects.create(name=f"bench: everyone {stamp}", rule={"all": []})
+    # Memberships written below; inactive, so no scheduled or real-time computation (another
+    # module's, on the same kept cluster) evaluates it.
+    segment = Segment.objects.create(
+        name=f"bench: everyone {stamp}", rule={"all": []}, is_active=False
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at) "

@@ -202,7 +202,9 @@ def _segment_of_all_contacts(name: str, *, limit: int | None = None):
 
     from segments.models import Segment
 
-    segment = Segment.objects.create(name=name, rule={})  # memberships written below
+    # Memberships written below; inactive, so no scheduled or real-time computation (another
+    # module's, on the same kept cluster) evaluates it.
+    segment = Segment.objects.create(name=name, rule={"all": []}, is_active=False)
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO segments_segmentmembership (segment_id, contact_id, entered_at) "

@@ -36,9 +36,14 @@ def _cleanup() -> None:
             "(SELECT id FROM journeys_workflow WHERE campaign_id = ANY(%s))",
             [campaigns],
         )
+        runs = "(SELECT id FROM activation_campaignrun WHERE campaign_id = ANY(%s))"
+        cursor.execute(  # attempts of rows another module's workers delivered (before 12-06)
+            "DELETE FROM activation_deliveryattempt WHERE message_id IN "  # noqa: S608
+            f"(SELECT id FROM activation_outboxmessage WHERE run_id IN {runs})",
+            [campaigns],
+        )
         cursor.execute(
-            "DELETE FROM activation_outboxmessage WHERE run_id IN "
-            "(SELECT id FROM activation_campaignrun WHERE campaign_id = ANY(%s))",
+            f"DELETE FROM activation_outboxmessage WHERE run_id IN {runs}",  # noqa: S608
             [campaigns],
         )
         cursor.execute(
@@ -152,6 +157,7 @@ def run(ctx: Context) -> None:
         )
     )
     if os.environ.get("BENCH_JOURNEYS_SWEEP", "1") == "0":
+        _cleanup()
         return  # enrolment only (the sweep below takes long on a large base)
     full_scale = contacts >= 1_000_000
     with connection.cursor() as cursor:
@@ -182,3 +188,5 @@ def run(ctx: Context) -> None:
             details={"outbox_rows": outbox_rows, "launch_rows": run.audience_size},
         )
     )
+    # No queued rows left behind: another module's delivery workers would send them.
+    _cleanup()

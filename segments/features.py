@@ -207,6 +207,16 @@ WHERE c.created_at <= %(as_of)s {contact_filter}
 """  # noqa: S608
 
 
+# The feature rows ``p`` (of the contacts ``%(ids)s``) that can be folded forward to
+# ``%(as_of)s``: computed with the same settings, from events up to the run's newest id, at most
+# FOLD_MAX_AGE before (``%(oldest)s``) and after the last deletion of events.
+_FOLD_TRUSTED = (
+    "p.contact_id = ANY(%(ids)s) AND p.fold_key = %(fold_key)s "
+    "AND p.events_through <= %(newest)s AND p.as_of <= %(as_of)s AND p.as_of >= %(oldest)s "
+    "AND p.computed_at > %(computed_after)s"
+)
+
+
 def _postgres_fold_sql() -> str:
     """The incremental statement for contacts whose row can be folded forward (see
     :func:`features_fold_execute`): each row ``p`` as of ``p.as_of`` plus the contact's events
@@ -222,11 +232,7 @@ def _postgres_fold_sql() -> str:
         for i, name in enumerate(PREFERRED_CHANNELS)
     )
     # As chosen by features_fold_execute, unless another writer changed the row since.
-    trusted = (
-        "p.contact_id = ANY(%(ids)s) AND p.fold_key = %(fold_key)s "
-        "AND p.events_through <= %(newest)s AND p.as_of <= %(as_of)s AND p.as_of >= %(oldest)s "
-        "AND p.computed_at > %(computed_after)s"
-    )
+    trusted = _FOLD_TRUSTED
 
     def gone(days: int) -> str:
         window = f"make_interval(secs => {days * 86_400})"
@@ -467,19 +473,24 @@ def features_fold_execute(
         return 0, 0
     from segments.models import FeatureWatermark
 
-    key = fold_key()
     deleted_at = (
         FeatureWatermark.objects.filter(name=FOLD_SINCE)
         .values_list("rebuilt_at", flat=True)
         .first()
     )
-    computed_after = deleted_at or datetime(1970, 1, 1, tzinfo=UTC)
+    trusted = {
+        "ids": ids,
+        "fold_key": fold_key(),
+        "newest": newest,
+        "as_of": as_of,
+        "oldest": as_of - FOLD_MAX_AGE,
+        "computed_after": deleted_at or datetime(1970, 1, 1, tzinfo=UTC),
+    }
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT contact_id, as_of, events_through FROM {FEATURES_TABLE} "  # noqa: S608
-            "WHERE contact_id = ANY(%s) AND fold_key = %s AND events_through <= %s "
-            "AND as_of <= %s AND as_of >= %s AND computed_at > %s",
-            [ids, key, newest, as_of, as_of - FOLD_MAX_AGE, computed_after],
+            "SELECT p.contact_id, p.as_of, p.events_through "  # noqa: S608
+            f"FROM {FEATURES_TABLE} p WHERE {_FOLD_TRUSTED}",
+            trusted,
         )
         foldable = cursor.fetchall()
         folded = 0
@@ -489,13 +500,11 @@ def features_fold_execute(
                 as_of=as_of, computed_at=computed_at, ids=[row[0] for row in foldable]
             )
             params.update(
-                newest=newest,
+                {name: value for name, value in trusted.items() if name != "ids"},
                 lo=lo,
                 lo_90=lo - timedelta(days=90),
                 lo_365=lo - timedelta(days=365),
                 low_id=min(row[2] for row in foldable),
-                oldest=as_of - FOLD_MAX_AGE,
-                computed_after=computed_after,
             )
             cursor.execute("SET LOCAL jit = off")  # see features_sql_execute
             cursor.execute(_postgres_fold_sql(), params)

@@ -1,8 +1,10 @@
 """Ingestion benchmarks on PostgreSQL, each with the raw COPY time of the same rows:
 
 - CSV import (``import_events`` path) of 1,000,000 events naming seeded contacts: target ≤ 60 s;
-- bulk API ``POST /api/v1/events/bulk`` (1,000 events per request) against one gunicorn sync
-  worker: target ≥ 5,000 events/s sustained.
+- bulk API ``POST /api/v1/events/bulk`` (1,000 events per request) against one gunicorn worker
+  process: target ≥ 5,000 events/s sustained, and ≤ 4× the raw COPY of the same rows for the
+  worker class docker-compose.yml runs (gthread, 2 threads); a sync worker is measured too and
+  its ratio reported.
 
 The raw COPY comparison loads the rows as they ended up in ``contacts_event`` back into
 ``contacts_event`` itself, under another source and with new ids, in a transaction that is
@@ -39,6 +41,7 @@ from benchmarks.harness import Context, Result, timed
 CSV_EVENTS = 1_000_000
 API_BATCH = 1000
 API_REQUESTS = 240  # sustained: ≥ 30 s even for the faster worker
+SHIPPED_THREADS = 2  # docker-compose.yml's web service: -k gthread --threads 2
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -157,8 +160,10 @@ def bench_csv(ctx: Context, folder: Path) -> None:
             benchmark=f"CSV import of {n:,} events (import_events)",
             value=t["seconds"],
             unit="s",
-            target="≤ 60 s for 1,000,000 events",
-            passed=(t["seconds"] <= 60) if n >= CSV_EVENTS else None,
+            target="≤ 60 s for 1,000,000 events, ≤ 2× the raw COPY",
+            passed=(t["seconds"] <= 60 and t["seconds"] <= 2 * raw.live)
+            if n >= CSV_EVENTS
+            else None,
             comparison=f"{raw.describe(stored)}; ratio {t['seconds'] / raw.live:.2f}× (goal ≤ 2×)",
             details={
                 **counts.as_dict(),
@@ -281,19 +286,25 @@ def bench_api(ctx: Context, *, threads: int = 1) -> None:
     stored = Event.objects.filter(source=source).count()
     with tempfile.TemporaryDirectory() as tmp:
         raw = _raw_copy_seconds(source, Path(tmp))
+    ratio = stored / raw.live / rate
+    # The ratio goal (≤ 4× the COPY) is judged on the worker class Cible ships
+    # (docker-compose.yml: gthread, 2 threads per process); a sync worker's ratio is reported:
+    # it waits for each request's ~36 ms of database work (docs/decisions.md).
+    shipped = threads == SHIPPED_THREADS
     ctx.record(
         Result(
             benchmark=(
                 f"bulk API, {len(bodies) - 1} × {API_BATCH} events, 1 gunicorn worker"
-                + ("" if threads == 1 else f" (gthread, {threads} threads)")
+                + (" (sync)" if threads == 1 else f" (gthread, {threads} threads, as shipped)")
             ),
             value=rate,
             unit="events/s",
-            target="≥ 5,000 events/s sustained",
-            passed=rate >= 5000,
+            target="≥ 5,000 events/s sustained"
+            + (", ≤ 4× the raw COPY" if shipped else "; ratio reported"),
+            passed=rate >= 5000 and (ratio <= 4 or not shipped),
             comparison=(
                 f"{raw.describe(stored)}; API wall time {t['seconds']:.1f} s; "
-                f"ratio {stored / raw.live / rate:.2f}× (goal ≤ 4×)"
+                f"ratio {ratio:.2f}×" + (" (goal ≤ 4×)" if shipped else " (reported)")
             ),
             details={
                 "created": created[0],
@@ -301,7 +312,7 @@ def bench_api(ctx: Context, *, threads: int = 1) -> None:
                 "seconds": t["seconds"],
                 "raw_copy_rows_per_second": stored / raw.live,
                 "raw_copy_empty_table_seconds": raw.scratch,
-                "ratio_to_raw_copy": stored / raw.live / rate,
+                "ratio_to_raw_copy": ratio,
             },
         )
     )
@@ -329,4 +340,4 @@ def run(ctx: Context) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_csv(ctx, Path(tmp))
     bench_api(ctx)
-    bench_api(ctx, threads=2)
+    bench_api(ctx, threads=SHIPPED_THREADS)

@@ -364,13 +364,19 @@ def _compare(
 
 
 def experiment_results(
-    *, experiment: Experiment, now: datetime | None = None, refresh: bool = True
+    *,
+    experiment: Experiment,
+    now: datetime | None = None,
+    refresh: bool = True,
+    aggregates: dict[int, VariantAggregate] | None = None,
 ) -> ExperimentResults:
     """Compute everything the results page shows from one grouped scan of the assignments.
 
     With ``refresh`` (default) the outcomes of contacts with events newer than the experiment's
     watermark are recomputed first (``outcomes_refresh``, incremental, cheap when nothing new
-    arrived), so the numbers include every event stored so far.
+    arrived), so the numbers include every event stored so far. ``aggregates``: the scan's
+    result counted earlier (``experiment_aggregates``; the dashboard keeps them counted by
+    beat), used unless it lacks one of the variants.
     """
     from experiments.outcomes import outcomes_refresh
 
@@ -378,7 +384,8 @@ def experiment_results(
     if refresh:
         outcomes_refresh(experiment=experiment, now=now)
     variants = list(experiment.variants.order_by("position", "pk"))
-    aggregates = experiment_aggregates(experiment=experiment)
+    if aggregates is None or any(v.pk not in aggregates for v in variants):
+        aggregates = experiment_aggregates(experiment=experiment)
     control = next((v for v in variants if v.is_control), None)
     holdout = next((v for v in variants if v.is_holdout), None)
     treatments = [v for v in variants if not v.is_control and not v.is_holdout]

@@ -14,6 +14,7 @@ from activation.journeys.models import CampaignApproval
 from activation.models import Attribution, CampaignRun, OutboxMessage
 from consent.models import RightsRequest
 from consent.services.suppression import suppression_add
+from experiments.services import assignments_ensure
 from ops import dashboard
 from ops.roles import roles_sync
 from tests.activation.conftest import default_purposes, grant  # noqa: F401 - fixture
@@ -187,7 +188,7 @@ def test_running_experiment_shows_the_verdict_of_its_results_page(population):
     VariantFactory(experiment=experiment, key="A", is_control=True)
     VariantFactory(experiment=experiment, key="B")
     ExperimentFactory(status="draft")
-    rows = dashboard.running_experiments()
+    rows, _counted_at = dashboard.running_experiments()
     assert len(rows) == 1
     expected = experiment_results(experiment=experiment, refresh=False).headline[0]
     assert rows[0]["verdict"] == expected and rows[0]["name"] == experiment.name
@@ -299,16 +300,26 @@ def test_beat_counts_the_cards_ahead_so_a_visit_never_counts(client, sends, sett
     schedule = settings.CELERY_BEAT_SCHEDULE["ops-dashboard-counts"]
     assert schedule["task"] in app.tasks  # the worker knows the task beat sends
     assert schedule["schedule"] < settings.CIBLE_DASHBOARD_CACHE_SECONDS  # no gap between
+    experiment = ExperimentFactory(status="running", started_at=timezone.now())
+    VariantFactory(experiment=experiment, key="A", is_control=True)
+    VariantFactory(experiment=experiment, key="B")
+    assignments_ensure(
+        experiment=experiment, contact_ids=[c.pk for c in ContactFactory.create_batch(3)]
+    )
     took = refresh_dashboard_counts.apply().get()
-    assert set(took) == {"audience", "periods"}
+    assert set(took) == {"audience", "periods", "experiments"}
 
     def counting_in_the_request(**kwargs):
         raise AssertionError("the visit counted")
 
     monkeypatch.setattr(dashboard, "audience_summary", counting_in_the_request)
     monkeypatch.setattr(dashboard, "period_counts", counting_in_the_request)
+    # The running test's assignments are not scanned by the visit either.
+    monkeypatch.setattr("experiments.results.experiment_aggregates", counting_in_the_request)
     client.force_login(_user("Marketer"))
     page = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    card = page[page.index('data-card="experiments"') :]
+    assert experiment.name in card and "Counted at" in card.split("data-card=")[1]
     expected = dashboard.send_summary(
         now=timezone.now(), counts=dashboard._cached("periods", lambda: None)[0]
     )

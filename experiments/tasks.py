@@ -15,3 +15,9 @@ def decide_auto_winners() -> int:
 def refresh_outcomes() -> int:
     """Beat: full recompute of assignment outcomes (catches events committed late)."""
     return services.outcomes_refresh_running()
+
+
+@shared_task(name="experiments.tasks.catch_up_outcomes")
+def catch_up_outcomes() -> int:
+    """Beat: outcomes of the contacts with events stored since each experiment's watermark."""
+    return services.outcomes_refresh_running(full=False)

@@ -467,6 +467,12 @@ CELERY_BEAT_SCHEDULE["experiments-refresh-outcomes"] = {
     "task": "experiments.tasks.refresh_outcomes",
     "schedule": env.float("EXPERIMENTS_REFRESH_OUTCOMES_EVERY_SECONDS", default=3600.0),
 }
+# Incremental catch-up between the full passes: a results page then refreshes inline only
+# the events of the last few minutes.
+CELERY_BEAT_SCHEDULE["experiments-catch-up-outcomes"] = {
+    "task": "experiments.tasks.catch_up_outcomes",
+    "schedule": env.float("EXPERIMENTS_CATCH_UP_OUTCOMES_EVERY_SECONDS", default=300.0),
+}
 
 # --- segments.scoring ---
 # Predictive scores (CLV, churn, purchase propensity) and cohorts; see docs/predictive.md.

@@ -322,3 +322,39 @@ def test_merged_contact_outcomes_follow_its_events():
     assignments_move_merged(survivor_id=survivor, merged_ids=[duplicate])
     arm = experiment_results(experiment=experiment).arms[0]
     assert arm.metrics["conversion"].count == 1 and arm.metrics["revenue"].value == 42.0
+
+
+def test_beat_catches_outcomes_up_between_full_passes_so_the_page_has_little_left(settings):
+    """Beat's catch-up (every few minutes) folds in the events stored since the watermark:
+    the results page opened next finds the outcomes current and refreshes nothing inline."""
+    from django.db.models import Max
+
+    from config.celery import app
+    from contacts.models import Event
+    from experiments.models import Assignment
+
+    app.loader.import_default_modules()  # the tasks a worker registers when it starts
+    entry = settings.CELERY_BEAT_SCHEDULE["experiments-catch-up-outcomes"]
+    assert entry["task"] in app.tasks  # the worker knows the task beat sends
+    full = settings.CELERY_BEAT_SCHEDULE["experiments-refresh-outcomes"]["schedule"]
+    assert entry["schedule"] < full
+    experiment = make_experiment(primary_metric=Metric.CLICK)
+    a = assign(experiment, "A", 50)
+    b = assign(experiment, "B", 50)
+    draft = make_experiment(status="draft")
+    events(a[:5], "email_click")
+    events(b[:15], "email_click")
+    app.tasks[entry["task"]].apply().get()
+    # Done by beat, before anyone opens the page: the clicks are in the outcomes and the
+    # watermark is at the newest event, so the page's own refresh has nothing to read.
+    clicked = Assignment.objects.filter(experiment=experiment, first_click_at__isnull=False)
+    assert clicked.count() == 20
+    experiment.refresh_from_db()
+    assert experiment.outcomes_event_id == Event.objects.aggregate(m=Max("pk"))["m"]
+    counts = {
+        arm.key: arm.metrics["click"].count
+        for arm in experiment_results(experiment=experiment).arms
+    }
+    assert counts == {"A": 5, "B": 15}
+    draft.refresh_from_db()
+    assert draft.outcomes_refreshed_at is None  # drafts are left alone

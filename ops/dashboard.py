@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -36,6 +36,9 @@ from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
 from experiments.wording import is_finite, number, percent
+
+if TYPE_CHECKING:
+    from experiments.selectors import VariantAggregate
 
 PERIODS = (7, 30)
 RUNNING_TESTS_SHOWN = 5
@@ -295,7 +298,9 @@ def _running_tests(limit: int) -> list:
     return list(running.order_by("-started_at", "-pk")[:limit])
 
 
-def running_experiment_aggregates(*, limit: int = RUNNING_TESTS_SHOWN) -> dict[int, dict]:
+def running_experiment_aggregates(
+    *, limit: int = RUNNING_TESTS_SHOWN
+) -> dict[int, dict[int, VariantAggregate]]:
     """The variant counts of the running tests the card shows (``experiment_aggregates``: one
     grouped scan of each test's assignments, ~1 s for a test over 10M contacts), by test."""
     from experiments.selectors import experiment_aggregates
@@ -421,8 +426,8 @@ def system_health(*, now: datetime) -> dict[str, Any]:
 def _cached(key: str, compute):
     """``compute()``, kept ``CIBLE_DASHBOARD_CACHE_SECONDS`` in the shared cache with the time
     it was computed: the audience and send counts scan the contacts and the events of the last
-    60 days, the running tests' counts their assignments, too much to redo on every visit of the home page (benchmarks/bench_pages.py).
-    Beat recounts them ahead (``dashboard_counts_refresh``), so a visit finds them counted; a
+    60 days, the running tests' counts their assignments, too much to redo on every visit of
+    the home page (benchmarks/bench_pages.py). Beat recounts them ahead (``dashboard_counts_refresh``), so a visit finds them counted; a
     visit counts itself only when nothing is cached (no beat, a cold cache)."""
     from django.core.cache import cache
     from django.utils import timezone
